@@ -1,0 +1,99 @@
+//! Installs the Debian packages that the oracle tests, the boot tests and the fixture need.
+//!
+//! On a fresh Debian 12 machine as root this enables bookworm-backports (qemu-system-x86 must
+//! match the machine's qemu-utils 10 from backports) and installs what is missing. Elsewhere it
+//! prints what is missing and leaves the tests to skip (locally) or fail (in CI).
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+/// Tool → Debian package (and suite when not the default).
+const TOOLS: &[(&str, &str, bool)] = &[
+    ("/usr/sbin/e2fsck", "e2fsprogs", false),
+    ("/usr/sbin/fsck.fat", "dosfstools", false),
+    ("/usr/bin/mcopy", "mtools", false),
+    ("/usr/sbin/sgdisk", "gdisk", false),
+    ("/usr/sbin/sfdisk", "fdisk", false),
+    ("/usr/bin/qemu-img", "qemu-utils", false),
+    ("/usr/bin/nix-store", "nix-bin", false),
+    ("/usr/bin/sqlite3", "sqlite3", false),
+    ("/usr/bin/cpio", "cpio", false),
+    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", false),
+    ("/usr/share/seabios/bios-256k.bin", "seabios", false),
+    ("/usr/bin/qemu-system-x86_64", "qemu-system-x86", true),
+];
+
+const BACKPORTS: &str = "/etc/apt/sources.list.d/imagetool-backports.sources";
+
+/// Installs every missing package, or explains what is missing when that is not possible.
+pub fn ensure_all() -> Result<()> {
+    let missing: Vec<&(&str, &str, bool)> = TOOLS
+        .iter()
+        .filter(|(path, _, _)| !Path::new(path).exists())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|(_, p, _)| *p).collect();
+    if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
+        eprintln!(
+            "xtask: missing oracle tools (tests needing them will skip locally, fail in CI): \
+             apt-get install {}",
+            names.join(" ")
+        );
+        return Ok(());
+    }
+    let needs_backports = missing.iter().any(|(_, _, bp)| *bp);
+    if needs_backports && !Path::new(BACKPORTS).exists() {
+        std::fs::write(
+            BACKPORTS,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\n\
+             Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+        )?;
+    }
+    crate::run(Command::new("apt-get").args(["update", "-qq"]))?;
+    let plain: Vec<&str> = missing
+        .iter()
+        .filter(|(_, _, bp)| !bp)
+        .map(|(_, p, _)| *p)
+        .collect();
+    if !plain.is_empty() {
+        crate::run(
+            Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&plain),
+        )?;
+    }
+    if needs_backports {
+        crate::run(
+            Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-qq", "--no-install-recommends", "-t"])
+                .arg("bookworm-backports")
+                .args(["qemu-system-x86", "qemu-system-common", "qemu-system-data"]),
+        )?;
+    }
+    let still: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(path, _, _)| !Path::new(path).exists())
+        .map(|(_, p, _)| *p)
+        .collect();
+    if !still.is_empty() {
+        bail!(
+            "packages still missing after apt-get install: {}",
+            still.join(" ")
+        );
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

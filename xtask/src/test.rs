@@ -1,0 +1,49 @@
+//! `cargo xtask test`: the whole test gate, as CI runs it.
+
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::{run, workspace_root};
+
+/// Installs what is missing, then runs fmt, clippy and every test.
+pub fn all(extra: &[String]) -> Result<()> {
+    let root = workspace_root();
+    crate::deps::ensure_all()?;
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["fmt", "--all", "--", "--check"]))?;
+    run(Command::new("cargo").current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&root);
+    if has_nextest() {
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    cmd.args(extra);
+    if std::env::var_os("CI").is_some() {
+        // In CI every oracle must be present: a missing tool fails its test, not skips it.
+        cmd.env("IMAGETOOL_REQUIRE_TOOLS", "1");
+    }
+    run(&mut cmd)?;
+    // Doctests are not run by nextest.
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["test", "--workspace", "--doc"]))
+}
+
+fn has_nextest() -> bool {
+    Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
