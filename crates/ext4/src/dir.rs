@@ -99,13 +99,13 @@ pub fn shape(entries: &[Entry<'_>], seed: &[u32; 4], min_blocks: u64, path: &str
         i += 1;
     }
     leaves.push((start..order.len(), 0));
-    for k in 0..leaves.len() {
-        let first = leaves[k].0.start;
+    for (k, leaf) in leaves.iter_mut().enumerate() {
+        let first = leaf.0.start;
         let mut h = if k == 0 { 0 } else { order[first].0 };
         if k > 0 && order[first - 1].0 == order[first].0 {
             h |= 1; // a hash continued from the previous leaf
         }
-        leaves[k].1 = h;
+        leaf.1 = h;
     }
     let nodes = if leaves.len() <= ROOT_LIMIT {
         0

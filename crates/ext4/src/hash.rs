@@ -163,3 +163,28 @@ pub fn xattr_block_hash(entry_hashes: &[u32]) -> u32 {
     }
     hash
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed() -> [u32; 4] {
+        let b = [
+            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+            0xcd, 0xef,
+        ];
+        let w = |k: usize| u32::from_le_bytes([b[4 * k], b[4 * k + 1], b[4 * k + 2], b[4 * k + 3]]);
+        [w(0), w(1), w(2), w(3)]
+    }
+
+    // Golden values from `debugfs -R "dx_hash -h half_md4 -s 01234567-89ab-cdef-0123-456789abcdef NAME"`.
+    #[test]
+    fn test_dx_hash_matches_debugfs() {
+        assert_eq!(dx_hash(b"hello", &seed()), (0xa26e_4a80, 0x97e5_b7f7));
+        let long = "ünïcødé-名前-and-a-name-longer-than-thirty-two-bytes";
+        assert_eq!(
+            dx_hash(long.as_bytes(), &seed()),
+            (0x53c1_a1c4, 0xd398_8264)
+        );
+    }
+}

@@ -64,11 +64,10 @@ impl Plan {
             ));
         }
         if !self.target_zeroed {
-            for (g, gi) in self.groups.iter().enumerate() {
+            for gi in &self.groups {
                 if gi.flags & 0x1 == 0 {
                     zero_blocks(target, gi.inode_table, self.geo.itb)?;
                 }
-                let _ = g;
             }
             let j = &self.inodes[7];
             for e in &j.extents {
