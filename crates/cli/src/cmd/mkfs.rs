@@ -134,8 +134,17 @@ pub fn run(m: Mkfs) -> Result<()> {
     match a.offset {
         Some(off) => {
             let off = parse_bytes(&off).context("--offset")?;
-            let img =
-                SparseFile::open(&a.output).with_context(|| format!("{}", a.output.display()))?;
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&a.output)
+                .with_context(|| format!("{}", a.output.display()))?;
+            let len = file
+                .metadata()
+                .with_context(|| format!("{}", a.output.display()))?
+                .len();
+            // Keeps the image's length: a window never grows the disk.
+            let img = SparseFile::from_file(file, len)?;
             let win = Window::new(&img, off, plan.size_bytes()).with_context(|| {
                 format!(
                     "{}: the image has no room for {} bytes at offset {off}",
