@@ -159,7 +159,7 @@ fn test_mkfs_ext4_unreadable_file() {
         &mut std::fs::metadata(&secret).unwrap().permissions(),
         0,
     );
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0)).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     let out = dir.path().join("o.img");
     let o = imagetool(&["mkfs", "ext4", "--source", s(&src), "--output", s(&out)]);
     assert_fails_naming(&o, s(&secret), &out);
