@@ -3,6 +3,7 @@
 //! * `test`    — installs the oracle tools when missing (Debian, as root), then fmt check, clippy
 //!   with `-D warnings`, and every test with nextest. This is what CI runs.
 
+mod bench;
 mod deps;
 mod test;
 
@@ -18,6 +19,7 @@ fn main() -> Result<()> {
     match task.as_str() {
         "test" => test::all(&rest),
         "deps" => deps::ensure_all(),
+        "bench" => bench::run(&rest),
         "help" | "--help" | "-h" => {
             usage();
             Ok(())
@@ -35,7 +37,8 @@ fn usage() {
          \n\
          tasks:\n\
          \x20 test [nextest args]  install oracle tools if missing, fmt, clippy, all tests (CI)\n\
-         \x20 deps                 install the Debian packages the tests and demo need"
+         \x20 deps                 install the Debian packages the tests and demo need\n\
+         \x20 bench ext4 [--tree DIR] [--timeout SECS]  imagetool vs mkfs.ext4 -d (wall, peak RSS)"
     );
 }
 
