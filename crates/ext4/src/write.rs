@@ -79,7 +79,13 @@ impl Plan {
         self.copy_data(tree, target)
     }
 
-    fn fields(&self, tree: &Tree, ino: u32, ip: &InodePlan) -> Result<Option<Fields>> {
+    fn fields(
+        &self,
+        tree: &Tree,
+        ino: u32,
+        ip: &InodePlan,
+        blocks: &mut Vec<(u64, Vec<u8>)>,
+    ) -> Result<Option<Fields>> {
         let now = Timestamp::from_secs(self.timestamp);
         let base = Fields {
             atime: now,
@@ -119,7 +125,7 @@ impl Plan {
                 links: 2,
                 blocks_512,
                 flags: FLAG_EXTENTS,
-                iblock: self.extent_root(ino, ip, None)?,
+                iblock: self.extent_root(ino, ip, None, blocks),
                 ..base
             },
             Role::Node(id) => {
@@ -144,7 +150,7 @@ impl Plan {
                         f.mode = 0o100_000 | perm;
                         f.size = fd.size;
                         f.flags = FLAG_EXTENTS;
-                        f.iblock = self.extent_root(ino, ip, None)?;
+                        f.iblock = self.extent_root(ino, ip, None, blocks);
                     }
                     Kind::Dir(_) => {
                         f.mode = 0o040_000 | perm;
@@ -153,7 +159,7 @@ impl Plan {
                         if matches!(ip.shape, Some(dir::Shape::Htree { .. })) {
                             f.flags |= FLAG_INDEX;
                         }
-                        f.iblock = self.extent_root(ino, ip, None)?;
+                        f.iblock = self.extent_root(ino, ip, None, blocks);
                     }
                     Kind::Symlink(t) => {
                         f.mode = 0o120_000 | perm;
@@ -162,7 +168,7 @@ impl Plan {
                             f.iblock[..t.len()].copy_from_slice(t);
                         } else {
                             f.flags = FLAG_EXTENTS;
-                            f.iblock = self.extent_root(ino, ip, Some(t))?;
+                            f.iblock = self.extent_root(ino, ip, Some(t), blocks);
                         }
                     }
                     Kind::CharDev { major, minor } | Kind::BlockDev { major, minor } => {
@@ -188,32 +194,34 @@ impl Plan {
         Ok(Some(f))
     }
 
-    /// The extent root; writes the tree blocks (and a slow symlink's block).
-    fn extent_root(&self, ino: u32, ip: &InodePlan, symlink: Option<&[u8]>) -> Result<[u8; 60]> {
+    /// The extent root; queues the tree blocks (and a slow symlink's block) in `blocks`.
+    fn extent_root(
+        &self,
+        ino: u32,
+        ip: &InodePlan,
+        symlink: Option<&[u8]>,
+        blocks: &mut Vec<(u64, Vec<u8>)>,
+    ) -> [u8; 60] {
         if let (Some(t), Some(e)) = (symlink, ip.extents.first()) {
             let mut b = vec![0u8; BS];
             b[..t.len()].copy_from_slice(t);
-            self.pending_block(e.pblk, b);
+            blocks.push((e.pblk, b));
         }
-        let mut blocks = Vec::new();
-        let root = inode::build_tree(&ip.extents, &ip.tree, ino, self.fs_seed, |blk, b| {
+        let built = inode::build_tree(&ip.extents, &ip.tree, ino, self.fs_seed, |blk, b| {
             blocks.push((blk, b.to_vec()));
-            Ok::<(), Error>(())
-        })?;
-        for (blk, b) in blocks {
-            self.pending_block(blk, b);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match built {
+            Ok(root) => root,
+            Err(never) => match never {},
         }
-        Ok(root)
-    }
-
-    fn pending_block(&self, blk: u64, b: Vec<u8>) {
-        PENDING.with(|p| p.borrow_mut().push((blk, b)));
     }
 
     fn write_inodes<W: WriteAt>(&self, tree: &Tree, t: &W) -> Result<()> {
         let ipg = self.geo.ipg;
         let mut buf = vec![0u8; BS];
         let mut cur_block: Option<u64> = None;
+        let mut blocks = Vec::new();
         for (k, ip) in self.inodes.iter().enumerate() {
             let ino = k as u32 + 1;
             let g = u64::from(ino - 1) / ipg;
@@ -226,7 +234,7 @@ impl Plan {
                 buf.fill(0);
                 cur_block = Some(blk);
             }
-            if let Some(f) = self.fields(tree, ino, ip)? {
+            if let Some(f) = self.fields(tree, ino, ip, &mut blocks)? {
                 let raw = inode::encode(&f, ino, self.fs_seed);
                 let off = (idx % INODES_PER_BLOCK * INODE_SIZE) as usize;
                 buf[off..off + INODE_SIZE as usize].copy_from_slice(&raw);
@@ -249,7 +257,7 @@ impl Plan {
             if let Some(xb) = ip.xattr_block {
                 put_block(t, xb, &xattr::block(&ip.xattrs.block, xb, self.fs_seed))?;
             }
-            for (blk, b) in PENDING.with(|p| std::mem::take(&mut *p.borrow_mut())) {
+            for (blk, b) in blocks.drain(..) {
                 put_block(t, blk, &b)?;
             }
         }
@@ -389,8 +397,4 @@ impl Plan {
             Err(_) => run(),
         }
     }
-}
-
-thread_local! {
-    static PENDING: std::cell::RefCell<Vec<(u64, Vec<u8>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }

@@ -42,23 +42,36 @@ pub struct Split {
 pub fn split(xattrs: &BTreeMap<Vec<u8>, Vec<u8>>, path: &str) -> Result<Split> {
     let mut attrs = Vec::new();
     for (full, value) in xattrs {
-        let (index, name) = if let Some(n) = full.strip_prefix(b"user.") {
-            (1, n)
-        } else if let Some(n) = full.strip_prefix(b"trusted.") {
-            (4, n)
-        } else if let Some(n) = full.strip_prefix(b"security.") {
-            (6, n)
-        } else {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                path,
-                format!(
-                    "extended attribute {} is not supported",
-                    String::from_utf8_lossy(full)
-                ),
-            ));
-        };
-        if name.is_empty() || name.len() > 255 || value.len() > BLOCK_SIZE as usize {
+        let (index, name, value) =
+            if full == b"system.posix_acl_access" || full == b"system.posix_acl_default" {
+                let index = if full.ends_with(b"access") { 2 } else { 3 };
+                (
+                    index,
+                    &b""[..],
+                    acl_to_disk(value).ok_or_else(|| {
+                        Error::new(ErrorKind::InvalidInput, path, "malformed POSIX ACL")
+                    })?,
+                )
+            } else if let Some(n) = full.strip_prefix(b"user.") {
+                (1, n, value.clone())
+            } else if let Some(n) = full.strip_prefix(b"trusted.") {
+                (4, n, value.clone())
+            } else if let Some(n) = full.strip_prefix(b"security.") {
+                (6, n, value.clone())
+            } else {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    path,
+                    format!(
+                        "extended attribute {} is not supported",
+                        String::from_utf8_lossy(full)
+                    ),
+                ));
+            };
+        if (name.is_empty() && index != 2 && index != 3)
+            || name.len() > 255
+            || value.len() > BLOCK_SIZE as usize
+        {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 path,
@@ -101,6 +114,25 @@ pub fn split(xattrs: &BTreeMap<Vec<u8>, Vec<u8>>, path: &str) -> Result<Split> {
         ));
     }
     Ok(out)
+}
+
+/// Converts a POSIX ACL from the kernel's xattr form (version 2, 8-byte entries) to ext4's
+/// on-disk form (version 1; 4-byte entries for the owner/group/mask/other tags).
+fn acl_to_disk(v: &[u8]) -> Option<Vec<u8>> {
+    let body = v.get(4..)?;
+    if u32::from_le_bytes(v.get(..4)?.try_into().ok()?) != 2 || body.len() % 8 != 0 {
+        return None;
+    }
+    let mut out = 1u32.to_le_bytes().to_vec();
+    for e in body.chunks_exact(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        out.extend_from_slice(&e[..4]);
+        // ACL_USER (2) and ACL_GROUP (8) carry an id.
+        if tag == 2 || tag == 8 {
+            out.extend_from_slice(&e[4..8]);
+        }
+    }
+    Some(out)
 }
 
 /// Lays out entries from `base` and values down from `end` inside `b`; value offsets are

@@ -401,6 +401,23 @@ fn test_edge_case_tree_clean_and_reads_back() {
     .collect();
     xa.xattrs = xattrs;
     tree.add_file(b"xa", bytes(b"x"), xa).unwrap();
+    // A POSIX ACL (user::rw-, user:1000:r--, group::r--, mask::r--, other::---) in the
+    // kernel's xattr form; ext4 stores it converted (version 1, short entries).
+    let mut acl = m(0o640);
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (1u16, 6u16, u32::MAX),
+        (2, 4, 1000),
+        (4, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    acl.xattrs.insert(b"system.posix_acl_access".to_vec(), v);
+    tree.add_file(b"acl", bytes(b"a"), acl).unwrap();
 
     let img = dir.path().join("edge.img");
     let p = write_image(&tree, &opts(), &img);
@@ -462,6 +479,13 @@ fn test_edge_case_tree_clean_and_reads_back() {
         stat("future").contains("mtime: 0xf4865700:1d6f3455"),
         "{}",
         stat("future")
+    );
+    let acl = debugfs(&img, "ea_list acl");
+    assert!(
+        acl.contains(
+            "system.posix_acl_access (28) = 01 00 00 00 01 00 06 00 02 00 04 00 e8 03 00 00"
+        ),
+        "{acl}"
     );
     let ea = debugfs(&img, "ea_list xa");
     assert!(
