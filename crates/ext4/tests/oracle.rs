@@ -612,4 +612,23 @@ fn test_fixed_size_image_fills_the_window_and_is_clean() {
     assert_eq!(p.size_bytes(), 300 << 20);
     assert_eq!(p.inode_count(), (300 << 20) / 16384);
     e2fsck_clean(&img);
+    // Ten groups with backups in 1, 3, 5, 7, 9: growing to 1.2 GiB uses the reserved GDT
+    // blocks through the resize inode.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(1200 << 20)
+        .unwrap();
+    let r = Command::new("resize2fs")
+        .arg("-f")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        r.status.success(),
+        "resize2fs: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    e2fsck_clean(&img);
 }
