@@ -536,24 +536,50 @@ fn size_auto(
     inodes_total: u64,
     reserve: u64,
 ) -> Result<(Geometry, Layout)> {
+    // Does `t` blocks hold everything plus the reserve? (`None`: not a usable size.)
+    let try_size = |t: u64, inodes: &mut Vec<InodePlan>| -> Option<(Geometry, Layout)> {
+        let groups = t.div_ceil(BLOCKS_PER_GROUP);
+        let last = t - (groups - 1) * BLOCKS_PER_GROUP;
+        if t < MIN_BLOCKS || (groups > 1 && last < 1024) {
+            return None;
+        }
+        let g = Geometry::new(t, inodes_total)?;
+        let l = layout(&g, inodes);
+        Some((g, l))
+    };
     let mut t = (data + reserve + 1024 + 64 + inodes_total / 16).max(MIN_BLOCKS);
     for _ in 0..64 {
         t = t.next_multiple_of(256);
-        let groups = t.div_ceil(BLOCKS_PER_GROUP);
-        let last = t - (groups - 1) * BLOCKS_PER_GROUP;
-        if groups > 1 && last < 1024 {
-            t = (groups - 1) * BLOCKS_PER_GROUP + 1024;
-            continue;
+        match try_size(t, ctx.inodes) {
+            Some((g, l)) if l.end + reserve <= t => {
+                // The estimate may overshoot: step down 1 MiB at a time while it still fits.
+                let mut best = t;
+                for _ in 0..8 {
+                    match try_size(best - 256, ctx.inodes) {
+                        Some((_, l2)) if l2.end + reserve <= best - 256 => best -= 256,
+                        _ => break,
+                    }
+                }
+                if best == t {
+                    return Ok((g, l));
+                }
+                return try_size(best, ctx.inodes).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Overflow,
+                        "size",
+                        "automatic sizing is inconsistent",
+                    )
+                });
+            }
+            Some((_, l)) => t = (l.end + reserve).max(t + 256),
+            None => {
+                let groups = t.div_ceil(BLOCKS_PER_GROUP);
+                let by_inodes = inodes_total.div_ceil(BLOCKS_PER_GROUP) * BLOCKS_PER_GROUP;
+                t = (t + 256)
+                    .max(by_inodes)
+                    .max((groups - 1) * BLOCKS_PER_GROUP + 1024);
+            }
         }
-        let Some(g) = Geometry::new(t, inodes_total) else {
-            t = t.max(inodes_total.div_ceil(BLOCKS_PER_GROUP) * BLOCKS_PER_GROUP);
-            continue;
-        };
-        let l = layout(&g, &mut *ctx.inodes);
-        if l.end + reserve <= t {
-            return Ok((g, l));
-        }
-        t = (l.end + reserve).max(t + 1);
     }
     Err(Error::new(
         ErrorKind::Overflow,
@@ -638,5 +664,61 @@ fn layout(g: &Geometry, inodes: &mut [InodePlan]) -> Layout {
         used,
         meta,
         resize_dind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use imagetool_fstree::{Meta, Source};
+
+    use super::*;
+
+    #[test]
+    fn test_auto_size_is_tight() {
+        let mut t = Tree::new(Meta::dir(0o755));
+        for i in 0..20 {
+            let data: Arc<[u8]> = vec![1u8; 1 << 20].into();
+            t.add_file(
+                format!("f{i}").as_bytes(),
+                Source::Bytes(data),
+                Meta::file(0o644),
+            )
+            .unwrap();
+        }
+        let p = plan(&t, &Options::default()).unwrap();
+        // 20 MiB of data + a 4 MiB journal + about 1 MiB of metadata, rounded to 1 MiB.
+        assert!(p.size_bytes() <= 26 << 20, "{}", p.size_bytes() >> 20);
+        assert!(p.free_blocks() < 512, "{}", p.free_blocks());
+        let r = plan(
+            &t,
+            &Options {
+                size: Size::Auto { reserve: 10 << 20 },
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        assert!(r.free_blocks() * BLOCK_SIZE >= 10 << 20);
+        assert!(r.size_bytes() <= p.size_bytes() + (11 << 20));
+    }
+
+    #[test]
+    fn test_inode_count_grows_with_the_tree() {
+        let mut t = Tree::new(Meta::dir(0o755));
+        for i in 0..40_000 {
+            t.add_file(
+                format!("f{i}").as_bytes(),
+                Source::Bytes(Arc::from(&b""[..])),
+                Meta::file(0o644),
+            )
+            .unwrap();
+        }
+        let p = plan(&t, &Options::default()).unwrap();
+        assert!(
+            p.inode_count() >= 40_011 && p.inode_count() < 44_000,
+            "{}",
+            p.inode_count()
+        );
     }
 }
