@@ -573,8 +573,11 @@ fn size_auto(
             }
             Some((_, l)) => t = (l.end + reserve).max(t + 256),
             None => {
+                // Too few groups for the inodes (at most 32768 per group), or a last group
+                // too small to hold its backup: grow to the next usable size.
                 let groups = t.div_ceil(BLOCKS_PER_GROUP);
-                let by_inodes = inodes_total.div_ceil(BLOCKS_PER_GROUP) * BLOCKS_PER_GROUP;
+                let by_inodes =
+                    (inodes_total.div_ceil(BLOCKS_PER_GROUP).max(1) - 1) * BLOCKS_PER_GROUP + 1024;
                 t = (t + 256)
                     .max(by_inodes)
                     .max((groups - 1) * BLOCKS_PER_GROUP + 1024);
