@@ -95,7 +95,7 @@ impl Error {
         Self {
             kind: ErrorKind::Io,
             context: context.into(),
-            message: format!("{what}: {source}"),
+            message: what.to_string(),
             source: Some(source),
         }
     }

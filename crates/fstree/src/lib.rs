@@ -78,7 +78,7 @@ impl Error {
         Self {
             kind: ErrorKind::Io,
             path: path.display().to_string(),
-            message: format!("{what}: {source}"),
+            message: what.to_string(),
             source: Some(source),
         }
     }
