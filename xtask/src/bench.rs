@@ -62,6 +62,8 @@ fn ratio(base: &Option<Run>, x: &Option<Run>, timeout_s: u64) -> String {
 fn compare(name: &str, tree: &Path, work: &Path, bin: &Path, timeout_s: u64) -> Result<()> {
     let ours = work.join("imagetool.img");
     let s = |p: &Path| p.to_string_lossy().into_owned();
+    // Warm the inode and dentry caches once, so no tool pays for the cold tree alone.
+    let _ = Command::new("du").arg("-s").arg(tree).output();
     let mut rows = Vec::new();
     for threads in ["1", "2"] {
         let r = measure(

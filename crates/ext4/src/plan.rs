@@ -340,6 +340,13 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         ip.parent = parent[id.0 as usize];
         ip.links = links[id.0 as usize];
         ip.xattrs = xattr::split(&node.meta.xattrs, &ps())?;
+        if ip.links > LINK_MAX && !matches!(node.kind, Kind::Dir(_)) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                ps(),
+                "more than 65,000 hard links",
+            ));
+        }
         match &node.kind {
             Kind::Dir(_) => {
                 if ip.links > LINK_MAX {
