@@ -73,8 +73,11 @@ pub enum ErrorKind {
 }
 
 /// An error of this crate: a kind, where it happened, and the cause.
+///
+/// Its `Display` names the context and, for errors without an underlying I/O error, what is
+/// wrong; an I/O cause is reached through `source()` (printed by `anyhow`'s `{:#}`).
 #[derive(Debug, thiserror::Error)]
-#[error("{context}: {message}")]
+#[error("{}", self.describe())]
 pub struct Error {
     kind: ErrorKind,
     context: String,
@@ -88,6 +91,14 @@ impl Error {
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    fn describe(&self) -> String {
+        if self.source.is_some() {
+            self.context.clone()
+        } else {
+            format!("{}: {}", self.context, self.message)
+        }
     }
 
     /// What was being read or written (a path, a format, a byte offset).
@@ -301,7 +312,7 @@ pub struct Report {
 /// # Errors
 /// `Io` when it cannot be opened; `InvalidInput` when the size is not a multiple of 512.
 pub fn open_raw(path: &Path) -> Result<SparseFile> {
-    let file = SparseFile::open(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    let file = SparseFile::open(path).map_err(|e| Error::io("cannot open the raw input", e))?;
     let size = file.size();
     if !size.is_multiple_of(SECTOR) {
         return Err(Error::new(
@@ -330,7 +341,7 @@ where
             format!("size {size} is not a multiple of {SECTOR} bytes"),
         ));
     }
-    let out = AtomicFile::create(dest).map_err(|e| Error::io(dest.display().to_string(), e))?;
+    let out = AtomicFile::create(dest).map_err(|e| Error::io("cannot create the output", e))?;
     let ctx = Ctx::new(dest, format, opts)?;
     let report = match format {
         Format::Raw => raw::write(src, out.file(), &ctx)?,

@@ -63,8 +63,12 @@ impl<'a> Appender<'a> {
     pub fn flush(&mut self) -> Result<()> {
         let mut pos = 0usize;
         let mut run: Option<usize> = None;
+        let zb = ZERO_BLOCK as u64;
         while pos < self.buf.len() {
-            let end = (pos + ZERO_BLOCK).min(self.buf.len());
+            // Blocks end at absolute multiples of ZERO_BLOCK, so a skipped block is a whole
+            // host filesystem block.
+            let abs = self.base + pos as u64;
+            let end = ((abs / zb + 1) * zb - self.base).min(self.buf.len() as u64) as usize;
             let zero = end - pos == ZERO_BLOCK && is_zero(&self.buf[pos..end]);
             match (zero, run) {
                 (false, None) => run = Some(pos),
@@ -102,10 +106,35 @@ impl<'a> Appender<'a> {
     }
 }
 
-/// Writes `data` at `offset` of the output.
+/// Writes `data` at `offset` of the (fresh) output, leaving aligned all-zero 4 KiB blocks as
+/// holes.
 pub(crate) fn put_at(file: &File, name: &str, data: &[u8], offset: u64) -> Result<()> {
-    file.write_all_at(data, offset)
-        .map_err(|e| Error::io(format!("{name} (writing at byte {offset})"), e))
+    let zb = ZERO_BLOCK as u64;
+    let put = |from: usize, to: usize| {
+        let off = offset + from as u64;
+        file.write_all_at(&data[from..to], off)
+            .map_err(|e| Error::io(format!("{name} (writing at byte {off})"), e))
+    };
+    let mut run: Option<usize> = None;
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let abs = offset + pos as u64;
+        let end = ((abs / zb + 1) * zb - offset).min(data.len() as u64) as usize;
+        let zero = end - pos == ZERO_BLOCK && is_zero(&data[pos..end]);
+        match (zero, run) {
+            (false, None) => run = Some(pos),
+            (true, Some(s)) => {
+                put(s, pos)?;
+                run = None;
+            }
+            _ => {}
+        }
+        pos = end;
+    }
+    if let Some(s) = run {
+        put(s, data.len())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::fs::File;
 
 use flate2::{Compress, FlushCompress, Status};
-use imagetool_blockio::{Extents, ReadAt, ZERO_BLOCK, is_zero};
+use imagetool_blockio::{Extents, ReadAt};
 
 use crate::out::{Appender, put_at};
 use crate::scan::scan;
@@ -222,7 +222,7 @@ impl Packer<'_> {
     fn raw(&mut self, data: &[u8]) -> Result<u64> {
         let host = self.next_free * CS;
         self.next_free += 1;
-        write_sparse(self.file, &self.name, data, host)?;
+        put_at(self.file, &self.name, data, host)?;
         Ok(host)
     }
 
@@ -236,7 +236,7 @@ impl Packer<'_> {
             }
             Some((idx, buf)) => {
                 // Not contiguous with a free cluster: close this one, start a fresh one.
-                write_sparse(self.file, &self.name, &buf, idx * CS)?;
+                put_at(self.file, &self.name, &buf, idx * CS)?;
                 self.next_free += 1;
                 (self.next_free - 1, Vec::with_capacity(CS as usize))
             }
@@ -250,7 +250,7 @@ impl Packer<'_> {
         let (mut idx, mut buf) = (idx, buf);
         if buf.len() >= CS as usize {
             // Spans into the next (free, contiguous) cluster.
-            write_sparse(self.file, &self.name, &buf[..CS as usize], idx * CS)?;
+            put_at(self.file, &self.name, &buf[..CS as usize], idx * CS)?;
             buf.drain(..CS as usize);
             idx += 1;
             self.next_free = idx + 1;
@@ -262,32 +262,10 @@ impl Packer<'_> {
     /// Writes the partial cluster; returns the first cluster after the data.
     fn finish(&mut self) -> Result<u64> {
         if let Some((idx, buf)) = self.cur.take() {
-            write_sparse(self.file, &self.name, &buf, idx * CS)?;
+            put_at(self.file, &self.name, &buf, idx * CS)?;
         }
         Ok(self.next_free)
     }
-}
-
-fn write_sparse(file: &File, name: &str, data: &[u8], offset: u64) -> Result<()> {
-    // Coalesce the non-zero 4 KiB blocks into runs; zero blocks stay holes.
-    let mut run: Option<usize> = None;
-    let mut pos = 0usize;
-    while pos < data.len() {
-        let end = (pos + ZERO_BLOCK).min(data.len());
-        match (is_zero(&data[pos..end]), run) {
-            (false, None) => run = Some(pos),
-            (true, Some(s)) => {
-                put_at(file, name, &data[s..pos], offset + s as u64)?;
-                run = None;
-            }
-            _ => {}
-        }
-        pos = end;
-    }
-    if let Some(s) = run {
-        put_at(file, name, &data[s..], offset + s as u64)?;
-    }
-    Ok(())
 }
 
 fn header(
