@@ -3,6 +3,7 @@
 //! * `test`    — installs the oracle tools when missing (Debian, as root), then fmt check, clippy
 //!   with `-D warnings`, and every test with nextest. This is what CI runs.
 
+mod bench_formats;
 mod deps;
 mod test;
 
@@ -18,6 +19,10 @@ fn main() -> Result<()> {
     match task.as_str() {
         "test" => test::all(&rest),
         "deps" => deps::ensure_all(),
+        "bench" => match rest.split_first() {
+            Some((what, args)) if what == "formats" => bench_formats::run_bench(args),
+            _ => bail!("usage: cargo xtask bench formats [--image RAW]"),
+        },
         "help" | "--help" | "-h" => {
             usage();
             Ok(())
@@ -35,7 +40,8 @@ fn usage() {
          \n\
          tasks:\n\
          \x20 test [nextest args]  install oracle tools if missing, fmt, clippy, all tests (CI)\n\
-         \x20 deps                 install the Debian packages the tests and demo need"
+         \x20 deps                 install the Debian packages the tests and demo need\n\
+         \x20 bench formats [--image RAW]  native qcow2 writers vs qemu-img convert"
     );
 }
 

@@ -272,6 +272,9 @@ impl FromStr for Compression {
 pub struct Options {
     /// Codec for [`Format::Qcow2Compressed`].
     pub compression: Compression,
+    /// Compression level: deflate 0–9 (default 9: zlib-rs' level 9 packs as tightly as zlib's
+    /// default that qemu uses), zstd 1–22 (default 3, as qemu).
+    pub level: Option<u32>,
     /// Worker threads for reading and compressing (0: rayon's default, one per core). Never
     /// changes the output.
     pub threads: usize,
@@ -280,6 +283,9 @@ pub struct Options {
     /// Seconds since the Unix epoch for timestamp fields (VHD); `None` reads
     /// `SOURCE_DATE_EPOCH`, and 0 (2000-01-01 in VHD terms) when that is unset too.
     pub source_date_epoch: Option<u64>,
+    /// `fsync` the output before renaming it into place (off by default, like `qemu-img
+    /// convert`; a Nix build does not need it).
+    pub sync: bool,
 }
 
 impl Options {
@@ -343,10 +349,11 @@ where
     }
     let out = AtomicFile::create(dest).map_err(|e| Error::io("cannot create the output", e))?;
     let ctx = Ctx::new(dest, format, opts)?;
+    check_level(&ctx)?;
     let report = match format {
         Format::Raw => raw::write(src, out.file(), &ctx)?,
         Format::Qcow2 => qcow2::write(src, out.file(), &ctx, None)?,
-        Format::Qcow2Compressed => qcow2::write(src, out.file(), &ctx, Some(opts.compression))?,
+        Format::Qcow2Compressed => qcow2::write(src, out.file(), &ctx, Some(ctx.compression))?,
         Format::Vdi => vdi::write(src, out.file(), &ctx)?,
         Format::Vpc => vhd::write_dynamic(src, out.file(), &ctx)?,
         Format::VhdFixed => vhd::write_fixed(src, out.file(), &ctx)?,
@@ -354,12 +361,29 @@ where
         Format::Vmdk => vmdk::write_sparse(src, out.file(), &ctx)?,
         Format::VmdkStream => vmdk::write_stream(src, out.file(), &ctx)?,
     };
-    out.file()
-        .sync_all()
-        .map_err(|e| Error::io(dest.display().to_string(), e))?;
+    if opts.sync {
+        out.file()
+            .sync_all()
+            .map_err(|e| Error::io(dest.display().to_string(), e))?;
+    }
     out.commit()
         .map_err(|e| Error::io(dest.display().to_string(), e))?;
     Ok(report)
+}
+
+fn check_level(ctx: &Ctx) -> Result<()> {
+    let max = match (ctx.format, ctx.compression) {
+        (Format::Qcow2Compressed, Compression::Zstd) => 22,
+        _ => 9,
+    };
+    if ctx.level > max {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("compression level {}", ctx.level),
+            format!("out of range (0..={max})"),
+        ));
+    }
+    Ok(())
 }
 
 /// What every writer needs besides the source and the output.
@@ -369,6 +393,10 @@ pub(crate) struct Ctx {
     pub pool: rayon::ThreadPool,
     pub seed: Option<Seed>,
     pub epoch: u64,
+    /// The codec for qcow2-compressed.
+    pub compression: Compression,
+    /// The deflate or zstd level.
+    pub level: u32,
 }
 
 impl Ctx {
@@ -383,6 +411,11 @@ impl Ctx {
             pool,
             seed: opts.seed,
             epoch: opts.epoch(),
+            compression: opts.compression,
+            level: opts.level.unwrap_or(match (format, opts.compression) {
+                (Format::Qcow2Compressed, Compression::Zstd) => 3,
+                _ => 9,
+            }),
         })
     }
 

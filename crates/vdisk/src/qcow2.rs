@@ -4,6 +4,7 @@
 //! clusters) in guest order; the L2 tables that are needed, in guest order; the L1 table; the
 //! refcount blocks; the refcount table. The header is written last, once every offset is known.
 
+use std::cell::RefCell;
 use std::fs::File;
 
 use flate2::{Compress, FlushCompress, Status};
@@ -26,8 +27,6 @@ const CSIZE_SHIFT: u32 = 62 - (CLUSTER_BITS - 8);
 const HEADER_LEN: u32 = 112;
 /// qemu's limits: L1 ≤ 32 MiB.
 const MAX_L1_BYTES: u64 = 32 << 20;
-const DEFLATE_LEVEL: u32 = 6;
-const ZSTD_LEVEL: i32 = 3;
 
 enum Packed {
     /// Stored as is.
@@ -76,7 +75,7 @@ where
         CS,
         |_, data| match compression {
             None => Ok(Packed::Raw),
-            Some(c) => compress(c, data),
+            Some(c) => compress(c, ctx.level, data),
         },
         |i, packed, data| match (compression, packed) {
             (None, _) => {
@@ -296,24 +295,50 @@ fn header(
     h
 }
 
-fn compress(c: Compression, data: &[u8]) -> Result<Packed> {
+thread_local! {
+    /// One compressor per worker thread, reset between clusters (allocating one per cluster
+    /// costs more than compressing a small cluster).
+    static DEFLATE: RefCell<Option<(u32, Compress)>> = const { RefCell::new(None) };
+    static ZSTD: RefCell<Option<(u32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+fn compress(c: Compression, level: u32, data: &[u8]) -> Result<Packed> {
     let limit = data.len() - 1;
     let out = match c {
-        Compression::Deflate => {
-            // Raw deflate with a 4 KiB window: QEMU inflates with windowBits -12.
-            let mut z =
-                Compress::new_with_window_bits(flate2::Compression::new(DEFLATE_LEVEL), false, 12);
+        Compression::Deflate => DEFLATE.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let z = match &mut *slot {
+                Some((l, z)) if *l == level => {
+                    z.reset();
+                    z
+                }
+                _ => {
+                    // Raw deflate with a 4 KiB window: QEMU inflates with windowBits -12.
+                    let z =
+                        Compress::new_with_window_bits(flate2::Compression::new(level), false, 12);
+                    &mut slot.insert((level, z)).1
+                }
+            };
             let mut out = Vec::with_capacity(data.len());
             match z.compress_vec(data, &mut out, FlushCompress::Finish) {
-                Ok(Status::StreamEnd) if out.len() <= limit => Some(out),
-                Ok(_) => None,
-                Err(e) => return Err(Error::new(ErrorKind::Io, "deflate", e.to_string())),
+                Ok(Status::StreamEnd) if out.len() <= limit => Ok(Some(out)),
+                Ok(_) => Ok(None),
+                Err(e) => Err(Error::new(ErrorKind::Io, "deflate", e.to_string())),
             }
-        }
-        Compression::Zstd => {
-            let out = zstd::bulk::compress(data, ZSTD_LEVEL).map_err(|e| Error::io("zstd", e))?;
-            (out.len() <= limit).then_some(out)
-        }
+        })?,
+        Compression::Zstd => ZSTD.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let z = match &mut *slot {
+                Some((l, z)) if *l == level => z,
+                _ => {
+                    let z = zstd::bulk::Compressor::new(level as i32)
+                        .map_err(|e| Error::io("zstd", e))?;
+                    &mut slot.insert((level, z)).1
+                }
+            };
+            let out = z.compress(data).map_err(|e| Error::io("zstd", e))?;
+            Ok::<_, Error>((out.len() <= limit).then_some(out))
+        })?,
     };
     Ok(out.map_or(Packed::Raw, Packed::Compressed))
 }
@@ -326,7 +351,7 @@ mod tests {
     #[test]
     fn test_deflate_clusters_inflate_with_a_4k_window() {
         let data: Vec<u8> = (0..CS as u32).map(|i| (i / 7 % 251) as u8).collect();
-        let Packed::Compressed(bytes) = compress(Compression::Deflate, &data).unwrap() else {
+        let Packed::Compressed(bytes) = compress(Compression::Deflate, 9, &data).unwrap() else {
             panic!("compressible data stored raw");
         };
         let mut d = Decompress::new_with_window_bits(false, 12);
@@ -348,11 +373,11 @@ mod tests {
             })
             .collect();
         assert!(matches!(
-            compress(Compression::Deflate, &data).unwrap(),
+            compress(Compression::Deflate, 9, &data).unwrap(),
             Packed::Raw
         ));
         assert!(matches!(
-            compress(Compression::Zstd, &data).unwrap(),
+            compress(Compression::Zstd, 3, &data).unwrap(),
             Packed::Raw
         ));
     }

@@ -3,6 +3,7 @@
 //! streamOptimized (header with the directory "at end", deflate grains each behind a marker,
 //! then grain tables, grain directory, footer and end-of-stream marker). Little-endian.
 
+use std::cell::RefCell;
 use std::fs::File;
 
 use flate2::{Compress, FlushCompress, Status};
@@ -178,21 +179,38 @@ fn marker(val: u64, kind: u32) -> [u8; 512] {
     m
 }
 
+thread_local! {
+    static ZLIB: RefCell<Option<(u32, Compress)>> = const { RefCell::new(None) };
+}
+
 /// zlib-format deflate of one grain (what VMware and qemu's `uncompress` read).
-fn deflate(data: &[u8]) -> Result<Vec<u8>> {
-    let mut z = Compress::new(flate2::Compression::new(6), true);
-    let mut out = Vec::with_capacity(data.len() + data.len() / 100 + 64);
-    loop {
-        match z.compress_vec(
-            &data[z.total_in() as usize..],
-            &mut out,
-            FlushCompress::Finish,
-        ) {
-            Ok(Status::StreamEnd) => return Ok(out),
-            Ok(_) => out.reserve(out.capacity().max(4096)),
-            Err(e) => return Err(Error::new(ErrorKind::Io, "deflate", e.to_string())),
+fn deflate(level: u32, data: &[u8]) -> Result<Vec<u8>> {
+    ZLIB.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let z = match &mut *slot {
+            Some((l, z)) if *l == level => {
+                z.reset();
+                z
+            }
+            _ => {
+                &mut slot
+                    .insert((level, Compress::new(flate2::Compression::new(level), true)))
+                    .1
+            }
+        };
+        let mut out = Vec::with_capacity(data.len() + data.len() / 100 + 64);
+        loop {
+            match z.compress_vec(
+                &data[z.total_in() as usize..],
+                &mut out,
+                FlushCompress::Finish,
+            ) {
+                Ok(Status::StreamEnd) => return Ok(out),
+                Ok(_) => out.reserve(out.capacity().max(4096)),
+                Err(e) => return Err(Error::new(ErrorKind::Io, "deflate", e.to_string())),
+            }
         }
-    }
+    })
 }
 
 pub(crate) fn write_stream<S>(src: &S, file: &File, ctx: &Ctx) -> Result<Report>
@@ -212,7 +230,7 @@ where
         ctx,
         src,
         GRAIN,
-        |_, data| deflate(data),
+        |_, data| deflate(ctx.level, data),
         |i, z, _| {
             gt[i as usize] = sectors32(app.pos(), ctx)?;
             let mut m = Vec::with_capacity(12 + z.len());

@@ -19,6 +19,9 @@ pub struct Args {
     /// Codec of qcow2-compressed clusters: deflate (default) or zstd.
     #[arg(long)]
     compression: Option<String>,
+    /// Compression level (deflate 0-9, default 9; zstd 1-22, default 3).
+    #[arg(long)]
+    level: Option<u32>,
     /// Worker threads (default: one per core); never changes the output.
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -35,6 +38,7 @@ pub fn run(args: &Args) -> Result<()> {
     let opts = Options {
         compression,
         threads: args.threads,
+        level: args.level,
         ..Options::default()
     };
     let report = vdisk::convert(&src, format, &args.output, &opts)
