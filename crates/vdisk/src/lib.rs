@@ -419,6 +419,20 @@ impl Ctx {
         })
     }
 
+    /// Whether identifiers are derived from the content (formats with ids and no seed).
+    pub fn wants_fingerprint(&self) -> bool {
+        self.seed.is_none()
+            && matches!(
+                self.format,
+                Format::Vdi
+                    | Format::Vpc
+                    | Format::VhdFixed
+                    | Format::Vhdx
+                    | Format::Vmdk
+                    | Format::VmdkStream
+            )
+    }
+
     /// The path for error messages.
     pub fn at(&self, what: &str, offset: u64) -> String {
         format!(

@@ -8,6 +8,8 @@ use imagetool_blockio::{ZERO_BLOCK, is_zero};
 use crate::{Error, Result};
 
 const FLUSH_AT: usize = 8 << 20;
+/// Writes at least this large bypass the buffer.
+const DIRECT: usize = 64 << 10;
 
 /// Appends bytes at a growing position; all-zero 4 KiB blocks are not written (the output is a
 /// fresh file, so they read as zeros and stay unallocated).
@@ -35,6 +37,13 @@ impl<'a> Appender<'a> {
     }
 
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        if data.len() >= DIRECT {
+            self.flush()?;
+            // Large data goes straight to the file, without a copy through the buffer.
+            put_at(self.file, &self.name, data, self.base)?;
+            self.base += data.len() as u64;
+            return Ok(());
+        }
         self.buf.extend_from_slice(data);
         if self.buf.len() >= FLUSH_AT {
             self.flush()?;

@@ -53,31 +53,40 @@ where
     let runs = candidates(&extents, grain, size);
     let mut fp = Fingerprint::new(size, grain);
     let per_batch = (BATCH_BYTES / grain).max(1);
+    let g = usize::try_from(grain).map_err(|_| Error::overflow("grain size"))?;
     let mut grains = 0u64;
     let mut batch: Vec<u64> = Vec::with_capacity(per_batch as usize);
+    // One buffer for the whole batch, reused: each worker reads its grain into its own slice.
+    let mut buf = vec![0u8; per_batch as usize * g];
     let mut indexes = runs.into_iter().flatten().peekable();
     while indexes.peek().is_some() {
         batch.clear();
         batch.extend(indexes.by_ref().take(per_batch as usize));
-        let done: Vec<Option<(u32, T, Vec<u8>)>> = ctx.pool.install(|| {
-            batch
-                .par_iter()
-                .map(|&i| {
-                    let data = read_grain(src, i, grain, size)?;
-                    if is_zero(&data) {
+        let region = &mut buf[..batch.len() * g];
+        let done: Vec<Option<(u32, T)>> = ctx.pool.install(|| {
+            region
+                .par_chunks_mut(g)
+                .zip(batch.par_iter())
+                .map(|(chunk, &i)| {
+                    read_grain(src, i, grain, size, chunk)?;
+                    if is_zero(chunk) {
                         return Ok(None);
                     }
-                    let crc = crc32c::crc32c(&data);
-                    let v = map(i, &data)?;
-                    Ok(Some((crc, v, data)))
+                    let crc = if ctx.wants_fingerprint() {
+                        crc32c::crc32c(chunk)
+                    } else {
+                        0
+                    };
+                    let v = map(i, chunk)?;
+                    Ok(Some((crc, v)))
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
-        for (&i, r) in batch.iter().zip(done) {
-            if let Some((crc, v, data)) = r {
+        for ((k, &i), r) in batch.iter().enumerate().zip(done) {
+            if let Some((crc, v)) = r {
                 fp.add(i, crc);
                 grains += 1;
-                sink(i, v, &data)?;
+                sink(i, v, &buf[k * g..(k + 1) * g])?;
             }
         }
     }
@@ -87,15 +96,21 @@ where
     })
 }
 
-fn read_grain<S: ReadAt + ?Sized>(src: &S, index: u64, grain: u64, size: u64) -> Result<Vec<u8>> {
+fn read_grain<S: ReadAt + ?Sized>(
+    src: &S,
+    index: u64,
+    grain: u64,
+    size: u64,
+    buf: &mut [u8],
+) -> Result<()> {
     let off = index
         .checked_mul(grain)
         .ok_or_else(|| Error::overflow("source grain offset"))?;
     let len = grain.min(size.saturating_sub(off)) as usize;
-    let mut buf = vec![0u8; grain as usize];
     src.read_exact_at(&mut buf[..len], off)
         .map_err(|e| Error::io(format!("source image (reading at byte {off})"), e))?;
-    Ok(buf)
+    buf[len..].fill(0);
+    Ok(())
 }
 
 #[cfg(test)]
