@@ -39,6 +39,7 @@
 mod ids;
 mod out;
 mod qcow2;
+mod qcow2_read;
 mod raw;
 mod scan;
 mod vdi;
@@ -51,9 +52,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use std::ops::Range;
+
 use imagetool_blockio::{AtomicFile, Extents, ReadAt, SparseFile};
 
 pub use ids::Seed;
+pub use qcow2_read::{Qcow2Reader, is_qcow2};
 
 /// The sector size every format here addresses; a raw input must be a whole number of them.
 pub const SECTOR: u64 = 512;
@@ -70,6 +74,8 @@ pub enum ErrorKind {
     Unsupported,
     /// A size or offset computation overflowed.
     Overflow,
+    /// An input image is damaged (bad magic, tables outside the file).
+    Corrupt,
 }
 
 /// An error of this crate: a kind, where it happened, and the cause.
@@ -328,6 +334,54 @@ pub fn open_raw(path: &Path) -> Result<SparseFile> {
         ));
     }
     Ok(file)
+}
+
+/// A conversion input: a raw image, or a qcow2 image (imagetool's own, or qemu's without
+/// backing file or encryption).
+#[derive(Debug)]
+pub enum Input {
+    /// A raw image.
+    Raw(SparseFile),
+    /// A qcow2 image.
+    Qcow2(Qcow2Reader),
+}
+
+impl ReadAt for Input {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match self {
+            Input::Raw(r) => r.read_exact_at(buf, offset),
+            Input::Qcow2(q) => q.read_exact_at(buf, offset),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Input::Raw(r) => r.size(),
+            Input::Qcow2(q) => q.size(),
+        }
+    }
+}
+
+impl Extents for Input {
+    fn data_extents(&self) -> io::Result<Vec<Range<u64>>> {
+        match self {
+            Input::Raw(r) => r.data_extents(),
+            Input::Qcow2(q) => q.data_extents(),
+        }
+    }
+}
+
+/// Opens a conversion input: qcow2 when the file starts with the qcow2 magic, else raw (whose
+/// size must be a multiple of 512).
+///
+/// # Errors
+/// As [`open_raw`] and [`Qcow2Reader::open`].
+pub fn open_input(path: &Path) -> Result<Input> {
+    if is_qcow2(path)? {
+        Ok(Input::Qcow2(Qcow2Reader::open(path)?))
+    } else {
+        Ok(Input::Raw(open_raw(path)?))
+    }
 }
 
 /// Writes `src` as `format` to `dest` (atomically: under a temporary name, renamed on success).

@@ -277,3 +277,75 @@ fn test_bad_size_is_rejected_and_leaves_nothing() {
     assert_eq!(err.kind(), imagetool_vdisk::ErrorKind::InvalidInput);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn test_qcow2_reader_round_trips_ours_and_qemus() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("disk.raw");
+    test_disk(&raw);
+    let want = std::fs::read(&raw).unwrap();
+    let src = imagetool_vdisk::open_raw(&raw).unwrap();
+    let mut inputs = Vec::new();
+    for (name, compression, format) in [
+        ("ours.qcow2", Compression::Deflate, Format::Qcow2),
+        (
+            "ours-c.qcow2",
+            Compression::Deflate,
+            Format::Qcow2Compressed,
+        ),
+        ("ours-z.qcow2", Compression::Zstd, Format::Qcow2Compressed),
+    ] {
+        let p = dir.path().join(name);
+        let opts = Options {
+            compression,
+            ..Options::default()
+        };
+        convert(&src, format, &p, &opts).unwrap();
+        inputs.push(p);
+    }
+    if tool("qemu-img") {
+        for (name, args) in [
+            ("qemu-c.qcow2", &["-c"][..]),
+            ("qemu-z.qcow2", &["-c", "-o", "compression_type=zstd"][..]),
+        ] {
+            let p = dir.path().join(name);
+            run(Command::new("qemu-img")
+                .args(["convert", "-f", "raw", "-O", "qcow2"])
+                .args(args)
+                .arg(&raw)
+                .arg(&p));
+            inputs.push(p);
+        }
+    }
+    for p in inputs {
+        let input = imagetool_vdisk::open_input(&p).unwrap();
+        assert!(
+            matches!(input, imagetool_vdisk::Input::Qcow2(_)),
+            "{}",
+            p.display()
+        );
+        let back = p.with_extension("img");
+        let r = convert(&input, Format::Raw, &back, &Options::default()).unwrap();
+        assert_eq!(r.virtual_size, SIZE);
+        assert!(std::fs::read(&back).unwrap() == want, "{}", p.display());
+    }
+}
+
+#[test]
+fn test_qcow2_reader_rejects_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.qcow2");
+    let mut h = vec![0u8; 4096];
+    h[0..4].copy_from_slice(b"QFI\xfb");
+    h[7] = 3;
+    h[23] = 16;
+    h[24..32].copy_from_slice(&(1u64 << 40).to_be_bytes());
+    h[39] = 1; // l1_size 1: far too small for 1 TiB
+    std::fs::write(&p, &h).unwrap();
+    let err = imagetool_vdisk::open_input(&p).unwrap_err();
+    assert_eq!(err.kind(), imagetool_vdisk::ErrorKind::Corrupt, "{err}");
+    h[11] = 1; // a backing file
+    std::fs::write(&p, &h).unwrap();
+    let err = imagetool_vdisk::open_input(&p).unwrap_err();
+    assert_eq!(err.kind(), imagetool_vdisk::ErrorKind::Unsupported, "{err}");
+}

@@ -8,7 +8,7 @@ use imagetool::vdisk::{self, Compression, Format, Options};
 /// Arguments of `convert`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The raw input image (its size must be a multiple of 512).
+    /// The input image: raw (its size a multiple of 512) or qcow2.
     input: PathBuf,
     /// Output format: raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
     #[arg(long, short = 'f')]
@@ -34,7 +34,7 @@ pub fn run(args: &Args) -> Result<()> {
         Some(c) => c.parse()?,
         None => Compression::default(),
     };
-    let src = vdisk::open_raw(&args.input)?;
+    let src = vdisk::open_input(&args.input)?;
     let opts = Options {
         compression,
         threads: args.threads,
