@@ -4,6 +4,15 @@
 //! `imagetool` alone.
 //!
 //! * [`blockio`]: positional I/O (sparse image files, in-memory images, partition windows).
+//! * [`ptable`]: MBR/GPT tables and make-disk-image's layouts.
+//! * [`fat`]: the FAT (ESP) writer.
+//! * [`probe`]: `inspect`: the table and filesystems of an image.
+//! * [`disk`]: a partitioned raw disk assembled from filesystem blobs.
 #![deny(missing_docs)]
 
+pub mod disk;
+pub mod probe;
+
 pub use imagetool_blockio as blockio;
+pub use imagetool_fat as fat;
+pub use imagetool_ptable as ptable;
