@@ -360,7 +360,13 @@ pub fn markers(toplevel: &str, manifest_sha256: &str) -> [String; 2] {
 /// with the log's last 60 lines.
 pub fn expect_markers(r: &BootResult, toplevel: &str, manifest_sha256: &str) -> Result<()> {
     let [ok, manifest] = markers(toplevel, manifest_sha256);
-    let has_line = |m: &str| r.log.lines().any(|l| l.trim_end_matches('\r').trim() == m);
+    let lines: Vec<Vec<String>> = r.log.lines().map(tokens).collect();
+    let has_line = |m: &str| {
+        let want: Vec<&str> = m.split_whitespace().collect();
+        lines
+            .iter()
+            .any(|t| t.windows(want.len()).any(|w| w == want.as_slice()))
+    };
     let mut problems = Vec::new();
     if !has_line(&ok) {
         problems.push(format!("no line {ok:?}"));
@@ -393,6 +399,30 @@ pub fn expect_markers(r: &BootResult, toplevel: &str, manifest_sha256: &str) -> 
             r.qemu_stderr.trim_end()
         ),
     ))
+}
+
+/// The whitespace-separated words of a log line, with ANSI escape sequences (firmware consoles
+/// print them) removed.
+fn tokens(line: &str) -> Vec<String> {
+    let mut clean = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // CSI: parameters and intermediates up to a final byte in @..~.
+                for d in chars.by_ref() {
+                    if ('@'..='~').contains(&d) {
+                        break;
+                    }
+                }
+            }
+            clean.push(' ');
+        } else {
+            clean.push(c);
+        }
+    }
+    clean.split_whitespace().map(String::from).collect()
 }
 
 /// Boots and checks the markers; stops QEMU as soon as both markers are in the log.
@@ -488,5 +518,7 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Mismatch);
         assert!(e.message().contains("manifest differs"), "{e}");
         assert!(expect_markers(&r, "/nix/store/y", "abc").is_err());
+        assert!(expect_markers(&r, "/nix/store/x-nixos-syste", "abc").is_err());
+        assert!(expect_markers(&r, "/nix/store/x-nixos-system", "ab").is_err());
     }
 }

@@ -351,7 +351,8 @@ pub fn read_tree(t: &Target<'_>) -> Result<Tree> {
             for line in text.lines().filter(|l| !l.is_empty()) {
                 let (ino, mode, uid, gid, name) =
                     parse_ls_line(line).ok_or_else(|| parse_err(&format!("ls line {line:?}")))?;
-                if name == "." || name == ".." {
+                // Unused directory slots (inode 0) and the self/parent links.
+                if ino == 0 || name == "." || name == ".." {
                     continue;
                 }
                 let path = join(dir, &name);
@@ -364,30 +365,33 @@ pub fn read_tree(t: &Target<'_>) -> Result<Tree> {
         level = next;
     }
 
-    // One stat per inode, one dump per regular file / symlink inode.
+    // One stat per inode, then one dump per regular file and slow symlink (dumping a fast
+    // symlink reads its i_block as block numbers and upsets debugfs for later commands).
     let mut inodes: BTreeMap<u64, u32> = BTreeMap::new();
     for (ino, mode, _, _) in found.values() {
         inodes.insert(*ino, *mode);
     }
-    let mut cmds = Vec::new();
-    let mut order = Vec::new();
-    for (&ino, &mode) in &inodes {
-        cmds.push(format!("stat <{ino}>"));
-        order.push((ino, false));
-        if matches!(mode & 0o170_000, 0o100_000 | 0o120_000) {
-            let dst = tmp.path().join(format!("ino-{ino}"));
-            cmds.push(format!("dump <{ino}> \"{}\"", dst.display()));
-            order.push((ino, true));
-        }
-    }
+    let cmds: Vec<String> = inodes.keys().map(|ino| format!("stat <{ino}>")).collect();
     let sections = debugfs_script(&dev, &cmds, tmp.path())?;
     let mut stats: BTreeMap<u64, Stat> = BTreeMap::new();
-    for ((ino, is_dump), text) in order.into_iter().zip(sections) {
-        if !is_dump {
-            let st =
-                parse_stat(&text).ok_or_else(|| parse_err(&format!("stat <{ino}>:\n{text}")))?;
-            stats.insert(ino, st);
-        }
+    for (&ino, text) in inodes.keys().zip(sections) {
+        let st = parse_stat(&text).ok_or_else(|| parse_err(&format!("stat <{ino}>:\n{text}")))?;
+        stats.insert(ino, st);
+    }
+    let dumps: Vec<String> = inodes
+        .iter()
+        .filter(|&(ino, mode)| match mode & 0o170_000 {
+            0o100_000 => true,
+            0o120_000 => stats.get(ino).is_some_and(|s| s.fast_link.is_none()),
+            _ => false,
+        })
+        .map(|(ino, _)| {
+            let dst = tmp.path().join(format!("ino-{ino}"));
+            format!("dump <{ino}> \"{}\"", dst.display())
+        })
+        .collect();
+    if !dumps.is_empty() {
+        debugfs_script(&dev, &dumps, tmp.path())?;
     }
 
     let mut tree = Tree::default();
