@@ -91,17 +91,29 @@ pub fn info(image: &Path, format: Option<&str>) -> Result<Info> {
     })
 }
 
-/// Runs `qemu-img compare -s` (strict: sizes must match too) between two images.
+/// Compares two images' virtual sizes (`qemu-img info`) and then their contents with
+/// `qemu-img compare` (not `-s`: strict mode also compares allocation, and a hole equals
+/// zeros here).
 ///
 /// # Errors
-/// `Mismatch` when they differ (with qemu-img's first differing offset); `Finding` when
-/// qemu-img fails to read either.
+/// `Mismatch` when sizes or contents differ (with qemu-img's first differing offset);
+/// `Finding` when qemu-img fails to read either.
 pub fn compare(a: &Path, a_format: &str, b: &Path, b_format: &str) -> Result<Output> {
+    let (sa, sb) = (
+        info(a, Some(a_format))?.virtual_size,
+        info(b, Some(b_format))?.virtual_size,
+    );
+    if sa != sb {
+        return Err(Error::new(
+            ErrorKind::Mismatch,
+            format!("qemu-img compare {} {}", a.display(), b.display()),
+            format!("virtual sizes differ: {sa} vs {sb} bytes"),
+        ));
+    }
     let out = run(
         QEMU_IMG,
         &[
             "compare".as_ref(),
-            "-s".as_ref(),
             "-f".as_ref(),
             a_format.as_ref(),
             "-F".as_ref(),
