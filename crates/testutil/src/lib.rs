@@ -40,7 +40,7 @@ pub mod tree;
 
 pub use run::{Output, run};
 pub use target::{Materialized, Target};
-pub use tools::{Tool, require};
+pub use tools::{Tool, require, require_with};
 
 use std::fmt;
 use std::path::Path;

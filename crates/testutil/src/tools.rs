@@ -97,6 +97,15 @@ impl Tool {
 /// When a tool is missing and `IMAGETOOL_REQUIRE_TOOLS=1`.
 #[must_use]
 pub fn require(tools: &[Tool]) -> bool {
+    require_with(tools, required())
+}
+
+/// [`require`] with the CI switch given explicitly: `strict` turns a missing tool into a panic.
+///
+/// # Panics
+/// When a tool is missing and `strict` is true.
+#[must_use]
+pub fn require_with(tools: &[Tool], strict: bool) -> bool {
     let missing: Vec<&Tool> = tools.iter().filter(|t| t.find().is_none()).collect();
     if missing.is_empty() {
         return true;
@@ -104,7 +113,7 @@ pub fn require(tools: &[Tool]) -> bool {
     let hints: Vec<String> = missing.iter().map(|t| t.hint()).collect();
     let mut packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
     packages.dedup();
-    if required() {
+    if strict {
         panic!(
             "{} (required because {REQUIRE_ENV}=1; run `cargo xtask deps` or apt-get install {})",
             hints.join(", "),
@@ -135,6 +144,18 @@ mod tests {
         let err = t.path().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ToolMissing);
         assert!(err.to_string().contains("apt-get install nothing"));
+    }
+
+    #[test]
+    fn missing_tools_skip_locally_and_fail_in_ci() {
+        let sh = Tool::new("sh", "dash");
+        let gone = Tool::new("imagetool-no-such-tool", "imagetool-pkg");
+        assert!(require_with(&[sh], true));
+        assert!(!require_with(&[sh, gone], false));
+        let panic = std::panic::catch_unwind(|| require_with(&[gone], true)).unwrap_err();
+        let msg = panic.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("apt-get install imagetool-pkg"), "{msg}");
+        assert!(msg.contains("IMAGETOOL_REQUIRE_TOOLS=1"), "{msg}");
     }
 
     #[test]
