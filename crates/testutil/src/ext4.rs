@@ -82,13 +82,11 @@ impl Superblock {
     #[must_use]
     pub fn parse(text: &str) -> Self {
         let mut fields = BTreeMap::new();
+        // The first occurrence wins: the journal block after the superblock repeats names.
         for line in text.lines() {
-            if line.starts_with("Journal ") && fields.contains_key("Journal features") {
-                continue;
-            }
             if let Some((k, v)) = line.split_once(':') {
                 let (k, v) = (k.trim(), v.trim());
-                if !k.is_empty() && !k.starts_with(' ') {
+                if !k.is_empty() {
                     fields.entry(k.to_string()).or_insert_with(|| v.to_string());
                 }
             }

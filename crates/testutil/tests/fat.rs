@@ -61,6 +61,12 @@ fn clean_fat_passes_fsck_and_listing() {
     assert_eq!(listing.get("/EFI/BOOT"), Some(&true));
     assert_eq!(listing.get("/Long File Name.txt"), Some(&false));
     fat::assert_tree_eq(&t, &expected(&src));
+
+    // An empty filesystem lists as empty (mdir says "not found" for an empty root).
+    let empty = tmp.path().join("empty.img");
+    must(MKFS_VFAT, &["-C", empty.to_str().unwrap(), "4096"]);
+    fat::assert_clean(&Target::whole(&empty));
+    assert!(fat::read_tree(&Target::whole(&empty)).unwrap().is_empty());
 }
 
 #[test]
