@@ -239,7 +239,12 @@ pub fn qemu_args(cfg: &BootConfig, accel: Accel, log: &Path, vars: &Path) -> Vec
             fmt.qemu_name()
         ));
         push("-device");
-        push(&format!("virtio-blk-pci,drive=disk{i},bootindex={i}"));
+        // Direct kernel boot takes boot index 0 for its loader ROM: no index for the drives.
+        if matches!(cfg.firmware, Firmware::Kernel { .. }) {
+            push(&format!("virtio-blk-pci,drive=disk{i}"));
+        } else {
+            push(&format!("virtio-blk-pci,drive=disk{i},bootindex={i}"));
+        }
     }
     a
 }
@@ -473,7 +478,7 @@ mod tests {
         );
         assert!(a.contains("-serial file:/t/serial.log"), "{a}");
         assert!(
-            a.contains("-drive file=/img/a,,b.qcow2,format=qcow2,if=none,id=disk0,snapshot=on -device virtio-blk-pci,drive=disk0,bootindex=0"),
+            a.ends_with("-drive file=/img/a,,b.qcow2,format=qcow2,if=none,id=disk0,snapshot=on -device virtio-blk-pci,drive=disk0"),
             "{a}"
         );
         assert!(
@@ -484,8 +489,12 @@ mod tests {
 
     #[test]
     fn ovmf_uses_two_pflash_units() {
-        let cfg = BootConfig::new(Firmware::Ovmf);
+        let cfg = BootConfig::new(Firmware::Ovmf)
+            .drive(Path::new("/a.vhdx"), DiskFormat::Vhdx)
+            .drive(Path::new("/b.vmdk"), DiskFormat::Vmdk);
         let a = args_of(&cfg, Accel::Kvm).join(" ");
+        assert!(a.contains("format=vhdx,if=none,id=disk0,snapshot=on -device virtio-blk-pci,drive=disk0,bootindex=0"), "{a}");
+        assert!(a.contains("format=vmdk,if=none,id=disk1,snapshot=on -device virtio-blk-pci,drive=disk1,bootindex=1"), "{a}");
         assert!(a.contains("-accel kvm -cpu host"), "{a}");
         assert!(
             a.contains(

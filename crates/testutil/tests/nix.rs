@@ -99,3 +99,34 @@ fn load_db_registration_verifies_and_a_missing_path_fails() {
     assert_eq!(e.kind(), ErrorKind::Finding, "{e}");
     println!("{e}");
 }
+
+#[test]
+fn fixture_registration_loads_and_verifies() {
+    const APT_GET: imagetool_testutil::Tool = imagetool_testutil::Tool::new("apt-get", "apt");
+    const DPKG_DEB: imagetool_testutil::Tool = imagetool_testutil::Tool::new("dpkg-deb", "dpkg");
+    require_tools!(NIX_STORE, APT_GET, DPKG_DEB);
+    let fx = imagetool_fixture::ensure().unwrap_or_else(|e| panic!("fixture: {e}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join("nix")).unwrap();
+    common::must(
+        imagetool_testutil::Tool::new("cp", "coreutils"),
+        &[
+            "-a",
+            fx.store_root.join("nix/store").to_str().unwrap(),
+            root.join("nix/store").to_str().unwrap(),
+        ],
+    );
+    nix::load_db(&root, &fx.dir.join("registration")).unwrap();
+    nix::assert_verified(&root);
+    // The toplevel's boot.json changed by one byte: its narHash no longer matches.
+    let bootspec = root
+        .join(fx.toplevel.trim_start_matches('/'))
+        .join("boot.json");
+    make_writable(&root.join("nix/store"));
+    let mut data = std::fs::read(&bootspec).unwrap();
+    data[0] ^= 0x20;
+    std::fs::write(&bootspec, data).unwrap();
+    let e = nix::verify(&root).unwrap_err();
+    assert!(e.message().contains("was modified!"), "{e}");
+}
