@@ -92,6 +92,9 @@ pub struct BootConfig {
     /// Stop QEMU early once the serial log contains every one of these strings (for guests
     /// that do not power off).
     pub stop_when: Vec<String>,
+    /// Stop QEMU early once the serial log contains any of these strings (the guest reported
+    /// a failure). Default: `IMAGETOOL-BOOT-FAIL`, what the fixture's stages print.
+    pub fail_when: Vec<String>,
     /// Forced accelerator (`None`: detect, or `IMAGETOOL_QEMU_ACCEL`).
     pub accel: Option<Accel>,
 }
@@ -111,6 +114,7 @@ impl BootConfig {
             memory_mib: 512,
             timeout,
             stop_when: Vec::new(),
+            fail_when: vec![FAIL_MARKER.to_string()],
             accel: None,
         }
     }
@@ -123,6 +127,9 @@ impl BootConfig {
     }
 }
 
+/// The line prefix a fixture stage prints when it gives up.
+pub const FAIL_MARKER: &str = "IMAGETOOL-BOOT-FAIL";
+
 /// What a boot produced.
 #[derive(Debug, Clone)]
 pub struct BootResult {
@@ -134,7 +141,7 @@ pub struct BootResult {
     pub accel: Accel,
     /// True when QEMU was killed by the timeout.
     pub timed_out: bool,
-    /// True when QEMU was stopped because `stop_when` matched.
+    /// True when QEMU was stopped because `stop_when` or `fail_when` matched.
     pub stopped: bool,
     /// QEMU's own stderr (errors starting the machine).
     pub qemu_stderr: String,
@@ -305,9 +312,11 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
             timed_out = true;
             break None;
         }
-        if !cfg.stop_when.is_empty() {
+        if !cfg.stop_when.is_empty() || !cfg.fail_when.is_empty() {
             let text = read_lossy(&log);
-            if cfg.stop_when.iter().all(|s| text.contains(s.as_str())) {
+            let done = !cfg.stop_when.is_empty()
+                && cfg.stop_when.iter().all(|s| text.contains(s.as_str()));
+            if done || cfg.fail_when.iter().any(|s| text.contains(s.as_str())) {
                 stopped = true;
                 break None;
             }
@@ -373,6 +382,9 @@ pub fn expect_markers(r: &BootResult, toplevel: &str, manifest_sha256: &str) -> 
             .any(|t| t.windows(want.len()).any(|w| w == want.as_slice()))
     };
     let mut problems = Vec::new();
+    if let Some(f) = r.log.lines().find(|l| l.contains(FAIL_MARKER)) {
+        problems.push(format!("the guest reported {:?}", f.trim()));
+    }
     if !has_line(&ok) {
         problems.push(format!("no line {ok:?}"));
     }

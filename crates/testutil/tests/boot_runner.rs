@@ -70,6 +70,27 @@ fn seabios_boots_a_boot_sector_from_raw_and_qcow2() {
     // snapshot=on: the image is untouched.
     assert_eq!(std::fs::read(&raw).unwrap(), before);
 
+    // A guest that reports failure is stopped at once, and the failure is named.
+    let failing = tmp.path().join("fail.img");
+    sparse(&failing, 1 << 20);
+    patch(
+        &failing,
+        0,
+        &boot_sector("IMAGETOOL-BOOT-FAIL stage1: test failure\r\n"),
+    );
+    let cfg = short(
+        BootConfig::new(Firmware::SeaBios).drive(&failing, DiskFormat::Raw),
+        120,
+    );
+    let r = boot::boot(&cfg).unwrap();
+    assert!(r.stopped && !r.timed_out && r.elapsed < Duration::from_secs(60));
+    let e = boot::expect_markers(&r, TOPLEVEL, HASH).unwrap_err();
+    assert!(
+        e.message()
+            .contains("the guest reported \"IMAGETOOL-BOOT-FAIL stage1: test failure\""),
+        "{e}"
+    );
+
     let qcow = tmp.path().join("mbr.qcow2");
     must(
         QEMU_IMG,
