@@ -2,8 +2,10 @@
 //!
 //! * `test`    — installs the oracle tools when missing (Debian, as root), then fmt check, clippy
 //!   with `-D warnings`, and every test with nextest. This is what CI runs.
+//! * `fixture` — builds the bootable fixture closure, or with `--bench` the benchmark closure.
 
 mod deps;
+mod fixture;
 mod test;
 
 use anyhow::{Result, bail};
@@ -18,6 +20,7 @@ fn main() -> Result<()> {
     match task.as_str() {
         "test" => test::all(&rest),
         "deps" => deps::ensure_all(),
+        "fixture" => fixture::run(&rest),
         "help" | "--help" | "-h" => {
             usage();
             Ok(())
@@ -35,7 +38,10 @@ fn usage() {
          \n\
          tasks:\n\
          \x20 test [nextest args]  install oracle tools if missing, fmt, clippy, all tests (CI)\n\
-         \x20 deps                 install the Debian packages the tests and demo need"
+         \x20 deps                 install the Debian packages the tests and demo need\n\
+         \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
+         \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
+         \x20                      build the benchmark closure"
     );
 }
 
