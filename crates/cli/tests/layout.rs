@@ -262,15 +262,12 @@ fn test_disk_every_table_type_with_oracles() {
         "none",
     ] {
         let out = dir.path().join(format!("{table}.img"));
-        let mut args = vec![
-            "disk",
-            "--partition-table",
-            table,
-            "--root-fs",
-            s(&root),
-            "--esp-dir",
-            s(&esp),
-        ];
+        let mut args = vec!["disk", "--partition-table", table, "--root-fs", s(&root)];
+        match table {
+            "efi" | "efixbootldr" | "hybrid" => args.extend(["--esp-dir", s(&esp)]),
+            "legacy+boot" => args.extend(["--boot-dir", s(&esp)]),
+            _ => {}
+        }
         if table != "none" {
             args.extend(["--disk-size", "320"]);
         }
@@ -332,7 +329,7 @@ fn test_disk_every_table_type_with_oracles() {
                     let label = fs["label"].as_str().unwrap();
                     let part = dir.path().join("part.img");
                     extract(&out, start, size, &part);
-                    let files: Vec<(&str, Vec<u8>)> = if label == "ESP" {
+                    let files: Vec<(&str, Vec<u8>)> = if label == "ESP" || table == "legacy+boot" {
                         vec![("loader/loader.conf", b"timeout 3\n".to_vec())]
                     } else {
                         Vec::new()
@@ -342,7 +339,7 @@ fn test_disk_every_table_type_with_oracles() {
                     imagetool_testutil::fat::assert_clean(&Target::range(&out, start, size));
                     // mtools reads it in place too, at the partition offset (an empty BOOT
                     // has nothing to list).
-                    if label == "ESP" {
+                    if label == "ESP" || table == "legacy+boot" {
                         let (ok, listing) = tools::try_run(
                             "mdir",
                             &["-/", "-b", "-i", &format!("{}@@{start}", s(&out)), "::"],
@@ -418,6 +415,10 @@ fn test_disk_bad_input_clear_errors_no_output() {
         (
             vec!["--partition-table", "gpt"],
             "unknown partition table type \"gpt\"",
+        ),
+        (
+            vec!["--partition-table", "legacy", "--esp-dir", s(&big)],
+            "the legacy layout has no ESP partition",
         ),
         (
             vec!["--partition-table", "efi", "--esp-dir", s(&big)],

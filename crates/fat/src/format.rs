@@ -255,7 +255,7 @@ pub fn plan(tree: &Tree, size: u64, opts: &FormatOptions) -> Result<Plan> {
         cluster_bytes: params.cluster_bytes(),
         runs: Vec::new(),
     };
-    let mut root = build_dir(&tree.root, String::new(), true, has_label)?;
+    let mut root = build_dir(&tree.root, String::new(), true)?;
     let root_entries = root_slot_count(&root, has_label);
     if params.fat_type == FatType::Fat32 {
         let (first, n) = alloc.take(root_entries as u64 * 32)?;
@@ -329,12 +329,7 @@ pub fn format(tree: &Tree, dst: &impl WriteAt, opts: &FormatOptions) -> Result<P
     Ok(p)
 }
 
-fn build_dir(
-    map: &BTreeMap<String, Node>,
-    path: String,
-    is_root: bool,
-    _has_label: bool,
-) -> Result<PDir> {
+fn build_dir(map: &BTreeMap<String, Node>, path: String, is_root: bool) -> Result<PDir> {
     let mut taken: HashSet<[u8; 11]> = HashSet::new();
     let mut folded: BTreeMap<String, &str> = BTreeMap::new();
     for name in map.keys() {
@@ -374,7 +369,7 @@ fn build_dir(
                     source: source.clone(),
                 }
             }
-            Node::Dir(d) => PKind::Dir(build_dir(d, format!("{path}/{name}"), false, false)?),
+            Node::Dir(d) => PKind::Dir(build_dir(d, format!("{path}/{name}"), false)?),
         };
         entries.push(PEntry {
             name: name.clone(),

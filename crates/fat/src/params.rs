@@ -79,8 +79,8 @@ impl Params {
     /// and the cluster size (unless forced) as mkfs.fat 4.2 picks them.
     ///
     /// # Errors
-    /// `InvalidInput` when no valid filesystem of that type and size exists (too small, too
-    /// big for the type, or a forced cluster size that does not fit).
+    /// `NoSpace` when no valid filesystem of that type fits the size (too small, or too big for
+    /// a forced FAT12/16); `InvalidInput` for a cluster size that is not a power of two.
     pub fn choose(
         size: u64,
         forced: Option<FatType>,
@@ -196,7 +196,7 @@ impl Params {
         let Some(((fat_type, clusters, fat_sectors), cluster_sectors)) = found else {
             let what = forced.map_or("FAT".to_string(), |t| format!("FAT{}", t.bits()));
             return Err(Error::new(
-                ErrorKind::InvalidInput,
+                ErrorKind::NoSpace,
                 format!("no valid {what} filesystem fits in {size} bytes"),
             ));
         };
@@ -204,7 +204,7 @@ impl Params {
         // its minimum); this writer refuses both: readers decide the type by the cluster count.
         if FatType::from_clusters(clusters) != fat_type {
             return Err(Error::new(
-                ErrorKind::InvalidInput,
+                ErrorKind::NoSpace,
                 format!(
                     "a FAT{} filesystem of {size} bytes would have {clusters} clusters, which readers take for FAT{}",
                     fat_type.bits(),
@@ -214,7 +214,7 @@ impl Params {
         }
         if num_sectors < 64 {
             return Err(Error::new(
-                ErrorKind::InvalidInput,
+                ErrorKind::NoSpace,
                 format!("a FAT filesystem needs at least 32 KiB, given {size} bytes"),
             ));
         }

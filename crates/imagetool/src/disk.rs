@@ -36,6 +36,14 @@ pub enum DiskError {
         #[source]
         source: std::io::Error,
     },
+    /// Contents were given for a partition the layout does not have.
+    #[error("the {table} layout has no {what} partition for the {what} contents")]
+    NoSuchPartition {
+        /// `ESP` or `BOOT`.
+        what: &'static str,
+        /// The table type.
+        table: ptable::TableType,
+    },
     /// The root filesystem image does not fit its partition.
     #[error("the root filesystem image {} has {size} bytes, its partition {partition}", path.display())]
     RootTooBig {
@@ -127,6 +135,12 @@ pub fn build_disk(spec: &DiskSpec) -> Result<DiskReport, DiskError> {
         (Role::Boot, "BOOT", &spec.boot),
     ] {
         let Some(p) = layout.partition(role) else {
+            if contents.is_some() {
+                return Err(DiskError::NoSuchPartition {
+                    what,
+                    table: layout.table,
+                });
+            }
             continue;
         };
         let r = p.byte_range();
@@ -224,14 +238,8 @@ pub fn mkfs_vfat(
             loop {
                 match fat::plan(tree, mib << 20, opts) {
                     Ok(p) => break p,
-                    Err(e)
-                        if mib < (1 << 21)
-                            && matches!(
-                                e.kind(),
-                                fat::ErrorKind::NoSpace | fat::ErrorKind::InvalidInput
-                            )
-                            && !is_name_error(&e) =>
-                    {
+                    // Too small (contents, or no valid FAT of the forced type): grow by 1/8.
+                    Err(e) if mib < (64 << 10) && e.kind() == fat::ErrorKind::NoSpace => {
                         mib = mib + mib.div_ceil(8);
                     }
                     Err(e) => return Err(fat_err(e)),
@@ -247,11 +255,6 @@ pub fn mkfs_vfat(
     img.file().sync_all().map_err(io(output))?;
     out.commit().map_err(io(output))?;
     Ok(plan)
-}
-
-fn is_name_error(e: &fat::Error) -> bool {
-    let m = e.to_string();
-    m.contains("cannot store") || m.contains("clash") || m.contains("label")
 }
 
 #[cfg(test)]
