@@ -8,6 +8,7 @@
 //! * [`fat`]: the FAT (ESP) writer.
 //! * [`probe`]: `inspect`: the table and filesystems of an image.
 //! * [`disk`]: a partitioned raw disk assembled from filesystem blobs.
+//! * [`nix`]: Nix base32, NAR hashing, store paths, reference scanning, closureInfo files.
 #![deny(missing_docs)]
 
 pub mod disk;
@@ -16,3 +17,4 @@ pub mod probe;
 pub use imagetool_blockio as blockio;
 pub use imagetool_fat as fat;
 pub use imagetool_ptable as ptable;
+pub use imagetool_nix as nix;

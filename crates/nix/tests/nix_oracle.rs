@@ -1,9 +1,8 @@
 //! Oracle tests against Debian's Nix (`apt-get install nix-bin`): NAR bytes, NAR hashes, store
 //! paths and registrations must be exactly what `nix-store` / `nix-hash` make of the same trees.
 //!
-//! The shared oracle kit (imagetool-testutil) had not landed when these were written, so the tool
-//! check is a small private helper: a missing tool skips locally and fails when
-//! `IMAGETOOL_REQUIRE_TOOLS=1` (CI).
+//! A missing tool skips locally and fails when `IMAGETOOL_REQUIRE_TOOLS=1` (CI), through the
+//! oracle kit's `require_tools!`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -16,18 +15,11 @@ use imagetool_nix::nar::{self, HashSink, TeeSink};
 use imagetool_nix::refscan::RefScanner;
 use imagetool_nix::store_path::make_source_path;
 use imagetool_nix::{StorePath, base32};
+use imagetool_testutil::tools::NIX_STORE;
+use imagetool_testutil::{Tool, require_tools};
 
-fn have_nix() -> bool {
-    if Path::new("/usr/bin/nix-store").exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("IMAGETOOL_REQUIRE_TOOLS").is_none(),
-        "nix-store is missing: apt-get install -y nix-bin"
-    );
-    eprintln!("skipped: nix-store is missing (apt-get install -y nix-bin)");
-    false
-}
+/// `nix-hash` (nix-bin).
+const NIX_HASH: Tool = Tool::new("nix-hash", "nix-bin");
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -72,9 +64,7 @@ fn make_tree(root: &Path) {
 
 #[test]
 fn test_nar_bytes_equal_nix_store_dump() {
-    if !have_nix() {
-        return;
-    }
+    require_tools!(NIX_STORE, NIX_HASH);
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
     make_tree(&tree);
@@ -94,9 +84,7 @@ fn test_nar_bytes_equal_nix_store_dump() {
 
 #[test]
 fn test_nar_hash_equals_nix_hash() {
-    if !have_nix() {
-        return;
-    }
+    require_tools!(NIX_STORE, NIX_HASH);
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
     make_tree(&tree);
@@ -113,9 +101,7 @@ fn test_nar_hash_equals_nix_hash() {
 
 #[test]
 fn test_store_path_equals_nix_store_add() {
-    if !have_nix() {
-        return;
-    }
+    require_tools!(NIX_STORE, NIX_HASH);
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("my-tree-1.0");
     make_tree(&tree);
@@ -157,9 +143,7 @@ fn install(root: &Path, src: &Path, path: &StorePath, candidates: &[StorePath]) 
 
 #[test]
 fn test_registration_loads_and_verifies() {
-    if !have_nix() {
-        return;
-    }
+    require_tools!(NIX_STORE, NIX_HASH);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     fs::create_dir_all(root.join("nix/store")).unwrap();
