@@ -16,5 +16,5 @@ pub mod probe;
 
 pub use imagetool_blockio as blockio;
 pub use imagetool_fat as fat;
-pub use imagetool_ptable as ptable;
 pub use imagetool_nix as nix;
+pub use imagetool_ptable as ptable;
