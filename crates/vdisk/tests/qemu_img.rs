@@ -1,7 +1,7 @@
 //! Oracle tests: every format checked, measured and compared by `qemu-img`.
 //!
-//! The shared oracle kit (imagetool-testutil) has not landed yet; `tool()` below is a small
-//! private stand-in with the same contract (skip, or fail under IMAGETOOL_REQUIRE_TOOLS=1).
+//! Oracles from the shared kit (imagetool-testutil): a missing qemu-img skips, or fails under
+//! IMAGETOOL_REQUIRE_TOOLS=1.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,15 +12,8 @@ use imagetool_vdisk::{Compression, Format, Options, convert};
 /// 256 MiB + 3.5 KiB: not a multiple of any cluster or block size.
 const SIZE: u64 = (256 << 20) + 3584;
 
-fn tool(name: &str) -> bool {
-    let found = Command::new(name).arg("--version").output().is_ok();
-    if !found {
-        if std::env::var("IMAGETOOL_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is missing: apt-get install -y qemu-utils");
-        }
-        eprintln!("skipping: {name} not installed (apt-get install -y qemu-utils)");
-    }
-    found
+fn have_qemu_img() -> bool {
+    imagetool_testutil::tools::require(&[imagetool_testutil::tools::QEMU_IMG])
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -65,13 +58,6 @@ fn test_disk(path: &Path) {
         .unwrap();
     img.write_all_at(&noise(3, 5000), SIZE - 5000).unwrap();
     img.write_all_at(b"boot", 0).unwrap();
-}
-
-fn info(fmt: &str, path: &Path) -> serde_json::Value {
-    let out = run(Command::new("qemu-img")
-        .args(["info", "--output=json", "-f", fmt])
-        .arg(path));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn apparent(path: &Path) -> u64 {
@@ -138,7 +124,7 @@ fn out_name(case: &Case) -> String {
 
 #[test]
 fn test_every_format_passes_qemu_img_and_is_reproducible_and_small() {
-    if !tool("qemu-img") {
+    if !have_qemu_img() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -187,15 +173,13 @@ fn test_every_format_passes_qemu_img_and_is_reproducible_and_small() {
         };
         assert_eq!(report.virtual_size, want_size, "{name}");
         assert_eq!(report.file_size, apparent(&pa), "{name}");
-        // qemu-img check, where qemu has one for the format.
-        if matches!(qf, "qcow2" | "vdi" | "vhdx" | "vmdk") {
-            let out = run(Command::new("qemu-img").args(["check", "-f", qf]).arg(&pa));
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains("No errors were found"), "{name}: {text}");
-        }
-        let v = info(qf, &pa);
-        assert_eq!(v["format"], qf, "{name}: {v}");
-        assert_eq!(v["virtual-size"], want_size, "{name}: {v}");
+        // qemu-img check (a no-op for the formats qemu cannot check: raw, vpc).
+        imagetool_testutil::qemu_img::assert_check_clean(&pa, qf);
+        let info = imagetool_testutil::qemu_img::info(&pa, Some(qf)).unwrap();
+        assert_eq!(info.format, qf, "{name}");
+        assert_eq!(info.virtual_size, want_size, "{name}");
+        assert_ne!(info.dirty_flag, Some(true), "{name}: dirty");
+        // qemu-img compare with the raw input (vhd-fixed: the MiB padding reads as zeros).
         let out = run(Command::new("qemu-img")
             .args(["compare", "-f", "raw", "-F", qf])
             .arg(&raw)
@@ -204,6 +188,9 @@ fn test_every_format_passes_qemu_img_and_is_reproducible_and_small() {
             String::from_utf8_lossy(&out.stdout).contains("Images are identical"),
             "{name}"
         );
+        if case.format != Format::VhdFixed {
+            imagetool_testutil::qemu_img::assert_identical(&raw, "raw", &pa, qf);
+        }
         // The same conversion by qemu-img, for size.
         let input = if case.format == Format::VhdFixed {
             &raw_mib
@@ -303,7 +290,7 @@ fn test_qcow2_reader_round_trips_ours_and_qemus() {
         convert(&src, format, &p, &opts).unwrap();
         inputs.push(p);
     }
-    if tool("qemu-img") {
+    if have_qemu_img() {
         for (name, args) in [
             ("qemu-c.qcow2", &["-c"][..]),
             ("qemu-z.qcow2", &["-c", "-o", "compression_type=zstd"][..]),
