@@ -169,9 +169,8 @@ mod tests {
 
     #[test]
     fn test_geometry_matches_known_values() {
-        // qemu-img create -f vpc 256M reports 260 cyl, 16 heads, 63 spt... the spec algorithm
-        // for 524288 sectors: spt 17 → cth 30840, heads 31 > 16 → spt 31, heads 16, cth 16912
-        // ≥ 16384 → spt 63, cth 8322, cyl 520.
+        // 524288 sectors: spt 17 → cth 30840, heads 31 > 16 → spt 31, heads 16, cth 16912
+        // ≥ 16384 → spt 63, cth 8322, cyl 520 (520·16·63 = 524160 sectors: rounded down).
         assert_eq!(geometry(256 << 20), (520, 16, 63));
         assert_eq!(geometry(u64::MAX), (65535, 16, 255));
     }
