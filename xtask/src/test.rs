@@ -33,11 +33,11 @@ pub fn all(extra: &[String]) -> Result<()> {
         // In CI every oracle must be present: a missing tool fails its test, not skips it.
         cmd.env("IMAGETOOL_REQUIRE_TOOLS", "1");
     }
-    run(&mut cmd)?;
-    // Doctests are not run by nextest.
+    // Doctests are not run by nextest; run them first so nextest's summary closes the log.
     run(Command::new("cargo")
         .current_dir(&root)
-        .args(["test", "--workspace", "--doc"]))
+        .args(["test", "--workspace", "--doc"]))?;
+    run(&mut cmd)
 }
 
 fn has_nextest() -> bool {

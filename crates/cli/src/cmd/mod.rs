@@ -1,6 +1,10 @@
 //! One module per subcommand; each adds one variant here and one arm in [`run`].
 
-pub mod mkfs;
+mod convert;
+mod disk;
+mod inspect;
+mod mkfs;
+mod mkfs_ext4;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -8,14 +12,33 @@ use clap::Subcommand;
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Make a filesystem from a directory tree.
-    #[command(subcommand)]
-    Mkfs(mkfs::Mkfs),
+    /// Make a filesystem image (ext4, FAT).
+    Mkfs(mkfs::Args),
+    /// Show an image's partition table and the filesystems in it.
+    Inspect(inspect::Args),
+    /// Assemble a partitioned raw disk from a root filesystem image and ESP contents.
+    Disk(disk::Args),
+    /// Convert a raw disk image to a container format (qcow2, vdi, vhd, vhdx, vmdk).
+    Convert(convert::Args),
 }
 
 /// Runs a parsed subcommand.
 pub fn run(command: Command) -> Result<()> {
     match command {
-        Command::Mkfs(m) => mkfs::run(m),
+        Command::Convert(args) => convert::run(&args),
+        Command::Mkfs(a) => mkfs::run(a),
+        Command::Inspect(a) => inspect::run(&a),
+        Command::Disk(a) => disk::run(a),
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` when set (and valid), else the FAT epoch 1980-01-01.
+pub fn source_date_epoch() -> Result<i64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
+        Err(_) => Ok(315_532_800),
     }
 }

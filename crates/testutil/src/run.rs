@@ -1,0 +1,121 @@
+//! Running a tool and keeping everything it said.
+
+use std::fmt;
+use std::process::{Command, ExitStatus};
+
+use crate::{Error, ErrorKind, Result, Tool};
+
+/// What a tool printed and how it exited.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The command line, for messages.
+    pub command: String,
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Standard output (lossy UTF-8).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8).
+    pub stderr: String,
+}
+
+impl Output {
+    /// The exit code (`None` when killed by a signal).
+    #[must_use]
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// A `Finding` error carrying the command and its whole output.
+    #[must_use]
+    pub fn finding(&self, why: &str) -> Error {
+        Error::new(ErrorKind::Finding, &self.command, format!("{why}\n{self}"))
+    }
+
+    /// A `ToolFailed` error carrying the command and its whole output.
+    #[must_use]
+    pub fn failed(&self, why: &str) -> Error {
+        Error::new(
+            ErrorKind::ToolFailed,
+            &self.command,
+            format!("{why}\n{self}"),
+        )
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "$ {} → {}", self.command, self.status)?;
+        if !self.stdout.is_empty() {
+            writeln!(f, "--- stdout ---\n{}", self.stdout.trim_end())?;
+        }
+        if !self.stderr.is_empty() {
+            writeln!(f, "--- stderr ---\n{}", self.stderr.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `tool` with `args` (plus `env` settings), capturing its output. Any exit status is
+/// returned: judging it is the caller's job.
+///
+/// # Errors
+/// `ToolMissing` when the tool is not installed, `ToolFailed` when it cannot be started.
+pub fn run<S: AsRef<std::ffi::OsStr>>(
+    tool: Tool,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Result<Output> {
+    let path = tool.path()?;
+    let mut cmd = Command::new(&path);
+    cmd.args(args).env("LC_ALL", "C").env("TZ", "UTC");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let command = std::iter::once(tool.name.to_string())
+        .chain(
+            args.iter()
+                .map(|a| shell_word(&a.as_ref().to_string_lossy())),
+        )
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = cmd
+        .output()
+        .map_err(|e| Error::new(ErrorKind::ToolFailed, &command, e.to_string()))?;
+    Ok(Output {
+        command,
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%?".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_output_and_status() {
+        let sh = Tool::new("sh", "dash");
+        let out = run(sh, &["-c", "echo out; echo err >&2; exit 3"], &[]).unwrap();
+        assert_eq!(out.code(), Some(3));
+        assert_eq!(out.stdout, "out\n");
+        assert_eq!(out.stderr, "err\n");
+        let shown = out.finding("bad").to_string();
+        assert!(
+            shown.contains("sh -c 'echo out; echo err >&2; exit 3'"),
+            "{shown}"
+        );
+        assert!(shown.contains("--- stderr ---\nerr"), "{shown}");
+    }
+}

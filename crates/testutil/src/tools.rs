@@ -1,0 +1,166 @@
+//! The external tools the oracles run, where to find them and which Debian package has them.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, ErrorKind, Result};
+
+/// An external program (or firmware file) an oracle needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tool {
+    /// The program name (looked up in `PATH`, `/usr/sbin`, `/sbin`), or an absolute file path
+    /// for firmware.
+    pub name: &'static str,
+    /// The Debian package that installs it.
+    pub package: &'static str,
+}
+
+/// `e2fsck` (e2fsprogs).
+pub const E2FSCK: Tool = Tool::new("e2fsck", "e2fsprogs");
+/// `debugfs` (e2fsprogs).
+pub const DEBUGFS: Tool = Tool::new("debugfs", "e2fsprogs");
+/// `dumpe2fs` (e2fsprogs).
+pub const DUMPE2FS: Tool = Tool::new("dumpe2fs", "e2fsprogs");
+/// `mkfs.ext4` (e2fsprogs), used by tests to make reference images.
+pub const MKFS_EXT4: Tool = Tool::new("mkfs.ext4", "e2fsprogs");
+/// `fsck.fat` (dosfstools).
+pub const FSCK_FAT: Tool = Tool::new("fsck.fat", "dosfstools");
+/// `mkfs.vfat` (dosfstools), used by tests to make reference images.
+pub const MKFS_VFAT: Tool = Tool::new("mkfs.vfat", "dosfstools");
+/// `mdir` (mtools).
+pub const MDIR: Tool = Tool::new("mdir", "mtools");
+/// `mcopy` (mtools).
+pub const MCOPY: Tool = Tool::new("mcopy", "mtools");
+/// `mmd` (mtools), used by tests to make reference images.
+pub const MMD: Tool = Tool::new("mmd", "mtools");
+/// `sfdisk` (fdisk).
+pub const SFDISK: Tool = Tool::new("sfdisk", "fdisk");
+/// `sgdisk` (gdisk).
+pub const SGDISK: Tool = Tool::new("sgdisk", "gdisk");
+/// `qemu-img` (qemu-utils).
+pub const QEMU_IMG: Tool = Tool::new("qemu-img", "qemu-utils");
+/// `nix-store` (nix-bin).
+pub const NIX_STORE: Tool = Tool::new("nix-store", "nix-bin");
+/// `qemu-system-x86_64` (qemu-system-x86, from bookworm-backports on Debian 12).
+pub const QEMU_SYSTEM: Tool = Tool::new("qemu-system-x86_64", "qemu-system-x86");
+/// SeaBIOS firmware.
+pub const SEABIOS: Tool = Tool::new("/usr/share/seabios/bios-256k.bin", "seabios");
+/// OVMF code (read-only pflash unit 0).
+pub const OVMF_CODE: Tool = Tool::new("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf");
+/// OVMF variable store template (copied to a writable pflash unit 1).
+pub const OVMF_VARS: Tool = Tool::new("/usr/share/OVMF/OVMF_VARS_4M.fd", "ovmf");
+
+/// The environment variable that turns a missing tool into a test failure.
+pub const REQUIRE_ENV: &str = "IMAGETOOL_REQUIRE_TOOLS";
+
+impl Tool {
+    /// A tool named `name` from Debian package `package`.
+    #[must_use]
+    pub const fn new(name: &'static str, package: &'static str) -> Self {
+        Self { name, package }
+    }
+
+    /// The installed program or file, if any.
+    #[must_use]
+    pub fn find(&self) -> Option<PathBuf> {
+        let name = Path::new(self.name);
+        if name.is_absolute() {
+            return name.is_file().then(|| name.to_path_buf());
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+            .map(|dir| dir.join(self.name))
+            .find(|p| p.is_file())
+    }
+
+    /// The installed program, or a `ToolMissing` error with the install hint.
+    ///
+    /// # Errors
+    /// `ToolMissing` when the tool is not installed.
+    pub fn path(&self) -> Result<PathBuf> {
+        self.find()
+            .ok_or_else(|| Error::new(ErrorKind::ToolMissing, self.name, self.hint()))
+    }
+
+    /// `"<tool> missing (apt-get install <pkg>)"`.
+    #[must_use]
+    pub fn hint(&self) -> String {
+        format!("{} missing (apt-get install {})", self.name, self.package)
+    }
+}
+
+/// True when every tool is installed. Otherwise prints `skipped: <hint>` and returns false, or,
+/// when `IMAGETOOL_REQUIRE_TOOLS=1`, panics with the install hint. Tests use it through
+/// [`require_tools!`](crate::require_tools).
+///
+/// # Panics
+/// When a tool is missing and `IMAGETOOL_REQUIRE_TOOLS=1`.
+#[must_use]
+pub fn require(tools: &[Tool]) -> bool {
+    require_with(tools, required())
+}
+
+/// [`require`] with the CI switch given explicitly: `strict` turns a missing tool into a panic.
+///
+/// # Panics
+/// When a tool is missing and `strict` is true.
+#[must_use]
+pub fn require_with(tools: &[Tool], strict: bool) -> bool {
+    let missing: Vec<&Tool> = tools.iter().filter(|t| t.find().is_none()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let hints: Vec<String> = missing.iter().map(|t| t.hint()).collect();
+    let mut packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
+    packages.dedup();
+    if strict {
+        panic!(
+            "{} (required because {REQUIRE_ENV}=1; run `cargo xtask deps` or apt-get install {})",
+            hints.join(", "),
+            packages.join(" ")
+        );
+    }
+    for h in hints {
+        eprintln!("skipped: {h}");
+    }
+    false
+}
+
+/// True when `IMAGETOOL_REQUIRE_TOOLS=1` (CI): missing tools fail tests.
+#[must_use]
+pub fn required() -> bool {
+    std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_sh_and_not_nonsense() {
+        assert!(Tool::new("sh", "dash").find().is_some());
+        let t = Tool::new("imagetool-no-such-tool", "nothing");
+        assert!(t.find().is_none());
+        let err = t.path().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ToolMissing);
+        assert!(err.to_string().contains("apt-get install nothing"));
+    }
+
+    #[test]
+    fn missing_tools_skip_locally_and_fail_in_ci() {
+        let sh = Tool::new("sh", "dash");
+        let gone = Tool::new("imagetool-no-such-tool", "imagetool-pkg");
+        assert!(require_with(&[sh], true));
+        assert!(!require_with(&[sh, gone], false));
+        let panic = std::panic::catch_unwind(|| require_with(&[gone], true)).unwrap_err();
+        let msg = panic.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("apt-get install imagetool-pkg"), "{msg}");
+        assert!(msg.contains("IMAGETOOL_REQUIRE_TOOLS=1"), "{msg}");
+    }
+
+    #[test]
+    fn absolute_names_are_files() {
+        assert!(Tool::new("/bin/sh", "dash").find().is_some());
+        assert!(Tool::new("/nonexistent/firmware.bin", "x").find().is_none());
+    }
+}
