@@ -450,6 +450,7 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
 
     // 5. Counts per group.
     let used = layout::coalesce(std::mem::take(&mut lay.used));
+    verify_disjoint(&geo, &lay, &inodes, &used)?;
     let mut groups = Vec::with_capacity(geo.groups as usize);
     let mut ri = 0;
     let mut dirs_per_group = vec![0u64; geo.groups as usize];
@@ -558,7 +559,7 @@ fn size_auto(
     for _ in 0..64 {
         t = t.next_multiple_of(256);
         match try_size(t, ctx.inodes) {
-            Some((g, l)) if l.end + reserve <= t => {
+            Some((_, l)) if l.end + reserve <= t => {
                 // The estimate may overshoot: step down 1 MiB at a time while it still fits.
                 let mut best = t;
                 for _ in 0..8 {
@@ -567,9 +568,7 @@ fn size_auto(
                         _ => break,
                     }
                 }
-                if best == t {
-                    return Ok((g, l));
-                }
+                // Lay out `best` again: the trials above rewrote every inode's extents.
                 return try_size(best, ctx.inodes).ok_or_else(|| {
                     Error::new(
                         ErrorKind::Overflow,
@@ -596,6 +595,41 @@ fn size_auto(
         "size",
         "automatic sizing did not converge",
     ))
+}
+
+/// Checks that every block has exactly one owner and lies inside the filesystem: the plan is
+/// cheap to verify, and an overlap would be silent corruption.
+fn verify_disjoint(
+    geo: &Geometry,
+    lay: &Layout,
+    inodes: &[InodePlan],
+    used: &[Range<u64>],
+) -> Result<()> {
+    let mut all: Vec<Range<u64>> = (0..geo.groups)
+        .filter_map(|g| geo.backup_range(g))
+        .collect();
+    for &(bb, ib, it) in &lay.meta {
+        all.extend([bb..bb + 1, ib..ib + 1, it..it + geo.itb]);
+    }
+    all.push(lay.resize_dind..lay.resize_dind + 1);
+    for ip in inodes {
+        all.extend(ip.extents.iter().map(|e| e.pblk..e.pblk + u64::from(e.len)));
+        all.extend(ip.tree.iter().map(|&b| b..b + 1));
+        all.extend(ip.xattr_block.map(|b| b..b + 1));
+    }
+    all.sort_by_key(|r| r.start);
+    let overlap = all.windows(2).any(|w| w[1].start < w[0].end);
+    let claimed: u64 = all.iter().map(|r| r.end - r.start).sum();
+    let counted: u64 = used.iter().map(|r| r.end - r.start).sum();
+    let outside = all.last().is_some_and(|r| r.end > geo.blocks);
+    if overlap || outside || claimed != counted {
+        return Err(Error::new(
+            ErrorKind::Overflow,
+            "plan",
+            "internal error: block allocation is inconsistent",
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) struct Layout {
@@ -711,6 +745,24 @@ mod tests {
         .unwrap();
         assert!(r.free_blocks() * BLOCK_SIZE >= 10 << 20);
         assert!(r.size_bytes() <= p.size_bytes() + (11 << 20));
+    }
+
+    // Regression: a failed step-down trial left its extents in the inodes, so the root
+    // directory and the resize inode shared a block. Every size must give a consistent plan
+    // (plan() verifies that each block has one owner).
+    #[test]
+    fn test_plans_are_consistent_across_sizes() {
+        for kib in (0..60_000).step_by(1_999) {
+            let mut t = Tree::new(Meta::dir(0o755));
+            t.add_dir(b"d", Meta::dir(0o755)).unwrap();
+            t.add_file(
+                b"d/f",
+                Source::Bytes(vec![1u8; kib * 1024].into()),
+                Meta::file(0o644),
+            )
+            .unwrap();
+            plan(&t, &Options::default()).unwrap_or_else(|e| panic!("{kib} KiB: {e}"));
+        }
     }
 
     #[test]
