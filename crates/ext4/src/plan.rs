@@ -481,7 +481,14 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         let first_ino = g * geo.ipg + 1;
         let used_here = used_inodes.saturating_sub(first_ino - 1).min(geo.ipg);
         let (flags, unused) = if used_here == 0 && g > 0 {
-            (BG_ITABLE_ZEROED | BG_INODE_UNINIT, geo.ipg)
+            // On a target that was not zero, this table is left as it was: without
+            // ITABLE_ZEROED the kernel zeroes it lazily before it is ever used.
+            let zeroed = if opts.target_zeroed {
+                BG_ITABLE_ZEROED
+            } else {
+                0
+            };
+            (zeroed | BG_INODE_UNINIT, geo.ipg)
         } else {
             (BG_ITABLE_ZEROED, geo.ipg - used_here)
         };

@@ -73,6 +73,14 @@ impl Plan {
             for e in &j.extents {
                 zero_blocks(target, e.pblk, u64::from(e.len))?;
             }
+            // The reserved GDT blocks of the backup groups (resize2fs copies into them).
+            for g in (1..self.geo.groups).filter(|&g| has_super(g)) {
+                zero_blocks(
+                    target,
+                    g * BLOCKS_PER_GROUP + 1 + self.geo.gdt_blocks,
+                    self.geo.rgdt_blocks,
+                )?;
+            }
         }
         self.write_inodes(tree, target)?;
         self.write_groups(target)?;
