@@ -16,6 +16,7 @@ const TOOLS: &[(&str, &str, bool)] = &[
     ("/usr/bin/mcopy", "mtools", false),
     ("/usr/sbin/sgdisk", "gdisk", false),
     ("/usr/sbin/sfdisk", "fdisk", false),
+    ("/usr/sbin/parted", "parted", false),
     ("/usr/bin/qemu-img", "qemu-utils", false),
     ("/usr/bin/nix-store", "nix-bin", false),
     ("/usr/bin/sqlite3", "sqlite3", false),

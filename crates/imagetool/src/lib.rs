@@ -4,8 +4,17 @@
 //! `imagetool` alone.
 //!
 //! * [`blockio`]: positional I/O (sparse image files, in-memory images, partition windows).
+//! * [`ptable`]: MBR/GPT tables and make-disk-image's layouts.
+//! * [`fat`]: the FAT (ESP) writer.
+//! * [`probe`]: `inspect`: the table and filesystems of an image.
+//! * [`disk`]: a partitioned raw disk assembled from filesystem blobs.
 //! * [`nix`]: Nix base32, NAR hashing, store paths, reference scanning, closureInfo files.
 #![deny(missing_docs)]
 
+pub mod disk;
+pub mod probe;
+
 pub use imagetool_blockio as blockio;
+pub use imagetool_fat as fat;
 pub use imagetool_nix as nix;
+pub use imagetool_ptable as ptable;

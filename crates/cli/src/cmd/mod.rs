@@ -1,0 +1,39 @@
+//! One module per subcommand; each adds one variant here and one arm in [`run`].
+
+mod disk;
+mod inspect;
+mod mkfs;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a filesystem image (FAT for now).
+    Mkfs(mkfs::Args),
+    /// Show an image's partition table and the filesystems in it.
+    Inspect(inspect::Args),
+    /// Assemble a partitioned raw disk from a root filesystem image and ESP contents.
+    Disk(disk::Args),
+}
+
+/// Runs a parsed subcommand.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Mkfs(a) => mkfs::run(a),
+        Command::Inspect(a) => inspect::run(&a),
+        Command::Disk(a) => disk::run(a),
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` when set (and valid), else the FAT epoch 1980-01-01.
+pub fn source_date_epoch() -> Result<i64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
+        Err(_) => Ok(315_532_800),
+    }
+}

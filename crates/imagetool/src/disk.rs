@@ -1,0 +1,273 @@
+//! Assembling a partitioned raw disk from filesystem blobs (a root filesystem image, ESP and
+//! BOOT contents), sparse, through an atomic output.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use imagetool_blockio::{AtomicFile, Extents, SparseFile, Tracked, Window, WriteAt};
+use imagetool_fat::{self as fat, FormatOptions, Tree};
+use imagetool_ptable::{
+    self as ptable, DiskLayout, Identifiers, LayoutOptions, Requirements, Role,
+};
+
+/// What went wrong while building a disk.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiskError {
+    /// The layout could not be planned or written.
+    #[error("partition layout")]
+    Layout(#[from] ptable::Error),
+    /// A FAT filesystem could not be planned or written.
+    #[error("{what} filesystem")]
+    Fat {
+        /// `ESP` or `BOOT`.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: fat::Error,
+    },
+    /// Reading an input or writing the output failed.
+    #[error("{}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Contents were given for a partition the layout does not have.
+    #[error("the {table} layout has no {what} partition for the {what} contents")]
+    NoSuchPartition {
+        /// `ESP` or `BOOT`.
+        what: &'static str,
+        /// The table type.
+        table: ptable::TableType,
+    },
+    /// The root filesystem image does not fit its partition.
+    #[error("the root filesystem image {} has {size} bytes, its partition {partition}", path.display())]
+    RootTooBig {
+        /// The image.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The partition size.
+        partition: u64,
+    },
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct DiskSpec {
+    /// Table type, sizes and identifiers.
+    pub layout: LayoutOptions,
+    /// The root filesystem image, copied into the root partition (or the whole disk for `none`).
+    pub root_fs: PathBuf,
+    /// Contents of the ESP (`efi`, `efixbootldr`, `hybrid`); empty when `None`.
+    pub esp: Option<Tree>,
+    /// Contents of the BOOT partition (`efixbootldr`, `legacy+boot`); empty when `None`.
+    pub boot: Option<Tree>,
+    /// Timestamp for FAT entries (seconds since the Unix epoch).
+    pub timestamp: i64,
+    /// The output file.
+    pub output: PathBuf,
+}
+
+/// What was built.
+#[derive(Debug, Clone)]
+pub struct DiskReport {
+    /// The layout written.
+    pub layout: DiskLayout,
+    /// The byte ranges written (the image's allocated extents, for the container writers).
+    pub written: Vec<Range<u64>>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
+    move |source| DiskError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The FAT volume ID of a partition role, derived from the layout's identifier source.
+#[must_use]
+pub fn volume_id(ids: &Identifiers, role: &str) -> u32 {
+    let mut seed = match ids {
+        Identifiers::MakeDiskImage { root } => root.disk_bytes().to_vec(),
+        Identifiers::Seeded(s) => s.clone(),
+    };
+    seed.extend_from_slice(b"/fat-volume-id/");
+    seed.extend_from_slice(role.as_bytes());
+    fat::derive_volume_id(&seed)
+}
+
+/// Plans everything, then writes the disk: table, root filesystem copy, FAT filesystems. The
+/// output appears only when all of it succeeded; nothing is written when planning fails.
+///
+/// # Errors
+/// Layout errors (disk too small, `bootSize` beyond the disk), FAT errors (contents larger
+/// than the ESP), I/O errors naming the file.
+pub fn build_disk(spec: &DiskSpec) -> Result<DiskReport, DiskError> {
+    let root_len = std::fs::metadata(&spec.root_fs)
+        .map_err(io(&spec.root_fs))?
+        .len();
+    let layout = ptable::plan(
+        &spec.layout,
+        Requirements {
+            root_bytes: root_len,
+        },
+    )?;
+    let root = layout
+        .partition(Role::Root)
+        .ok_or_else(|| ptable_internal("no root partition"))?;
+    let root_range = root.byte_range();
+    if root_len > root_range.end - root_range.start {
+        return Err(DiskError::RootTooBig {
+            path: spec.root_fs.clone(),
+            size: root_len,
+            partition: root_range.end - root_range.start,
+        });
+    }
+    // Plan the FAT filesystems before creating the output.
+    let mut fats = Vec::new();
+    for (role, what, contents) in [
+        (Role::Esp, "ESP", &spec.esp),
+        (Role::Boot, "BOOT", &spec.boot),
+    ] {
+        let Some(p) = layout.partition(role) else {
+            if contents.is_some() {
+                return Err(DiskError::NoSuchPartition {
+                    what,
+                    table: layout.table,
+                });
+            }
+            continue;
+        };
+        let r = p.byte_range();
+        let opts = FormatOptions {
+            label: Some(what.to_string()),
+            volume_id: volume_id(&spec.layout.ids, what),
+            hidden_sectors: u32::try_from(p.first_lba).unwrap_or(u32::MAX),
+            timestamp: spec.timestamp,
+            ..FormatOptions::default()
+        };
+        let empty = Tree::new();
+        let tree = contents.as_ref().unwrap_or(&empty);
+        let plan = fat::plan(tree, r.end - r.start, &opts)
+            .map_err(|source| DiskError::Fat { what, source })?;
+        fats.push((r, what, plan));
+    }
+    let out = AtomicFile::create(&spec.output).map_err(io(&spec.output))?;
+    let file = out.try_clone_file().map_err(io(&spec.output))?;
+    let disk = SparseFile::from_file(file, layout.disk_size).map_err(io(&spec.output))?;
+    let tracked = Tracked::new(&disk);
+    layout.write_table(&tracked)?;
+    let src = File::open(&spec.root_fs).map_err(io(&spec.root_fs))?;
+    let win = Window::new(
+        &tracked,
+        root_range.start,
+        root_range.end - root_range.start,
+    )
+    .map_err(io(&spec.output))?;
+    win.copy_from_file(&src, 0, root_len, 0)
+        .map_err(io(&spec.root_fs))?;
+    for (r, what, plan) in &fats {
+        let w = Window::new(&tracked, r.start, r.end - r.start).map_err(io(&spec.output))?;
+        plan.write(&w)
+            .map_err(|source| DiskError::Fat { what, source })?;
+    }
+    let written = tracked.data_extents().map_err(io(&spec.output))?;
+    drop(tracked);
+    disk.file().sync_all().map_err(io(&spec.output))?;
+    out.commit().map_err(io(&spec.output))?;
+    Ok(DiskReport { layout, written })
+}
+
+fn ptable_internal(what: &str) -> DiskError {
+    DiskError::Io {
+        path: PathBuf::new(),
+        source: std::io::Error::other(what.to_string()),
+    }
+}
+
+/// Parses a size the way make-disk-image's `numfmt --from=iec` does: a number with an optional
+/// `K`, `M`, `G`, `T` suffix (powers of 1024; a trailing `iB`/`B` is accepted).
+///
+/// # Errors
+/// A message naming the text when it is not a size or overflows.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, shift) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: u64 = num.parse().map_err(|_| {
+        format!("invalid size {text:?} (expected a number with an optional K/M/G/T suffix)")
+    })?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// Formats `source` as a standalone FAT filesystem image at `output` (sparse, atomic). With
+/// `size` `None` the image is made just large enough: the smallest whole MiB that holds the
+/// contents, as found by planning.
+///
+/// # Errors
+/// FAT errors (contents too large for `size`, bad names or label), I/O errors naming the file.
+pub fn mkfs_vfat(
+    tree: &Tree,
+    output: &Path,
+    size: Option<u64>,
+    opts: &FormatOptions,
+) -> Result<fat::Plan, DiskError> {
+    let fat_err = |source| DiskError::Fat {
+        what: "FAT",
+        source,
+    };
+    let plan = match size {
+        Some(s) => fat::plan(tree, s, opts).map_err(fat_err)?,
+        None => {
+            let mut mib = 1u64;
+            loop {
+                match fat::plan(tree, mib << 20, opts) {
+                    Ok(p) => break p,
+                    // Too small (contents, or no valid FAT of the forced type): grow by 1/8.
+                    Err(e) if mib < (64 << 10) && e.kind() == fat::ErrorKind::NoSpace => {
+                        mib = mib + mib.div_ceil(8);
+                    }
+                    Err(e) => return Err(fat_err(e)),
+                }
+            }
+        }
+    };
+    let size = u64::from(plan.params().sectors) * u64::from(fat::SECTOR);
+    let out = AtomicFile::create(output).map_err(io(output))?;
+    let file = out.try_clone_file().map_err(io(output))?;
+    let img = SparseFile::from_file(file, size).map_err(io(output))?;
+    plan.write(&img).map_err(fat_err)?;
+    img.file().sync_all().map_err(io(output))?;
+    out.commit().map_err(io(output))?;
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_parse_size_like_numfmt_iec() {
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+}
