@@ -106,10 +106,13 @@ pub fn host_path(store_root: &Path, path: &StorePath) -> PathBuf {
     store_root.join(path.as_str().trim_start_matches('/'))
 }
 
+/// A NAR hash and size.
+type NarId = ([u8; 32], u64);
+
 /// One path as an input describes it, before hashes are filled in.
 #[derive(Debug, Clone)]
 struct Partial {
-    nar: Option<([u8; 32], u64)>,
+    nar: Option<NarId>,
     deriver: Option<StorePath>,
     references: BTreeSet<StorePath>,
 }
@@ -170,7 +173,7 @@ pub fn load(input: &ClosureInput, opts: &LoadOptions) -> Result<Closure> {
 
     // Hash what must be hashed (missing, or everything when verifying), in parallel; check
     // that every other path at least exists.
-    let results: Vec<(StorePath, Option<([u8; 32], u64)>)> = partial
+    let results: Vec<(StorePath, Option<NarId>)> = partial
         .par_iter()
         .map(|(path, p)| {
             let host = host_path(&opts.store_root, path);
@@ -213,12 +216,18 @@ pub fn load(input: &ClosureInput, opts: &LoadOptions) -> Result<Closure> {
         };
         paths.insert(path, info);
     }
-    Ok(Closure { paths, store_root: opts.store_root.clone() })
+    Ok(Closure {
+        paths,
+        store_root: opts.store_root.clone(),
+    })
 }
 
-fn unreachable_hash(path: &StorePath) -> Result<([u8; 32], u64)> {
+fn unreachable_hash(path: &StorePath) -> Result<NarId> {
     // Paths without a hash were hashed above; reaching this is a logic error, reported as one.
-    Err(Error::new(ErrorKind::InvalidInput, format!("{path}: no NAR hash was computed")))
+    Err(Error::new(
+        ErrorKind::InvalidInput,
+        format!("{path}: no NAR hash was computed"),
+    ))
 }
 
 /// Adds `extra` and everything they refer to (found by scanning their NAR serialisation for
@@ -228,8 +237,11 @@ fn add_paths(
     extra: &[StorePath],
     store_root: &Path,
 ) -> Result<()> {
-    let mut queue: VecDeque<StorePath> =
-        extra.iter().filter(|p| !partial.contains_key(*p)).cloned().collect();
+    let mut queue: VecDeque<StorePath> = extra
+        .iter()
+        .filter(|p| !partial.contains_key(*p))
+        .cloned()
+        .collect();
     if queue.is_empty() {
         return Ok(());
     }
@@ -249,7 +261,10 @@ fn add_paths(
             continue;
         }
         let host = host_path(store_root, &path);
-        let mut sink = TeeSink { a: HashSink::new(), b: RefScanner::new(&candidates) };
+        let mut sink = TeeSink {
+            a: HashSink::new(),
+            b: RefScanner::new(&candidates),
+        };
         dump_path(&host, &mut sink).map_err(|e| e.with_path(&host))?;
         let references = sink.b.found();
         for r in &references {
@@ -258,14 +273,25 @@ fn add_paths(
             }
         }
         let nar = sink.a.finish();
-        partial.insert(path, Partial { nar: Some(nar), deriver: None, references });
+        partial.insert(
+            path,
+            Partial {
+                nar: Some(nar),
+                deriver: None,
+                references,
+            },
+        );
     }
     Ok(())
 }
 
 /// Parses the plain `exportReferencesGraph` format.
 fn parse_plain_graph(text: &str) -> Result<BTreeMap<StorePath, Partial>> {
-    let lines: Vec<&str> = text.strip_suffix('\n').unwrap_or(text).split('\n').collect();
+    let lines: Vec<&str> = text
+        .strip_suffix('\n')
+        .unwrap_or(text)
+        .split('\n')
+        .collect();
     let corrupt = |line: usize, why: String| {
         Error::new(ErrorKind::Corrupt, format!("references graph: {why}")).at_line(line as u64 + 1)
     };
@@ -282,9 +308,12 @@ fn parse_plain_graph(text: &str) -> Result<BTreeMap<StorePath, Partial>> {
         let cut = || corrupt(start, format!("the record of {path} is cut short"));
         let deriver_line = *lines.get(i + 1).ok_or_else(cut)?;
         let count_line = *lines.get(i + 2).ok_or_else(cut)?;
-        let count: usize = count_line
-            .parse()
-            .map_err(|_| corrupt(i + 2, format!("reference count {count_line:?} is not a number")))?;
+        let count: usize = count_line.parse().map_err(|_| {
+            corrupt(
+                i + 2,
+                format!("reference count {count_line:?} is not a number"),
+            )
+        })?;
         let end = i + 3 + count;
         if end > lines.len() {
             return Err(cut());
@@ -298,7 +327,14 @@ fn parse_plain_graph(text: &str) -> Result<BTreeMap<StorePath, Partial>> {
         } else {
             Some(parse_path(i + 1, deriver_line)?)
         };
-        out.insert(path, Partial { nar: None, deriver, references });
+        out.insert(
+            path,
+            Partial {
+                nar: None,
+                deriver,
+                references,
+            },
+        );
         i = end;
     }
     Ok(out)
@@ -313,7 +349,9 @@ fn parse_json_graph(text: &str) -> Result<BTreeMap<StorePath, Partial>> {
         serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let is_graph = |v: &serde_json::Value| {
         v.as_array().is_some_and(|a| {
-            !a.is_empty() && a.iter().all(|e| e.get("path").is_some_and(serde_json::Value::is_string))
+            !a.is_empty()
+                && a.iter()
+                    .all(|e| e.get("path").is_some_and(serde_json::Value::is_string))
         })
     };
     let graphs: Vec<(&str, &Vec<serde_json::Value>)> = match &value {
@@ -352,13 +390,18 @@ fn parse_json_graph(text: &str) -> Result<BTreeMap<StorePath, Partial>> {
             let hash = match e.get("narHash") {
                 None | Some(serde_json::Value::Null) => None,
                 Some(v) => {
-                    let s = v.as_str().ok_or_else(|| at("\"narHash\" is not a string".into()))?;
+                    let s = v
+                        .as_str()
+                        .ok_or_else(|| at("\"narHash\" is not a string".into()))?;
                     Some(parse_any_hash(s).map_err(at)?)
                 }
             };
             let size = match e.get("narSize") {
                 None | Some(serde_json::Value::Null) => None,
-                Some(v) => Some(v.as_u64().ok_or_else(|| at("\"narSize\" is not a number".into()))?),
+                Some(v) => Some(
+                    v.as_u64()
+                        .ok_or_else(|| at("\"narSize\" is not a number".into()))?,
+                ),
             };
             let nar = match (hash, size) {
                 (Some(h), Some(s)) => Some((h, s)),
@@ -370,7 +413,14 @@ fn parse_json_graph(text: &str) -> Result<BTreeMap<StorePath, Partial>> {
                 }
                 _ => None,
             };
-            out.insert(path, Partial { nar, deriver, references });
+            out.insert(
+                path,
+                Partial {
+                    nar,
+                    deriver,
+                    references,
+                },
+            );
         }
     }
     Ok(out)

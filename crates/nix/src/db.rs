@@ -83,11 +83,10 @@ pub fn write_db(file: &Path, paths: &[PathInfo], registration_time: i64) -> Resu
             ));
         }
     }
-    let sql = |e: rusqlite::Error| {
-        Error::io(file, std::io::Error::other(format!("sqlite: {e}")))
-    };
+    let sql = |e: rusqlite::Error| Error::io(file, std::io::Error::other(format!("sqlite: {e}")));
     let mut conn = Connection::open(file).map_err(sql)?;
-    conn.execute_batch("pragma page_size = 4096; pragma journal_mode = delete;").map_err(sql)?;
+    conn.execute_batch("pragma page_size = 4096; pragma journal_mode = delete;")
+        .map_err(sql)?;
     conn.execute_batch(SCHEMA).map_err(sql)?;
     let tx = conn.transaction().map_err(sql)?;
     {
@@ -99,7 +98,10 @@ pub fn write_db(file: &Path, paths: &[PathInfo], registration_time: i64) -> Resu
             .map_err(sql)?;
         for (path, p) in &sorted {
             let size = i64::try_from(p.nar_size).map_err(|_| {
-                Error::new(ErrorKind::Overflow, format!("{path}: NAR size {}", p.nar_size))
+                Error::new(
+                    ErrorKind::Overflow,
+                    format!("{path}: NAR size {}", p.nar_size),
+                )
             })?;
             valid
                 .execute(params![
@@ -112,12 +114,14 @@ pub fn write_db(file: &Path, paths: &[PathInfo], registration_time: i64) -> Resu
                 ])
                 .map_err(sql)?;
         }
-        let mut refs =
-            tx.prepare("insert into Refs (referrer, reference) values (?1, ?2)").map_err(sql)?;
+        let mut refs = tx
+            .prepare("insert into Refs (referrer, reference) values (?1, ?2)")
+            .map_err(sql)?;
         for (path, p) in &sorted {
             // References are a sorted set, and ids follow path order: rows go in sorted.
             for r in &p.references {
-                refs.execute(params![ids[path], ids[r.as_str()]]).map_err(sql)?;
+                refs.execute(params![ids[path], ids[r.as_str()]])
+                    .map_err(sql)?;
             }
         }
     }
