@@ -4,6 +4,7 @@
 //!   with `-D warnings`, and every test with nextest. This is what CI runs.
 //! * `fixture` — builds the bootable fixture closure, or with `--bench` the benchmark closure.
 
+mod bench_formats;
 mod deps;
 mod fixture;
 mod test;
@@ -20,6 +21,10 @@ fn main() -> Result<()> {
     match task.as_str() {
         "test" => test::all(&rest),
         "deps" => deps::ensure_all(),
+        "bench" => match rest.split_first() {
+            Some((what, args)) if what == "formats" => bench_formats::run_bench(args),
+            _ => bail!("usage: cargo xtask bench formats [--image RAW]"),
+        },
         "fixture" => fixture::run(&rest),
         "help" | "--help" | "-h" => {
             usage();
@@ -39,6 +44,7 @@ fn usage() {
          tasks:\n\
          \x20 test [nextest args]  install oracle tools if missing, fmt, clippy, all tests (CI)\n\
          \x20 deps                 install the Debian packages the tests and demo need\n\
+         \x20 bench formats [--image RAW]  native qcow2 writers vs qemu-img convert\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
          \x20                      build the benchmark closure"

@@ -9,6 +9,7 @@
 //! * [`probe`]: `inspect`: the table and filesystems of an image.
 //! * [`disk`]: a partitioned raw disk assembled from filesystem blobs.
 //! * [`nix`]: Nix base32, NAR hashing, store paths, reference scanning, closureInfo files.
+//! * [`vdisk`]: container formats (qcow2, VDI, VHD, VHDX, VMDK) written from allocated extents.
 #![deny(missing_docs)]
 
 pub mod disk;
@@ -18,3 +19,4 @@ pub use imagetool_blockio as blockio;
 pub use imagetool_fat as fat;
 pub use imagetool_nix as nix;
 pub use imagetool_ptable as ptable;
+pub use imagetool_vdisk as vdisk;

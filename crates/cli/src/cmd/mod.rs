@@ -1,5 +1,6 @@
 //! One module per subcommand; each adds one variant here and one arm in [`run`].
 
+mod convert;
 mod disk;
 mod inspect;
 mod mkfs;
@@ -16,11 +17,14 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Assemble a partitioned raw disk from a root filesystem image and ESP contents.
     Disk(disk::Args),
+    /// Convert a raw disk image to a container format (qcow2, vdi, vhd, vhdx, vmdk).
+    Convert(convert::Args),
 }
 
 /// Runs a parsed subcommand.
 pub fn run(command: Command) -> Result<()> {
     match command {
+        Command::Convert(args) => convert::run(&args),
         Command::Mkfs(a) => mkfs::run(a),
         Command::Inspect(a) => inspect::run(&a),
         Command::Disk(a) => disk::run(a),

@@ -1,0 +1,533 @@
+//! Disk image containers written natively from a raw image's allocated extents.
+//!
+//! `imagetool-vdisk` turns a raw disk image (anything that is [`ReadAt`] + [`Extents`]: a
+//! [`SparseFile`](imagetool_blockio::SparseFile) on disk, or the `Tracked` backing a build has
+//! just written) into the container formats hypervisors and clouds take, in one pass and without
+//! a raw intermediate file:
+//!
+//! | [`Format`] | container | make-disk-image name | extension |
+//! |---|---|---|---|
+//! | `raw` | sparse raw copy | `raw` | `img` |
+//! | `qcow2` | qcow2 v3, 64 KiB clusters | `qcow2` | `qcow2` |
+//! | `qcow2-compressed` | qcow2 v3, deflate (or zstd) clusters | `qcow2` + `-c` | `qcow2` |
+//! | `vdi` | VirtualBox VDI, dynamic, 1 MiB blocks | `vdi` | `vdi` |
+//! | `vpc` | VHD dynamic, 2 MiB blocks | `vpc` | `vhd` |
+//! | `vhd-fixed` | VHD fixed (Azure), size a whole number of MiB | `vpc` fixed | `vhd` |
+//! | `vhdx` | VHDX dynamic, 2 MiB blocks | `vhdx` | `vhdx` |
+//! | `vmdk` | VMDK monolithicSparse | `vmdk` | `vmdk` |
+//! | `vmdk-stream` | VMDK streamOptimized (OVA) | `vmdk` streamOptimized | `vmdk` |
+//!
+//! ```text
+//!  source extents ─► candidate grains ─► read + zero check (+ compress) in parallel (rayon)
+//!                                             │ results in guest order
+//!                                             ▼
+//!  output:  [header space][data grains, appended in guest order][tables][headers written last]
+//! ```
+//!
+//! Every writer reads only the grains that the source's extents touch, drops all-zero grains
+//! (nothing is allocated for zeros), appends the rest in guest order, and then writes the tables
+//! and headers, whose contents are known only once the data is placed. The output is written
+//! through an [`AtomicFile`]: a failed conversion leaves nothing behind.
+//!
+//! Determinism: no field depends on time or randomness. Identifiers (VDI/VHD/VHDX UUIDs, the
+//! VMDK CID) are derived from [`Options::seed`], or, without a seed, from a fingerprint of the
+//! content (virtual size and a CRC-32C of every non-zero grain). The VHD timestamp is
+//! `SOURCE_DATE_EPOCH` relative to 2000-01-01 (0 when unset). The thread count never changes a
+//! byte: grains are processed in parallel but placed in guest order.
+#![deny(missing_docs)]
+
+mod ids;
+mod out;
+mod qcow2;
+mod qcow2_read;
+mod raw;
+mod scan;
+mod vdi;
+mod vhd;
+mod vhdx;
+mod vmdk;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use std::ops::Range;
+
+use imagetool_blockio::{AtomicFile, Extents, ReadAt, SparseFile};
+
+pub use ids::Seed;
+pub use qcow2_read::{Qcow2Reader, is_qcow2};
+
+/// The sector size every format here addresses; a raw input must be a whole number of them.
+pub const SECTOR: u64 = 512;
+
+/// What went wrong, for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Reading the source or writing the output failed.
+    Io,
+    /// The input or an option is not acceptable (size not a multiple of 512, unknown format).
+    InvalidInput,
+    /// The format cannot represent this input (too large for VHD, VMDK, VDI).
+    Unsupported,
+    /// A size or offset computation overflowed.
+    Overflow,
+    /// An input image is damaged (bad magic, tables outside the file).
+    Corrupt,
+}
+
+/// An error of this crate: a kind, where it happened, and the cause.
+///
+/// Its `Display` names the context and, for errors without an underlying I/O error, what is
+/// wrong; an I/O cause is reached through `source()` (printed by `anyhow`'s `{:#}`).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct Error {
+    kind: ErrorKind,
+    context: String,
+    message: String,
+    #[source]
+    source: Option<io::Error>,
+}
+
+impl Error {
+    /// The kind of failure.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    fn describe(&self) -> String {
+        if self.source.is_some() {
+            self.context.clone()
+        } else {
+            format!("{}: {}", self.context, self.message)
+        }
+    }
+
+    /// What was being read or written (a path, a format, a byte offset).
+    #[must_use]
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    pub(crate) fn new(
+        kind: ErrorKind,
+        context: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            context: context.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Self {
+            kind: ErrorKind::Io,
+            context: context.into(),
+            message: source.to_string(),
+            source: Some(source),
+        }
+    }
+
+    pub(crate) fn overflow(context: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Overflow, context, "size computation overflowed")
+    }
+}
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An output container format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// A sparse raw copy.
+    Raw,
+    /// qcow2 v3, 64 KiB clusters, uncompressed.
+    Qcow2,
+    /// qcow2 v3 with compressed clusters ([`Compression`]).
+    Qcow2Compressed,
+    /// VirtualBox VDI, dynamic.
+    Vdi,
+    /// VHD (qemu's `vpc`), dynamic.
+    Vpc,
+    /// VHD fixed: raw data plus a footer; the size is rounded up to a whole MiB (Azure).
+    VhdFixed,
+    /// VHDX, dynamic.
+    Vhdx,
+    /// VMDK monolithicSparse.
+    Vmdk,
+    /// VMDK streamOptimized (deflate grains, for OVA/VMware).
+    VmdkStream,
+}
+
+impl Format {
+    /// Every format, in the order of the CLI's help.
+    pub const ALL: [Format; 9] = [
+        Format::Raw,
+        Format::Qcow2,
+        Format::Qcow2Compressed,
+        Format::Vdi,
+        Format::Vpc,
+        Format::VhdFixed,
+        Format::Vhdx,
+        Format::Vmdk,
+        Format::VmdkStream,
+    ];
+
+    /// The name used on the command line (make-disk-image's `format` where it has one).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Qcow2 => "qcow2",
+            Format::Qcow2Compressed => "qcow2-compressed",
+            Format::Vdi => "vdi",
+            Format::Vpc => "vpc",
+            Format::VhdFixed => "vhd-fixed",
+            Format::Vhdx => "vhdx",
+            Format::Vmdk => "vmdk",
+            Format::VmdkStream => "vmdk-stream",
+        }
+    }
+
+    /// The output file extension, as make-disk-image names it (`raw` → `img`, `vpc` → `vhd`).
+    #[must_use]
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Raw => "img",
+            Format::Qcow2 | Format::Qcow2Compressed => "qcow2",
+            Format::Vdi => "vdi",
+            Format::Vpc | Format::VhdFixed => "vhd",
+            Format::Vhdx => "vhdx",
+            Format::Vmdk | Format::VmdkStream => "vmdk",
+        }
+    }
+
+    /// The format name `qemu-img -f` takes to read the output.
+    #[must_use]
+    pub fn qemu_format(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Qcow2 | Format::Qcow2Compressed => "qcow2",
+            Format::Vdi => "vdi",
+            Format::Vpc | Format::VhdFixed => "vpc",
+            Format::Vhdx => "vhdx",
+            Format::Vmdk | Format::VmdkStream => "vmdk",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("format {s:?}"),
+                    format!("unknown format; expected one of {}", names.join(", ")),
+                )
+            })
+    }
+}
+
+/// The codec of compressed qcow2 clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Raw deflate with a 4 KiB window (what QEMU inflates); readable by every qemu.
+    #[default]
+    Deflate,
+    /// zstd (qcow2 compression type 1; needs qemu ≥ 5.1).
+    Zstd,
+}
+
+impl FromStr for Compression {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "deflate" | "zlib" => Ok(Compression::Deflate),
+            "zstd" => Ok(Compression::Zstd),
+            _ => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("compression {s:?}"),
+                "unknown compression; expected deflate or zstd",
+            )),
+        }
+    }
+}
+
+/// Conversion options. The default is deterministic with a content-derived seed.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Codec for [`Format::Qcow2Compressed`].
+    pub compression: Compression,
+    /// Compression level: deflate 0–9 (default 9: zlib-rs' level 9 packs as tightly as zlib's
+    /// default that qemu uses), zstd 1–22 (default 3, as qemu).
+    pub level: Option<u32>,
+    /// Worker threads for reading and compressing (0: rayon's default, one per core). Never
+    /// changes the output.
+    pub threads: usize,
+    /// Seed of every identifier; `None` derives it from the content.
+    pub seed: Option<Seed>,
+    /// Seconds since the Unix epoch for timestamp fields (VHD); `None` reads
+    /// `SOURCE_DATE_EPOCH`, and 0 (2000-01-01 in VHD terms) when that is unset too.
+    pub source_date_epoch: Option<u64>,
+    /// `fsync` the output before renaming it into place (off by default, like `qemu-img
+    /// convert`; a Nix build does not need it).
+    pub sync: bool,
+}
+
+impl Options {
+    pub(crate) fn epoch(&self) -> u64 {
+        self.source_date_epoch
+            .or_else(|| {
+                std::env::var("SOURCE_DATE_EPOCH")
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// What a conversion wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The format written.
+    pub format: Format,
+    /// The virtual disk size the container declares.
+    pub virtual_size: u64,
+    /// The output file's length.
+    pub file_size: u64,
+    /// Grains (clusters, blocks) holding data.
+    pub data_grains: u64,
+}
+
+/// Opens a raw image as conversion input, checking that its size is a whole number of sectors.
+///
+/// # Errors
+/// `Io` when it cannot be opened; `InvalidInput` when the size is not a multiple of 512.
+pub fn open_raw(path: &Path) -> Result<SparseFile> {
+    let file = SparseFile::open(path).map_err(|e| Error::io("cannot open the raw input", e))?;
+    let size = file.size();
+    if !size.is_multiple_of(SECTOR) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            path.display().to_string(),
+            format!("raw image size {size} is not a multiple of {SECTOR} bytes"),
+        ));
+    }
+    Ok(file)
+}
+
+/// A conversion input: a raw image, or a qcow2 image (imagetool's own, or qemu's without
+/// backing file or encryption).
+#[derive(Debug)]
+pub enum Input {
+    /// A raw image.
+    Raw(SparseFile),
+    /// A qcow2 image.
+    Qcow2(Qcow2Reader),
+}
+
+impl ReadAt for Input {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match self {
+            Input::Raw(r) => r.read_exact_at(buf, offset),
+            Input::Qcow2(q) => q.read_exact_at(buf, offset),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Input::Raw(r) => r.size(),
+            Input::Qcow2(q) => q.size(),
+        }
+    }
+}
+
+impl Extents for Input {
+    fn data_extents(&self) -> io::Result<Vec<Range<u64>>> {
+        match self {
+            Input::Raw(r) => r.data_extents(),
+            Input::Qcow2(q) => q.data_extents(),
+        }
+    }
+}
+
+/// Opens a conversion input: qcow2 when the file starts with the qcow2 magic, else raw (whose
+/// size must be a multiple of 512).
+///
+/// # Errors
+/// As [`open_raw`] and [`Qcow2Reader::open`].
+pub fn open_input(path: &Path) -> Result<Input> {
+    if is_qcow2(path)? {
+        Ok(Input::Qcow2(Qcow2Reader::open(path)?))
+    } else {
+        Ok(Input::Raw(open_raw(path)?))
+    }
+}
+
+/// Writes `src` as `format` to `dest` (atomically: under a temporary name, renamed on success).
+///
+/// # Errors
+/// `InvalidInput` for a source whose size is not a multiple of 512; `Unsupported` when the
+/// format cannot hold the size; `Io` for read or write failures (the message names the path).
+pub fn convert<S>(src: &S, format: Format, dest: &Path, opts: &Options) -> Result<Report>
+where
+    S: ReadAt + Extents + Sync + ?Sized,
+{
+    let size = src.size();
+    if !size.is_multiple_of(SECTOR) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "source image",
+            format!("size {size} is not a multiple of {SECTOR} bytes"),
+        ));
+    }
+    let out = AtomicFile::create(dest).map_err(|e| Error::io("cannot create the output", e))?;
+    let ctx = Ctx::new(dest, format, opts)?;
+    check_level(&ctx)?;
+    let report = match format {
+        Format::Raw => raw::write(src, out.file(), &ctx)?,
+        Format::Qcow2 => qcow2::write(src, out.file(), &ctx, None)?,
+        Format::Qcow2Compressed => qcow2::write(src, out.file(), &ctx, Some(ctx.compression))?,
+        Format::Vdi => vdi::write(src, out.file(), &ctx)?,
+        Format::Vpc => vhd::write_dynamic(src, out.file(), &ctx)?,
+        Format::VhdFixed => vhd::write_fixed(src, out.file(), &ctx)?,
+        Format::Vhdx => vhdx::write(src, out.file(), &ctx)?,
+        Format::Vmdk => vmdk::write_sparse(src, out.file(), &ctx)?,
+        Format::VmdkStream => vmdk::write_stream(src, out.file(), &ctx)?,
+    };
+    if opts.sync {
+        out.file()
+            .sync_all()
+            .map_err(|e| Error::io(dest.display().to_string(), e))?;
+    }
+    out.commit()
+        .map_err(|e| Error::io(dest.display().to_string(), e))?;
+    Ok(report)
+}
+
+fn check_level(ctx: &Ctx) -> Result<()> {
+    let max = match (ctx.format, ctx.compression) {
+        (Format::Qcow2Compressed, Compression::Zstd) => 22,
+        _ => 9,
+    };
+    if ctx.level > max {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("compression level {}", ctx.level),
+            format!("out of range (0..={max})"),
+        ));
+    }
+    Ok(())
+}
+
+/// What every writer needs besides the source and the output.
+pub(crate) struct Ctx {
+    pub dest: PathBuf,
+    pub format: Format,
+    pub pool: rayon::ThreadPool,
+    pub seed: Option<Seed>,
+    pub epoch: u64,
+    /// The codec for qcow2-compressed.
+    pub compression: Compression,
+    /// The deflate or zstd level.
+    pub level: u32,
+}
+
+impl Ctx {
+    fn new(dest: &Path, format: Format, opts: &Options) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads)
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Io, "thread pool", e.to_string()))?;
+        Ok(Self {
+            dest: dest.to_path_buf(),
+            format,
+            pool,
+            seed: opts.seed,
+            epoch: opts.epoch(),
+            compression: opts.compression,
+            level: opts.level.unwrap_or(match (format, opts.compression) {
+                (Format::Qcow2Compressed, Compression::Zstd) => 3,
+                _ => 9,
+            }),
+        })
+    }
+
+    /// Whether identifiers are derived from the content (formats with ids and no seed).
+    pub fn wants_fingerprint(&self) -> bool {
+        self.seed.is_none()
+            && matches!(
+                self.format,
+                Format::Vdi
+                    | Format::Vpc
+                    | Format::VhdFixed
+                    | Format::Vhdx
+                    | Format::Vmdk
+                    | Format::VmdkStream
+            )
+    }
+
+    /// The path for error messages.
+    pub fn at(&self, what: &str, offset: u64) -> String {
+        format!(
+            "{} ({} {what} at byte {offset})",
+            self.dest.display(),
+            self.format
+        )
+    }
+
+    pub fn name(&self) -> String {
+        self.dest.display().to_string()
+    }
+
+    /// The seed of this output's identifiers: the caller's, or the content fingerprint.
+    pub fn seed_or(&self, fingerprint: Seed) -> Seed {
+        self.seed.unwrap_or(fingerprint)
+    }
+}
+
+/// Rounds `a` up to a multiple of `b`, failing on overflow.
+pub(crate) fn round_up(a: u64, b: u64, ctx: &str) -> Result<u64> {
+    a.div_ceil(b)
+        .checked_mul(b)
+        .ok_or_else(|| Error::overflow(ctx.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_format_names_round_trip_and_extensions_match_make_disk_image() {
+        for f in Format::ALL {
+            assert_eq!(f.name().parse::<Format>().unwrap(), f);
+        }
+        assert_eq!(Format::Qcow2.extension(), "qcow2");
+        assert_eq!(Format::Vdi.extension(), "vdi");
+        assert_eq!(Format::Vpc.extension(), "vhd");
+        assert_eq!(Format::Raw.extension(), "img");
+        let err = "qcow3".parse::<Format>().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("qcow3"), "{err}");
+    }
+}
