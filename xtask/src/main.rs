@@ -4,6 +4,7 @@
 //!   with `-D warnings`, and every test with nextest. This is what CI runs.
 //! * `fixture` — builds the bootable fixture closure, or with `--bench` the benchmark closure.
 
+mod bench;
 mod bench_formats;
 mod deps;
 mod fixture;
@@ -23,7 +24,8 @@ fn main() -> Result<()> {
         "deps" => deps::ensure_all(),
         "bench" => match rest.split_first() {
             Some((what, args)) if what == "formats" => bench_formats::run_bench(args),
-            _ => bail!("usage: cargo xtask bench formats [--image RAW]"),
+            Some((what, _)) if what == "ext4" => bench::run(&rest),
+            _ => bail!("usage: cargo xtask bench formats [--image RAW] | bench ext4 [--tree DIR]"),
         },
         "fixture" => fixture::run(&rest),
         "help" | "--help" | "-h" => {
@@ -44,6 +46,7 @@ fn usage() {
          tasks:\n\
          \x20 test [nextest args]  install oracle tools if missing, fmt, clippy, all tests (CI)\n\
          \x20 deps                 install the Debian packages the tests and demo need\n\
+         \x20 bench ext4 [--tree DIR] [--timeout SECS]  imagetool vs mkfs.ext4 -d (wall, peak RSS)\n\
          \x20 bench formats [--image RAW]  native qcow2 writers vs qemu-img convert\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\

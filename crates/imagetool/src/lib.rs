@@ -4,6 +4,8 @@
 //! `imagetool` alone.
 //!
 //! * [`blockio`]: positional I/O (sparse image files, in-memory images, partition windows).
+//! * [`fstree`]: the host-independent file tree the filesystem writers consume.
+//! * [`ext4`]: the native ext4 writer.
 //! * [`ptable`]: MBR/GPT tables and make-disk-image's layouts.
 //! * [`fat`]: the FAT (ESP) writer.
 //! * [`probe`]: `inspect`: the table and filesystems of an image.
@@ -16,7 +18,9 @@ pub mod disk;
 pub mod probe;
 
 pub use imagetool_blockio as blockio;
+pub use imagetool_ext4 as ext4;
 pub use imagetool_fat as fat;
+pub use imagetool_fstree as fstree;
 pub use imagetool_nix as nix;
 pub use imagetool_ptable as ptable;
 pub use imagetool_vdisk as vdisk;

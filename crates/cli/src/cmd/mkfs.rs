@@ -16,6 +16,9 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Fs {
+    /// ext4 with mkfs.ext4's default features, written natively from a directory (a drop-in
+    /// for `mkfs.ext4 -d`).
+    Ext4(super::mkfs_ext4::Ext4Args),
     /// A FAT12/16/32 filesystem from a directory (type and cluster size as mkfs.fat picks them).
     Vfat(Vfat),
 }
@@ -46,7 +49,10 @@ struct Vfat {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let Fs::Vfat(v) = a.fs;
+    let v = match a.fs {
+        Fs::Vfat(v) => v,
+        Fs::Ext4(e) => return super::mkfs_ext4::run(e),
+    };
     let size = v
         .size
         .as_deref()

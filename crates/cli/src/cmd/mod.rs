@@ -4,6 +4,7 @@ mod convert;
 mod disk;
 mod inspect;
 mod mkfs;
+mod mkfs_ext4;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -11,7 +12,7 @@ use clap::Subcommand;
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Make a filesystem image (FAT for now).
+    /// Make a filesystem image (ext4, FAT).
     Mkfs(mkfs::Args),
     /// Show an image's partition table and the filesystems in it.
     Inspect(inspect::Args),

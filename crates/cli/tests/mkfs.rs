@@ -1,0 +1,190 @@
+//! `imagetool mkfs ext4` end to end: a good run, and bad input leaving no output behind.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn imagetool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imagetool"))
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", "1")
+        .output()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn assert_fails_naming(out: &Output, needle: &str, output_file: &Path) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "succeeded: {err}");
+    assert!(
+        err.contains(needle),
+        "error does not name {needle:?}: {err}"
+    );
+    assert!(!output_file.exists(), "output left behind");
+    let dir = output_file.parent().unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".imagetool-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary file left: {leftovers:?}");
+}
+
+#[test]
+fn test_mkfs_ext4_builds_identical_images_across_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("etc/hostname"), b"nixos\n").unwrap();
+    let (a, b) = (dir.path().join("a.img"), dir.path().join("b.img"));
+    let o1 = imagetool(&[
+        "mkfs",
+        "ext4",
+        "--source",
+        s(&src),
+        "--output",
+        s(&a),
+        "--threads",
+        "1",
+        "-L",
+        "nixos",
+    ]);
+    assert!(
+        o1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o1.stderr)
+    );
+    let o2 = imagetool(&[
+        "mkfs",
+        "ext4",
+        "--source",
+        s(&src),
+        "--output",
+        s(&b),
+        "--threads",
+        "2",
+        "-L",
+        "nixos",
+    ]);
+    assert!(o2.status.success());
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+    if Command::new("e2fsck").arg("-V").output().is_ok() {
+        let f = Command::new("e2fsck").arg("-fn").arg(&a).output().unwrap();
+        assert!(f.status.success(), "{}", String::from_utf8_lossy(&f.stdout));
+    }
+}
+
+#[test]
+fn test_mkfs_ext4_into_offset_of_existing_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    let img = dir.path().join("disk.img");
+    std::fs::write(&img, vec![0xFFu8; 1 << 20]).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(20 << 20)
+        .unwrap();
+    let o = imagetool(&[
+        "mkfs",
+        "ext4",
+        "--source",
+        s(&src),
+        "--output",
+        s(&img),
+        "--offset",
+        "1M",
+        "--size",
+        "16M",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    if Command::new("e2fsck").arg("-V").output().is_ok() {
+        let f = Command::new("e2fsck")
+            .arg("-fn")
+            .arg(format!("{}?offset=1048576", s(&img)))
+            .output()
+            .unwrap();
+        assert!(f.status.success(), "{}", String::from_utf8_lossy(&f.stdout));
+    }
+}
+
+#[test]
+fn test_mkfs_ext4_source_not_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, b"").unwrap();
+    let out = dir.path().join("o.img");
+    let o = imagetool(&["mkfs", "ext4", "--source", s(&file), "--output", s(&out)]);
+    assert_fails_naming(&o, s(&file), &out);
+}
+
+#[test]
+fn test_mkfs_ext4_size_too_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("big"), vec![7u8; 12 << 20]).unwrap();
+    let out = dir.path().join("o.img");
+    let o = imagetool(&[
+        "mkfs",
+        "ext4",
+        "--source",
+        s(&src),
+        "--output",
+        s(&out),
+        "--size",
+        "10M",
+    ]);
+    assert_fails_naming(&o, "given 10 MiB", &out);
+}
+
+#[test]
+fn test_mkfs_ext4_unreadable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Root reads everything: as root, run the command as `nobody` through setpriv.
+    let as_root = is_root();
+    if as_root && Command::new("setpriv").arg("--help").output().is_err() {
+        eprintln!("skipping: root without setpriv (apt-get install -y util-linux)");
+        return;
+    }
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(src.join("readable"), b"ok").unwrap();
+    let secret = src.join("secret");
+    std::fs::write(&secret, b"x").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = dir.path().join("o.img");
+    let args = ["mkfs", "ext4", "--source", s(&src), "--output", s(&out)];
+    let o = if as_root {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_imagetool"),
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    } else {
+        imagetool(&args)
+    };
+    assert_fails_naming(&o, s(&secret), &out);
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|st| {
+            st.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
