@@ -58,6 +58,14 @@ impl Content {
         if !target.starts_with('/') {
             return Err(bad("the target must be an absolute path"));
         }
+        if target.split('/').any(|c| c == ".." || c == ".") {
+            return Err(bad(
+                "the target must not contain `.` or `..` (it would leave the root)",
+            ));
+        }
+        if target.trim_matches('/').is_empty() {
+            return Err(bad("the target must name something below /"));
+        }
         let mode = match mode {
             None | Some("") => None,
             Some(m) => Some(
@@ -513,7 +521,15 @@ mod tests {
         let c = Content::parse("/a:/b:0600:alice:users").unwrap();
         assert_eq!(c.mode, Some(0o600));
         assert_eq!(c.owner, Some(("alice".into(), "users".into())));
-        for bad in ["/a", "/a:b", "/a:/b:999", "/a:/b:0644:alice", ":/b"] {
+        for bad in [
+            "/a",
+            "/a:b",
+            "/a:/b:999",
+            "/a:/b:0644:alice",
+            ":/b",
+            "/a:/../x",
+            "/a:/",
+        ] {
             assert!(Content::parse(bad).is_err(), "{bad}");
         }
     }
