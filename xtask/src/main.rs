@@ -2,10 +2,13 @@
 //!
 //! * `test`    — installs the oracle tools when missing (Debian, as root), then fmt check, clippy
 //!   with `-D warnings`, and every test with nextest. This is what CI runs.
+//! * `demo`    — the main job on the bundled default: fixture closure → imagetool build →
+//!   QEMU boot, with the serial output and step timings.
 //! * `fixture` — builds the bootable fixture closure, or with `--bench` the benchmark closure.
 
 mod bench;
 mod bench_formats;
+mod demo;
 mod deps;
 mod fixture;
 mod test;
@@ -28,6 +31,7 @@ fn main() -> Result<()> {
             _ => bail!("usage: cargo xtask bench formats [--image RAW] | bench ext4 [--tree DIR]"),
         },
         "fixture" => fixture::run(&rest),
+        "demo" => demo::run_demo(&rest),
         "help" | "--help" | "-h" => {
             usage();
             Ok(())
@@ -46,6 +50,7 @@ fn usage() {
          tasks:\n\
          \x20 test [nextest args]  install oracle tools if missing, fmt, clippy, all tests (CI)\n\
          \x20 deps                 install the Debian packages the tests and demo need\n\
+         \x20 demo [--out DIR]     build the fixture's hybrid qcow2 image with imagetool and boot it\n\
          \x20 bench ext4 [--tree DIR] [--timeout SECS]  imagetool vs mkfs.ext4 -d (wall, peak RSS)\n\
          \x20 bench formats [--image RAW]  native qcow2 writers vs qemu-img convert\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\

@@ -9,11 +9,13 @@
 //! * [`ptable`]: MBR/GPT tables and make-disk-image's layouts.
 //! * [`fat`]: the FAT (ESP) writer.
 //! * [`probe`]: `inspect`: the table and filesystems of an image.
+//! * [`build`]: a NixOS closure to a disk image: the whole make-disk-image pipeline.
 //! * [`disk`]: a partitioned raw disk assembled from filesystem blobs.
 //! * [`nix`]: Nix base32, NAR hashing, store paths, reference scanning, closureInfo files.
 //! * [`vdisk`]: container formats (qcow2, VDI, VHD, VHDX, VMDK) written from allocated extents.
 #![deny(missing_docs)]
 
+pub mod build;
 pub mod disk;
 pub mod probe;
 

@@ -129,7 +129,7 @@ pub fn parse_registration(text: &str) -> Result<Vec<PathInfo>> {
     Ok(infos)
 }
 
-fn parse_hash(s: &str) -> Result<[u8; 32], String> {
+pub(crate) fn parse_hash(s: &str) -> Result<[u8; 32], String> {
     let digits = s
         .strip_prefix("sha256:")
         .ok_or_else(|| format!("hash {s:?} is not sha256:<nix32>"))?;

@@ -14,6 +14,11 @@
 //! * [`store_path`]: store path validation and Nix's path derivation (`makeStorePath`).
 //! * [`refscan`]: reference scanning, linear in the bytes scanned.
 //! * [`closure_info`]: `store-paths` and `registration` exactly as nixpkgs' `closureInfo`.
+//! * [`closure`]: loading a closure (closureInfo or exportReferencesGraph), completing and
+//!   verifying NAR hashes, adding extra paths closed under their references.
+//! * [`db`]: the image's Nix store database (`db.sqlite`, schema 10), deterministic.
+//! * [`root`]: the NixOS root tree (store, database, profiles, `/etc/NIXOS`, contents) as an
+//!   `imagetool_fstree::Tree` for the filesystem writers.
 //!
 //! ```
 //! use imagetool_nix::{base32, sha256, store_path::make_source_path};
@@ -25,10 +30,13 @@
 #![deny(missing_docs)]
 
 pub mod base32;
+pub mod closure;
 pub mod closure_info;
+pub mod db;
 mod error;
 pub mod nar;
 pub mod refscan;
+pub mod root;
 pub mod store_path;
 
 use sha2::{Digest, Sha256};

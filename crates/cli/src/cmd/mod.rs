@@ -1,8 +1,10 @@
 //! One module per subcommand; each adds one variant here and one arm in [`run`].
 
+mod build;
 mod convert;
 mod disk;
 mod inspect;
+mod layout_args;
 mod mkfs;
 mod mkfs_ext4;
 
@@ -12,6 +14,8 @@ use clap::Subcommand;
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build a NixOS disk image from a system closure (make-disk-image without a VM).
+    Build(Box<build::Args>),
     /// Make a filesystem image (ext4, FAT).
     Mkfs(mkfs::Args),
     /// Show an image's partition table and the filesystems in it.
@@ -25,6 +29,7 @@ pub enum Command {
 /// Runs a parsed subcommand.
 pub fn run(command: Command) -> Result<()> {
     match command {
+        Command::Build(a) => build::run(*a),
         Command::Convert(args) => convert::run(&args),
         Command::Mkfs(a) => mkfs::run(a),
         Command::Inspect(a) => inspect::run(&a),

@@ -1,0 +1,81 @@
+//! The partition-layout flags `disk` and `build` share (make-disk-image's arguments).
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use imagetool::disk::parse_size;
+use imagetool::ptable::{BootSizeRounding, DiskSize, Identifiers, LayoutOptions, TableType};
+
+/// Table type, sizes and identifiers.
+#[derive(Debug, Args)]
+pub struct LayoutArgs {
+    /// make-disk-image's partitionTableType: legacy, legacy+boot, legacy+gpt, efi,
+    /// efixbootldr, hybrid, none.
+    #[arg(
+        long = "partition",
+        visible_alias = "partition-table",
+        default_value = "legacy"
+    )]
+    partition: String,
+    /// `auto` or a size in MiB.
+    #[arg(long, default_value = "auto")]
+    disk_size: String,
+    /// Extra space for the root with `--disk-size auto` (make-disk-image's additionalSpace).
+    #[arg(long, default_value = "512M")]
+    additional_space: String,
+    /// End offset of the boot partition (make-disk-image's bootSize).
+    #[arg(long, default_value = "256M")]
+    boot_size: String,
+    /// `upstream` (256M ends at 257 MiB, as make-disk-image does today) or `exact`.
+    #[arg(long, default_value = "upstream")]
+    boot_size_rounding: String,
+    /// The root partition's GUID (make-disk-image's rootGPUID).
+    #[arg(long)]
+    root_guid: Option<String>,
+    /// Derive every GUID, the MBR signature and FAT serials from this seed instead.
+    #[arg(long, conflicts_with = "root_guid")]
+    seed: Option<String>,
+}
+
+impl LayoutArgs {
+    /// The layout options these flags describe.
+    pub fn options(&self) -> Result<LayoutOptions> {
+        let table: TableType = self.partition.parse().context("--partition")?;
+        let disk_size = if self.disk_size == "auto" {
+            DiskSize::Auto {
+                additional_space: parse_size(&self.additional_space)
+                    .map_err(|e| anyhow!("--additional-space: {e}"))?,
+            }
+        } else {
+            DiskSize::Mib(self.disk_size.parse().map_err(|_| {
+                anyhow!(
+                    "--disk-size {:?}: expected `auto` or a number of MiB",
+                    self.disk_size
+                )
+            })?)
+        };
+        let boot_rounding = match self.boot_size_rounding.as_str() {
+            "upstream" => BootSizeRounding::Upstream,
+            "exact" => BootSizeRounding::Exact,
+            o => {
+                return Err(anyhow!(
+                    "--boot-size-rounding {o:?}: expected upstream or exact"
+                ));
+            }
+        };
+        let ids = match (&self.seed, &self.root_guid) {
+            (Some(s), _) => Identifiers::Seeded(s.as_bytes().to_vec()),
+            (None, Some(g)) => Identifiers::MakeDiskImage {
+                root: g.parse().context("--root-guid")?,
+            },
+            (None, None) => Identifiers::default(),
+        };
+        Ok(LayoutOptions {
+            table,
+            disk_size,
+            boot_size: parse_size(&self.boot_size).map_err(|e| anyhow!("--boot-size: {e}"))?,
+            boot_rounding,
+            ids,
+            mbr_signature: None,
+        })
+    }
+}

@@ -1,0 +1,430 @@
+//! `build`: a NixOS closure to a disk image, the whole make-disk-image pipeline with no VM.
+//!
+//! ```text
+//!  closure ──► root tree ──► ext4 plan ──► partition layout ──► write (table, ext4, FAT)
+//!  (nix)       (nix::root)   (ext4)        (ptable)             into a sparse raw image
+//!                                                                  │
+//!                                        container (vdisk) ◄───────┘ unless --format raw
+//! ```
+//!
+//! Every step before `write` is pure planning, so a size that does not fit, a missing store
+//! path or a malformed input fails before the output is created; the output appears (renamed
+//! from a temporary name in its directory) only when everything succeeded.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use imagetool_blockio::{AtomicFile, Extents, SparseFile, Tracked, Window};
+use imagetool_ext4 as ext4;
+use imagetool_fat as fat;
+use imagetool_nix::closure::{ClosureInput, LoadOptions};
+use imagetool_nix::root::{Content, RootOptions};
+use imagetool_nix::{self as nix, StorePath};
+use imagetool_ptable::{
+    self as ptable, DiskLayout, Guid, LayoutOptions, Requirements, Role, TableType,
+};
+use imagetool_vdisk::{self as vdisk, Format};
+
+/// make-disk-image's default `rootGPUID` (also the default `rootFSUID` of an ext4 root).
+pub const DEFAULT_ROOT_GUID: &str = "F222513B-DED1-49FA-B591-20CE86A2FE7F";
+
+/// Everything a build needs. Field names follow make-disk-image's arguments.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    /// The system toplevel store path.
+    pub toplevel: Option<String>,
+    /// Where the closure comes from.
+    pub closure: ClosureInput,
+    /// The directory holding `nix/store` with the closure's contents (`/` by default).
+    pub store_root: PathBuf,
+    /// `additionalPaths`: extra store paths, closed under their references.
+    pub additional_paths: Vec<String>,
+    /// Recompute every NAR hash of the closure and fail on a mismatch.
+    pub verify_closure: bool,
+    /// `partitionTableType` and the sizes and identifiers of the layout.
+    pub layout: LayoutOptions,
+    /// `label` of the root filesystem (`nixos`, or `nix-store` with `only_nix_store`).
+    pub label: Option<String>,
+    /// `rootFSUID`: the ext4 UUID (canonical text); `rootGPUID`'s value by default.
+    pub root_fs_uuid: Option<String>,
+    /// `configFile`, copied to `/etc/nixos/configuration.nix`.
+    pub config_file: Option<PathBuf>,
+    /// `contents`.
+    pub contents: Vec<Content>,
+    /// A channel store path for the root profile (`copyChannel`).
+    pub channel: Option<String>,
+    /// `onlyNixStore`.
+    pub only_nix_store: bool,
+    /// `format`.
+    pub format: Format,
+    /// Options of the container writer (compression, seed).
+    pub format_options: vdisk::Options,
+    /// The output file.
+    pub output: PathBuf,
+    /// Data-copy threads (0: one per core). Never changes the output.
+    pub threads: usize,
+    /// `SOURCE_DATE_EPOCH`: registration times, superblock and FAT times, generated files.
+    pub timestamp: i64,
+}
+
+/// A phase of a build, reported to a [`Progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Reading the closure (and hashing what must be hashed).
+    Closure,
+    /// Assembling the root tree.
+    RootTree,
+    /// Planning the filesystems and the partition layout.
+    Plan,
+    /// Writing the raw image (table, filesystems, file data).
+    Write,
+    /// Writing the container format.
+    Convert,
+}
+
+impl Phase {
+    /// The phase's name as the CLI prints it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Closure => "closure",
+            Phase::RootTree => "root tree",
+            Phase::Plan => "plan",
+            Phase::Write => "write",
+            Phase::Convert => "convert",
+        }
+    }
+}
+
+/// Receives a build's progress. The library never prints.
+pub trait Progress {
+    /// A phase begins.
+    fn started(&mut self, _phase: Phase) {}
+    /// A phase ended after `elapsed`; `detail` says what it did.
+    fn finished(&mut self, _phase: Phase, _elapsed: Duration, _detail: &str) {}
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    /// The image file.
+    pub output: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// The virtual disk size in bytes.
+    pub disk_size: u64,
+    /// The partition layout (a single whole-disk root for `none`).
+    pub layout: DiskLayout,
+    /// The root filesystem's UUID.
+    pub root_fs_uuid: [u8; 16],
+    /// Store paths in the image.
+    pub store_paths: usize,
+    /// Bytes allocated in the raw image.
+    pub allocated: u64,
+    /// How long each phase took.
+    pub timings: Vec<(Phase, Duration)>,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// An option is invalid.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Reading the closure or building the root tree failed.
+    #[error("closure")]
+    Nix(#[from] nix::Error),
+    /// The root filesystem could not be planned or written.
+    #[error("root filesystem")]
+    Ext4(#[from] ext4::Error),
+    /// The partition layout could not be planned or written.
+    #[error("partition layout")]
+    Layout(#[from] ptable::Error),
+    /// A FAT filesystem could not be planned or written.
+    #[error("{what} filesystem")]
+    Fat {
+        /// `ESP` or `BOOT`.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: fat::Error,
+    },
+    /// The container format could not be written.
+    #[error("image format")]
+    Format(#[from] vdisk::Error),
+    /// An I/O error on the output.
+    #[error("{}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Parses a canonical UUID text into its 16 bytes (RFC 4122 order, as ext4 stores it).
+///
+/// # Errors
+/// A message naming the text.
+pub fn parse_uuid(text: &str) -> Result<[u8; 16], String> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    let groups: Vec<usize> = text.split('-').map(str::len).collect();
+    if hex.len() != 32 || groups != [8, 4, 4, 4, 12] {
+        return Err(format!(
+            "{text:?} is not a UUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)"
+        ));
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| format!("{text:?} is not a UUID"))?;
+    }
+    Ok(out)
+}
+
+fn timed<T>(
+    progress: &mut dyn Progress,
+    timings: &mut Vec<(Phase, Duration)>,
+    phase: Phase,
+    f: impl FnOnce() -> Result<(T, String), BuildError>,
+) -> Result<T, BuildError> {
+    progress.started(phase);
+    let t0 = Instant::now();
+    let (v, detail) = f()?;
+    let dt = t0.elapsed();
+    timings.push((phase, dt));
+    progress.finished(phase, dt, &detail);
+    Ok(v)
+}
+
+/// Builds the image `spec` describes.
+///
+/// # Errors
+/// [`BuildError`] naming the option, file or store path at fault; nothing is left at
+/// `spec.output` unless the build succeeded.
+pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildReport, BuildError> {
+    let mut timings = Vec::new();
+    let parse = |p: &str, what: &str| {
+        StorePath::parse(p).map_err(|e| BuildError::InvalidInput(format!("{what}: {e}")))
+    };
+    let toplevel = spec
+        .toplevel
+        .as_deref()
+        .map(|t| parse(t, "--toplevel"))
+        .transpose()?;
+    let channel = spec
+        .channel
+        .as_deref()
+        .map(|c| parse(c, "--channel"))
+        .transpose()?;
+    let mut roots: Vec<StorePath> = toplevel.iter().chain(channel.iter()).cloned().collect();
+    roots.sort();
+    let additional = spec
+        .additional_paths
+        .iter()
+        .map(|p| parse(p, "--additional-path"))
+        .collect::<Result<Vec<_>, _>>()?;
+    if spec.only_nix_store && spec.layout.table != TableType::None {
+        return Err(BuildError::InvalidInput(
+            "onlyNixStore images have no partition table: use --partition none".into(),
+        ));
+    }
+
+    let closure = timed(progress, &mut timings, Phase::Closure, || {
+        let c = nix::closure::load(
+            &spec.closure,
+            &LoadOptions {
+                store_root: spec.store_root.clone(),
+                roots,
+                additional_paths: additional,
+                verify: spec.verify_closure,
+            },
+        )?;
+        let detail = format!("{} store paths, {} NAR bytes", c.len(), c.total_nar_size());
+        Ok((c, detail))
+    })?;
+
+    let tree = timed(progress, &mut timings, Phase::RootTree, || {
+        let t = nix::root::root_tree(
+            &closure,
+            &RootOptions {
+                toplevel: toplevel.clone(),
+                timestamp: spec.timestamp,
+                config_file: spec.config_file.clone(),
+                channel: channel.clone(),
+                contents: spec.contents.clone(),
+                only_nix_store: spec.only_nix_store,
+            },
+        )?;
+        let detail = format!("{} entries", t.len());
+        Ok((t, detail))
+    })?;
+
+    // Plan: the smallest root filesystem, the layout around it, then the filesystem of the
+    // root partition's full size (mkfs formats the whole partition, as upstream).
+    let root_uuid = parse_uuid(
+        spec.root_fs_uuid
+            .as_deref()
+            .unwrap_or(&default_fs_uuid(&spec.layout)),
+    )
+    .map_err(|e| BuildError::InvalidInput(format!("--root-fs-uuid: {e}")))?;
+    let label = spec.label.clone().unwrap_or_else(|| {
+        if spec.only_nix_store {
+            "nix-store"
+        } else {
+            "nixos"
+        }
+        .to_string()
+    });
+    let mut ext4_opts = ext4::Options {
+        size: ext4::Size::Auto { reserve: 0 },
+        label: label.into_bytes(),
+        uuid: Some(root_uuid),
+        hash_seed: Some(root_uuid),
+        timestamp: spec.timestamp,
+        threads: spec.threads,
+        ..ext4::Options::default()
+    };
+    let (layout, fs_plan, fats) = timed(progress, &mut timings, Phase::Plan, || {
+        let minimal = ext4::plan(&tree, &ext4_opts)?;
+        let layout = ptable::plan(
+            &spec.layout,
+            Requirements {
+                root_bytes: minimal.size_bytes(),
+            },
+        )?;
+        let root = layout
+            .partition(Role::Root)
+            .ok_or_else(|| BuildError::InvalidInput("the layout has no root partition".into()))?;
+        let r = root.byte_range();
+        ext4_opts.size = ext4::Size::Fixed(r.end - r.start);
+        let fs_plan = ext4::plan(&tree, &ext4_opts)?;
+        let mut fats = Vec::new();
+        for (role, what) in [(Role::Esp, "ESP"), (Role::Boot, "BOOT")] {
+            let Some(p) = layout.partition(role) else {
+                continue;
+            };
+            let r = p.byte_range();
+            let opts = fat::FormatOptions {
+                label: Some(what.to_string()),
+                volume_id: crate::disk::volume_id(&spec.layout.ids, what),
+                hidden_sectors: u32::try_from(p.first_lba).unwrap_or(u32::MAX),
+                timestamp: spec.timestamp,
+                ..fat::FormatOptions::default()
+            };
+            let plan = fat::plan(&fat::Tree::new(), r.end - r.start, &opts)
+                .map_err(|source| BuildError::Fat { what, source })?;
+            fats.push((r, what, plan));
+        }
+        let detail = format!(
+            "{} table, disk {} MiB, root filesystem {} MiB ({} inodes)",
+            layout.table,
+            layout.disk_size >> 20,
+            fs_plan.size_bytes() >> 20,
+            fs_plan.inode_count()
+        );
+        Ok(((layout, fs_plan, fats), detail))
+    })?;
+
+    // Write the raw image: into the output itself for raw, else into a sparse temporary file
+    // beside it that the container writer reads.
+    let raw_path = if spec.format == Format::Raw {
+        spec.output.clone()
+    } else {
+        let mut name = std::ffi::OsString::from(".");
+        name.push(spec.output.file_name().unwrap_or_default());
+        name.push(".raw");
+        spec.output.with_file_name(name)
+    };
+    let raw = AtomicFile::create(&raw_path).map_err(io(&spec.output))?;
+    let allocated = timed(progress, &mut timings, Phase::Write, || {
+        let file = raw.try_clone_file().map_err(io(&raw_path))?;
+        let disk = SparseFile::from_file(file, layout.disk_size).map_err(io(&raw_path))?;
+        let tracked = Tracked::new(&disk);
+        layout.write_table(&tracked)?;
+        let r = layout
+            .partition(Role::Root)
+            .map(|p| p.byte_range())
+            .unwrap_or(0..layout.disk_size);
+        let win = Window::new(&tracked, r.start, r.end - r.start).map_err(io(&raw_path))?;
+        fs_plan.write(&tree, &win)?;
+        for (r, what, plan) in &fats {
+            let w = Window::new(&tracked, r.start, r.end - r.start).map_err(io(&raw_path))?;
+            plan.write(&w)
+                .map_err(|source| BuildError::Fat { what, source })?;
+        }
+        let allocated: u64 = tracked
+            .data_extents()
+            .map_err(io(&raw_path))?
+            .iter()
+            .map(|r| r.end - r.start)
+            .sum();
+        Ok((allocated, format!("{} MiB allocated", allocated >> 20)))
+    })?;
+
+    if spec.format == Format::Raw {
+        raw.file().sync_all().map_err(io(&spec.output))?;
+        raw.commit().map_err(io(&spec.output))?;
+    } else {
+        timed(progress, &mut timings, Phase::Convert, || {
+            let src = SparseFile::from_file(
+                raw.try_clone_file().map_err(io(&raw_path))?,
+                layout.disk_size,
+            )
+            .map_err(io(&raw_path))?;
+            let mut opts = spec.format_options.clone();
+            opts.threads = spec.threads;
+            let report = vdisk::convert(&src, spec.format, &spec.output, &opts)?;
+            Ok(((), format!("{} ({report:?})", spec.format)))
+        })?;
+        // `raw` is dropped here: the temporary raw image is removed.
+    }
+    Ok(BuildReport {
+        output: spec.output.clone(),
+        format: spec.format,
+        disk_size: layout.disk_size,
+        layout,
+        root_fs_uuid: root_uuid,
+        store_paths: closure.len(),
+        allocated,
+        timings,
+    })
+}
+
+/// `rootFSUID`'s default: `rootGPUID` (make-disk-image), or the seeded root GUID.
+fn default_fs_uuid(layout: &LayoutOptions) -> String {
+    match &layout.ids {
+        ptable::Identifiers::MakeDiskImage { root } => root.to_string(),
+        ptable::Identifiers::Seeded(seed) => Guid::derive(seed, "root-fs-uuid").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_parse_uuid_canonical_order() {
+        let u = parse_uuid(DEFAULT_ROOT_GUID).unwrap();
+        assert_eq!(u[0], 0xF2);
+        assert_eq!(u[15], 0x7F);
+        assert!(parse_uuid("F222513B-DED1-49FA-B591-20CE86A2FE7").is_err());
+        assert!(parse_uuid("F222513BDED149FAB59120CE86A2FE7F").is_err());
+    }
+}

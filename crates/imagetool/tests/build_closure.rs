@@ -1,0 +1,193 @@
+//! `build` on the fixture closure, judged by independent tools: e2fsck, debugfs (extract the
+//! root), Debian's Nix (`nix-store --verify --check-contents`, `-q --references/--requisites`
+//! against the extracted root), sqlite3, byte equality of two builds, and a QEMU boot of the
+//! image (direct kernel boot, the image as the root disk) to the stage-2 marker with the
+//! manifest hash the host predicts.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use imagetool::build::{ImageSpec, NoProgress, build};
+use imagetool::nix::closure::ClosureInput;
+use imagetool::nix::closure_info::parse_registration;
+use imagetool::ptable::{DiskSize, LayoutOptions, TableType};
+use imagetool::vdisk::{self, Format};
+use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
+use imagetool_testutil::tools::{DEBUGFS, E2FSCK, NIX_STORE, QEMU_SYSTEM, SEABIOS};
+use imagetool_testutil::{Target, Tool, ext4, nix, require_tools};
+
+const SQLITE3: Tool = Tool::new("sqlite3", "sqlite3");
+
+fn spec(
+    fx: &imagetool_fixture::Fixture,
+    table: TableType,
+    format: Format,
+    out: &Path,
+) -> ImageSpec {
+    ImageSpec {
+        toplevel: Some(fx.toplevel.clone()),
+        closure: ClosureInput::ClosureInfo(fx.dir.clone()),
+        store_root: fx.store_root.clone(),
+        additional_paths: Vec::new(),
+        verify_closure: false,
+        layout: LayoutOptions {
+            table,
+            disk_size: DiskSize::Auto {
+                additional_space: 16 << 20,
+            },
+            ..LayoutOptions::default()
+        },
+        label: None,
+        root_fs_uuid: None,
+        config_file: None,
+        contents: Vec::new(),
+        channel: None,
+        only_nix_store: false,
+        format,
+        format_options: vdisk::Options::default(),
+        output: out.to_path_buf(),
+        threads: 0,
+        timestamp: 1_700_000_000,
+    }
+}
+
+/// `debugfs -R "rdump /DIR DEST"` for the image's top-level directories.
+fn extract(image: &Path, dest: &Path) -> PathBuf {
+    std::fs::create_dir_all(dest).unwrap();
+    for dir in ["nix", "etc"] {
+        let out = Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("rdump /{dir} {}", dest.display()))
+            .arg(image)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dest.to_path_buf()
+}
+
+fn nix_query(root: &Path, what: &str, path: &str) -> BTreeSet<String> {
+    let out = Command::new("nix-store")
+        .env("NIX_CONFIG", "build-users-group =\nsandbox = false")
+        .env("NIX_REMOTE", "")
+        .arg("--store")
+        .arg(root)
+        .args(["-q", what, path])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn test_fixture_image_has_a_valid_nix_store() {
+    require_tools!(E2FSCK, DEBUGFS, NIX_STORE, SQLITE3);
+    let fx = imagetool_fixture::ensure().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("a.img");
+    build(
+        &spec(&fx, TableType::None, Format::Raw, &img),
+        &mut NoProgress,
+    )
+    .unwrap();
+    ext4::assert_clean(&Target::whole(&img));
+
+    let root = extract(&img, &tmp.path().join("root"));
+    nix::assert_verified(&root);
+    let db = root.join("nix/var/nix/db/db.sqlite");
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg("pragma integrity_check")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    assert_eq!(
+        std::fs::read_to_string(root.join("nix/var/nix/db/schema")).unwrap(),
+        "10"
+    );
+    assert!(!root.join("nix/var/nix/db/db.sqlite-wal").exists());
+    assert!(root.join("etc/NIXOS").is_file() && !root.join("etc/machine-id").exists());
+    assert_eq!(
+        std::fs::read_link(root.join("nix/var/nix/profiles/system-1-link")).unwrap(),
+        Path::new(&fx.toplevel)
+    );
+
+    // Every path's references, and the toplevel's requisites, as the registration says.
+    let reg = std::fs::read_to_string(fx.dir.join("registration")).unwrap();
+    let infos = parse_registration(&reg).unwrap();
+    for i in &infos {
+        let want: BTreeSet<String> = i.references.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            nix_query(&root, "--references", i.path.as_str()),
+            want,
+            "{}",
+            i.path
+        );
+    }
+    let all: BTreeSet<String> = infos.iter().map(|i| i.path.to_string()).collect();
+    assert_eq!(nix_query(&root, "--requisites", &fx.toplevel), all);
+}
+
+#[test]
+fn test_two_builds_are_byte_identical() {
+    let fx = imagetool_fixture::ensure().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.img"), tmp.path().join("b.img"));
+    build(
+        &spec(&fx, TableType::Hybrid, Format::Raw, &a),
+        &mut NoProgress,
+    )
+    .unwrap();
+    let mut s = spec(&fx, TableType::Hybrid, Format::Raw, &b);
+    s.threads = 1;
+    build(&s, &mut NoProgress).unwrap();
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "images differ"
+    );
+    // Sparse: far fewer bytes allocated than the disk size.
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(&a).unwrap();
+    assert!(
+        md.blocks() * 512 < md.len() / 4,
+        "{} of {}",
+        md.blocks() * 512,
+        md.len()
+    );
+}
+
+#[test]
+fn test_fixture_boots_from_the_built_image() {
+    require_tools!(QEMU_SYSTEM, SEABIOS);
+    let fx = imagetool_fixture::ensure().unwrap();
+    let expected = fx.expected_manifest_sha256().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // A partitioned qcow2: stage 1 must find the root by its label inside the GPT.
+    let img = tmp.path().join("a.qcow2");
+    build(
+        &spec(&fx, TableType::Hybrid, Format::Qcow2, &img),
+        &mut NoProgress,
+    )
+    .unwrap();
+    let cfg = BootConfig::new(Firmware::Kernel {
+        kernel: fx.kernel(),
+        initrd: Some(fx.initrd()),
+        append: fx.kernel_cmdline(),
+    })
+    .drive(&img, DiskFormat::Qcow2);
+    let r = boot::boot_and_expect(&cfg, &fx.toplevel, &expected).unwrap_or_else(|e| panic!("{e}"));
+    println!("booted in {:.1?}", r.elapsed);
+}

@@ -1,0 +1,547 @@
+//! The root tree of a NixOS image: what `nixos-install --no-bootloader` leaves in the target
+//! (store, database, profiles, `/etc/NIXOS`), plus `configuration.nix`, a channel and extra
+//! contents, as make-disk-image assembles it, deterministically.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use imagetool_fstree::{HostOptions, Kind, Meta, NodeId, Overrides, Source, Timestamp, Tree};
+
+use crate::closure::Closure;
+use crate::db::{SCHEMA_VERSION, write_db};
+use crate::{Error, ErrorKind, PathInfo, Result, StorePath};
+
+/// The group NixOS gives `/nix/store` (`nixbld`, gid 30000) with mode 1775; NixOS resets both
+/// at boot, so this only matters before first boot.
+pub const NIXBLD_GID: u32 = 30000;
+
+/// One `contents` entry of make-disk-image: copy `source` to `target`, optionally with a mode
+/// and an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    /// The host file or directory; a `*` in its last component copies every match into
+    /// `target`.
+    pub source: PathBuf,
+    /// The absolute path in the image.
+    pub target: String,
+    /// Permission bits for everything copied (rsync `--chmod`), when given.
+    pub mode: Option<u16>,
+    /// Owner and group, numeric or names looked up in the image's `/etc/passwd` and
+    /// `/etc/group` (from the contents themselves). Root when absent.
+    pub owner: Option<(String, String)>,
+}
+
+impl Content {
+    /// Parses `SOURCE:TARGET[:MODE[:USER:GROUP]]`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] naming the text for a malformed entry.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("--contents {text:?}: {why}"),
+            )
+        };
+        let parts: Vec<&str> = text.split(':').collect();
+        let (source, target, mode, owner) = match parts.as_slice() {
+            [s, t] => (*s, *t, None, None),
+            [s, t, m] => (*s, *t, Some(*m), None),
+            [s, t, m, u, g] => (*s, *t, Some(*m), Some((u.to_string(), g.to_string()))),
+            [_, _, _, _] => return Err(bad("user and group must be given together")),
+            _ => return Err(bad("expected SOURCE:TARGET[:MODE[:USER:GROUP]]")),
+        };
+        if source.is_empty() {
+            return Err(bad("empty source"));
+        }
+        if !target.starts_with('/') {
+            return Err(bad("the target must be an absolute path"));
+        }
+        if target.split('/').any(|c| c == ".." || c == ".") {
+            return Err(bad(
+                "the target must not contain `.` or `..` (it would leave the root)",
+            ));
+        }
+        if target.trim_matches('/').is_empty() {
+            return Err(bad("the target must name something below /"));
+        }
+        let mode = match mode {
+            None | Some("") => None,
+            Some(m) => Some(
+                u16::from_str_radix(m.trim_start_matches("0o"), 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| bad("the mode must be octal, at most 7777"))?,
+            ),
+        };
+        Ok(Self {
+            source: PathBuf::from(source),
+            target: target.to_string(),
+            mode,
+            owner,
+        })
+    }
+}
+
+/// What goes into the root tree besides the closure.
+#[derive(Debug, Clone, Default)]
+pub struct RootOptions {
+    /// The system toplevel (the profile `system-1-link` points at it).
+    pub toplevel: Option<StorePath>,
+    /// `registrationTime` of every path, and the time of every generated entry
+    /// (`SOURCE_DATE_EPOCH`).
+    pub timestamp: i64,
+    /// Copied to `/etc/nixos/configuration.nix`.
+    pub config_file: Option<PathBuf>,
+    /// A channel store path: the root channel profile and `/root/.nix-defexpr/channels`.
+    pub channel: Option<StorePath>,
+    /// Extra files and directories.
+    pub contents: Vec<Content>,
+    /// The tree is the contents of `/nix/store` only (make-disk-image `onlyNixStore`).
+    pub only_nix_store: bool,
+}
+
+/// Builds the image's root tree from `closure` (its store paths read from the closure's store
+/// root) and `opts`. The database is generated into memory.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for a toplevel or channel outside the closure, a duplicate or
+/// clashing contents target, an unknown user or group; [`ErrorKind::Io`] naming the host path
+/// that cannot be read.
+pub fn root_tree(closure: &Closure, opts: &RootOptions) -> Result<Tree> {
+    for (what, p) in [("toplevel", &opts.toplevel), ("channel", &opts.channel)] {
+        if let Some(p) = p
+            && closure.get(p).is_none()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("the {what} {p} is not in the closure"),
+            ));
+        }
+    }
+    let when = Timestamp::from_secs(opts.timestamp);
+    let dir = |mode: u16| Meta::dir(mode).at(when);
+    let file = |mode: u16| Meta::file(mode).at(when);
+    let link = || Meta::symlink().at(when);
+
+    if opts.only_nix_store {
+        if !opts.contents.is_empty() || opts.config_file.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "onlyNixStore images hold only the store: no contents or configuration file",
+            ));
+        }
+        let mut tree = Tree::new(Meta::dir(0o1775).at(when));
+        tree.meta_mut(NodeId::ROOT).gid = NIXBLD_GID;
+        add_store(&mut tree, closure, b"")?;
+        return Ok(tree);
+    }
+
+    let mut tree = Tree::new(dir(0o755));
+    let t = |e: imagetool_fstree::Error| Error::new(ErrorKind::InvalidInput, e.to_string());
+    for d in [&b"nix"[..], b"nix/var", b"nix/var/nix", b"nix/var/nix/db"] {
+        tree.add_dir(d, dir(0o755)).map_err(t)?;
+    }
+    let store = tree.add_dir(b"nix/store", dir(0o1775)).map_err(t)?;
+    tree.meta_mut(store).gid = NIXBLD_GID;
+    add_store(&mut tree, closure, b"nix/store/")?;
+
+    // The database, generated through a temporary file and held in memory.
+    let infos: Vec<PathInfo> = closure.infos().cloned().collect();
+    let db = generate_db(&infos, opts.timestamp)?;
+    tree.add_file(
+        b"nix/var/nix/db/db.sqlite",
+        Source::Bytes(db.into()),
+        file(0o644),
+    )
+    .map_err(t)?;
+    tree.add_file(
+        b"nix/var/nix/db/schema",
+        Source::Bytes(SCHEMA_VERSION.to_string().into_bytes().into()),
+        file(0o644),
+    )
+    .map_err(t)?;
+    for d in [
+        &b"nix/var/nix/gcroots"[..],
+        b"nix/var/nix/profiles",
+        b"nix/var/nix/profiles/per-user",
+        b"nix/var/nix/profiles/per-user/root",
+    ] {
+        tree.add_dir(d, dir(0o755)).map_err(t)?;
+    }
+    if let Some(top) = &opts.toplevel {
+        tree.add_symlink(b"nix/var/nix/profiles/system", b"system-1-link", link())
+            .map_err(t)?;
+        tree.add_symlink(
+            b"nix/var/nix/profiles/system-1-link",
+            top.as_str().as_bytes(),
+            link(),
+        )
+        .map_err(t)?;
+    }
+    tree.add_dir(b"etc", dir(0o755)).map_err(t)?;
+    tree.add_file(b"etc/NIXOS", Source::Bytes(Vec::new().into()), file(0o644))
+        .map_err(t)?;
+    if let Some(cfg) = &opts.config_file {
+        let meta = std::fs::metadata(cfg).map_err(|e| Error::io(cfg, e))?;
+        if !meta.is_file() {
+            return Err(Error::new(ErrorKind::InvalidInput, "not a regular file").with_path(cfg));
+        }
+        tree.add_dir(b"etc/nixos", dir(0o755)).map_err(t)?;
+        tree.add_file(
+            b"etc/nixos/configuration.nix",
+            Source::Host(cfg.clone()),
+            file(0o644),
+        )
+        .map_err(t)?;
+    }
+    tree.add_dir(b"root", dir(0o700)).map_err(t)?;
+    if let Some(channel) = &opts.channel {
+        let profiles = b"nix/var/nix/profiles/per-user/root/";
+        tree.add_symlink(
+            &[&profiles[..], b"channels"].concat(),
+            b"channels-1-link",
+            link(),
+        )
+        .map_err(t)?;
+        tree.add_symlink(
+            &[&profiles[..], b"channels-1-link"].concat(),
+            channel.as_str().as_bytes(),
+            link(),
+        )
+        .map_err(t)?;
+        tree.add_dir(b"root/.nix-defexpr", dir(0o700)).map_err(t)?;
+        tree.add_symlink(
+            b"root/.nix-defexpr/channels",
+            b"/nix/var/nix/profiles/per-user/root/channels",
+            link(),
+        )
+        .map_err(t)?;
+    }
+    add_contents(&mut tree, &opts.contents, when)?;
+    Ok(tree)
+}
+
+/// Adds every store path of `closure` under `prefix` with Nix's canonical metadata: owner
+/// root, mode 0444 or 0555 (directories and files executable by their owner), all times 1.
+fn add_store(tree: &mut Tree, closure: &Closure, prefix: &[u8]) -> Result<()> {
+    let canonical = HostOptions {
+        xattrs: false,
+        sparse: true,
+        overrides: Overrides {
+            owner: Some((0, 0)),
+            clamp_time: None,
+            fixed_time: Some(Timestamp::from_secs(1)),
+            drop_xattrs: true,
+        },
+    };
+    let t = |e: imagetool_fstree::Error| match e.kind() {
+        imagetool_fstree::ErrorKind::Io => {
+            Error::io(e.path(), std::io::Error::other(e.to_string()))
+        }
+        _ => Error::new(ErrorKind::InvalidInput, e.to_string()),
+    };
+    for info in closure.infos() {
+        let host = closure.host_path(&info.path);
+        let dest = [prefix, info.path.base_name().as_bytes()].concat();
+        let meta = std::fs::symlink_metadata(&host).map_err(|e| Error::io(&host, e))?;
+        let first = tree.len();
+        if meta.is_dir() {
+            tree.add_host_dir(&dest, &host, &canonical).map_err(t)?;
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&host).map_err(|e| Error::io(&host, e))?;
+            tree.add_symlink(&dest, target.as_os_str().as_bytes(), Meta::symlink())
+                .map_err(t)?;
+        } else if meta.is_file() {
+            tree.add_file(&dest, Source::Host(host.clone()), Meta::file(0o444))
+                .map_err(t)?;
+        } else {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "a store path must be a file, directory or symlink",
+            )
+            .with_path(&host));
+        }
+        let Some(top) = tree.lookup(&dest) else {
+            continue;
+        };
+        for id in std::iter::once(top).chain((first..tree.len()).map(|i| NodeId(i as u32))) {
+            let exec = match &tree.node(id).kind {
+                Kind::Dir(_) => true,
+                Kind::File(_) => tree.node(id).meta.mode & 0o100 != 0,
+                _ => continue,
+            };
+            let m = tree.meta_mut(id);
+            m.mode = if exec { 0o555 } else { 0o444 };
+            m.uid = 0;
+            m.gid = 0;
+            m.atime = Timestamp::from_secs(1);
+            m.mtime = Timestamp::from_secs(1);
+            m.ctime = Timestamp::from_secs(1);
+            m.xattrs.clear();
+        }
+    }
+    Ok(())
+}
+
+fn generate_db(infos: &[PathInfo], timestamp: i64) -> Result<Vec<u8>> {
+    let dir =
+        std::env::temp_dir().join(format!("imagetool-db-{}-{}", std::process::id(), timestamp));
+    let scratch = Scratch::create(dir)?;
+    let file = scratch.0.join("db.sqlite");
+    write_db(&file, infos, timestamp)?;
+    std::fs::read(&file).map_err(|e| Error::io(&file, e))
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn create(dir: PathBuf) -> Result<Self> {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn add_contents(tree: &mut Tree, contents: &[Content], when: Timestamp) -> Result<()> {
+    let t = |e: imagetool_fstree::Error| Error::new(ErrorKind::InvalidInput, e.to_string());
+    // Expand globs first, so duplicate targets are found whatever the order.
+    let mut items: Vec<(PathBuf, String, &Content)> = Vec::new();
+    for c in contents {
+        for (src, target) in expand(c)? {
+            items.push((src, target, c));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (_, target, _) in &items {
+        if !seen.insert(target.clone()) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("--contents: the target {target} is given twice"),
+            ));
+        }
+    }
+    let ids = Ids::from_contents(&items)?;
+    for (src, target, c) in &items {
+        let dest = target.trim_start_matches('/').as_bytes().to_vec();
+        // Parents that do not exist yet are created root-owned, 0755, like rsync's mkdir -p.
+        let comps: Vec<&[u8]> = dest
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
+        for n in 1..comps.len() {
+            let parent = comps[..n].join(&b'/');
+            if tree.lookup(&parent).is_none() {
+                tree.add_dir(&parent, Meta::dir(0o755).at(when))
+                    .map_err(t)?;
+            }
+        }
+        let meta = std::fs::symlink_metadata(src).map_err(|e| Error::io(src, e))?;
+        let first = tree.len();
+        if meta.is_dir() {
+            let opts = HostOptions {
+                xattrs: false,
+                ..HostOptions::default()
+            };
+            tree.add_host_dir(&dest, src, &opts).map_err(t)?;
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(src).map_err(|e| Error::io(src, e))?;
+            tree.add_symlink(
+                &dest,
+                target.as_os_str().as_bytes(),
+                Meta::symlink().at(when),
+            )
+            .map_err(t)?;
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = (meta.permissions().mode() & 0o7777) as u16;
+            tree.add_file(&dest, Source::Host(src.clone()), Meta::file(mode).at(when))
+                .map_err(t)?;
+        }
+        let (uid, gid) = match &c.owner {
+            Some((u, g)) => (ids.user(u)?, ids.group(g)?),
+            None => (0, 0),
+        };
+        let Some(top) = tree.lookup(&dest) else {
+            continue;
+        };
+        for id in std::iter::once(top).chain((first..tree.len()).map(|i| NodeId(i as u32))) {
+            let is_link = matches!(tree.node(id).kind, Kind::Symlink(_));
+            let m = tree.meta_mut(id);
+            m.uid = uid;
+            m.gid = gid;
+            if let Some(mode) = c.mode
+                && !is_link
+            {
+                m.mode = mode;
+            }
+            // Host times are kept but clamped to SOURCE_DATE_EPOCH, as mke2fs -d does.
+            for time in [&mut m.atime, &mut m.mtime, &mut m.ctime] {
+                if *time > when {
+                    *time = when;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Expands a `*` in the last component of the source: every match is copied into the target
+/// directory under its own name.
+fn expand(c: &Content) -> Result<Vec<(PathBuf, String)>> {
+    let name = c
+        .source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains('*') {
+        return Ok(vec![(c.source.clone(), c.target.clone())]);
+    }
+    let dir = c
+        .source
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let n = entry.file_name().to_string_lossy().into_owned();
+        if glob_match(&name, &n) {
+            out.push((
+                entry.path(),
+                format!("{}/{n}", c.target.trim_end_matches('/')),
+            ));
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "--contents: the glob matches nothing",
+        )
+        .with_path(&c.source));
+    }
+    Ok(out)
+}
+
+/// `*` matches any run of characters (shell-style, no `/`); a leading dot must be explicit.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    if name.starts_with('.') && !pattern.starts_with('.') {
+        return false;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, rest) = match parts.split_first() {
+        Some(x) => x,
+        None => return name.is_empty(),
+    };
+    let Some(mut tail) = name.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return tail.is_empty();
+    };
+    for m in middle {
+        match tail.find(m) {
+            Some(i) => tail = &tail[i + m.len()..],
+            None => return false,
+        }
+    }
+    tail.len() >= last.len() && tail.ends_with(last)
+}
+
+/// User and group names from the `/etc/passwd` and `/etc/group` among the contents.
+struct Ids {
+    users: BTreeMap<String, u32>,
+    groups: BTreeMap<String, u32>,
+}
+
+impl Ids {
+    fn from_contents(items: &[(PathBuf, String, &Content)]) -> Result<Self> {
+        let read = |target: &str, id_field: usize| -> Result<BTreeMap<String, u32>> {
+            let mut map = BTreeMap::from([("root".to_string(), 0)]);
+            if let Some((src, _, _)) = items.iter().find(|(_, t, _)| t == target) {
+                let text = std::fs::read_to_string(src).map_err(|e| Error::io(src, e))?;
+                for line in text.lines() {
+                    let f: Vec<&str> = line.split(':').collect();
+                    if let (Some(name), Some(id)) = (f.first(), f.get(id_field))
+                        && let Ok(id) = id.parse()
+                    {
+                        map.insert((*name).to_string(), id);
+                    }
+                }
+            }
+            Ok(map)
+        };
+        Ok(Self {
+            users: read("/etc/passwd", 2)?,
+            groups: read("/etc/group", 2)?,
+        })
+    }
+
+    fn user(&self, u: &str) -> Result<u32> {
+        Self::resolve(&self.users, u, "user", "/etc/passwd")
+    }
+
+    fn group(&self, g: &str) -> Result<u32> {
+        Self::resolve(&self.groups, g, "group", "/etc/group")
+    }
+
+    fn resolve(map: &BTreeMap<String, u32>, name: &str, what: &str, file: &str) -> Result<u32> {
+        if let Ok(id) = name.parse() {
+            return Ok(id);
+        }
+        map.get(name).copied().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "--contents: unknown {what} {name:?} (give a number, or include {file} in \
+                     the contents)"
+                ),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_content_parse_forms() {
+        let c = Content::parse("/a:/b").unwrap();
+        assert_eq!((c.mode, c.owner), (None, None));
+        let c = Content::parse("/a:/b:0600:alice:users").unwrap();
+        assert_eq!(c.mode, Some(0o600));
+        assert_eq!(c.owner, Some(("alice".into(), "users".into())));
+        for bad in [
+            "/a",
+            "/a:b",
+            "/a:/b:999",
+            "/a:/b:0644:alice",
+            ":/b",
+            "/a:/../x",
+            "/a:/",
+        ] {
+            assert!(Content::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn test_glob_match() {
+        assert!(glob_match("*", "abc"));
+        assert!(!glob_match("*", ".hidden"));
+        assert!(glob_match("*.conf", "a.conf"));
+        assert!(!glob_match("*.conf", "a.confx"));
+        assert!(glob_match("a*b*c", "aXbYc"));
+        assert!(!glob_match("a*b*c", "aXc"));
+        assert!(glob_match("abc", "abc"));
+    }
+}
