@@ -191,3 +191,112 @@ fn test_fixture_boots_from_the_built_image() {
     let r = boot::boot_and_expect(&cfg, &fx.toplevel, &expected).unwrap_or_else(|e| panic!("{e}"));
     println!("booted in {:.1?}", r.elapsed);
 }
+
+#[test]
+fn test_fixture_boots_from_every_container_format() {
+    require_tools!(QEMU_SYSTEM, SEABIOS);
+    let fx = imagetool_fixture::ensure().unwrap();
+    let expected = fx.expected_manifest_sha256().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let formats = [
+        (Format::Qcow2Compressed, DiskFormat::Qcow2),
+        (Format::Vdi, DiskFormat::Vdi),
+        (Format::Vpc, DiskFormat::Vpc),
+        (Format::VhdFixed, DiskFormat::Vpc),
+        (Format::Vhdx, DiskFormat::Vhdx),
+        (Format::Vmdk, DiskFormat::Vmdk),
+        (Format::VmdkStream, DiskFormat::Vmdk),
+    ];
+    for (format, qemu) in formats {
+        let img = tmp
+            .path()
+            .join(format!("nixos-{format}.{}", format.extension()));
+        build(&spec(&fx, TableType::Hybrid, format, &img), &mut NoProgress).unwrap();
+        let cfg = BootConfig::new(Firmware::Kernel {
+            kernel: fx.kernel(),
+            initrd: Some(fx.initrd()),
+            append: fx.kernel_cmdline(),
+        })
+        .drive(&img, qemu);
+        boot::boot_and_expect(&cfg, &fx.toplevel, &expected)
+            .unwrap_or_else(|e| panic!("{format}: {e}"));
+    }
+}
+
+#[test]
+fn test_contents_channel_and_config_land_in_the_image() {
+    require_tools!(E2FSCK, DEBUGFS);
+    let fx = imagetool_fixture::ensure().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(
+        src.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nalice:x:1000:100::/home/alice:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("etc/group"), "root:x:0:\nusers:x:100:\n").unwrap();
+    std::fs::create_dir_all(src.join("keys")).unwrap();
+    std::fs::write(src.join("keys/a.pub"), "A").unwrap();
+    std::fs::write(src.join("keys/b.pub"), "B").unwrap();
+    let cfg = tmp.path().join("configuration.nix");
+    std::fs::write(&cfg, "{ ... }: { }\n").unwrap();
+    let img = tmp.path().join("c.img");
+    let mut s = spec(&fx, TableType::None, Format::Raw, &img);
+    let c = |t: &str| imagetool::nix::root::Content::parse(t).unwrap();
+    s.contents = vec![
+        c(&format!("{}:/etc/passwd", src.join("etc/passwd").display())),
+        c(&format!("{}:/etc/group", src.join("etc/group").display())),
+        c(&format!(
+            "{}/*.pub:/home/alice/.ssh:0600:alice:users",
+            src.join("keys").display()
+        )),
+    ];
+    s.config_file = Some(cfg.clone());
+    let busybox = fx
+        .store_paths
+        .iter()
+        .find(|p| p.contains("busybox"))
+        .unwrap()
+        .clone();
+    s.channel = Some(busybox.clone());
+    build(&s, &mut NoProgress).unwrap();
+    ext4::assert_clean(&Target::whole(&img));
+    let stat = |p: &str| {
+        let out = Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("stat {p}"))
+            .arg(&img)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let key = stat("/home/alice/.ssh/a.pub");
+    assert!(
+        key.contains("User:  1000") && key.contains("Group:   100"),
+        "{key}"
+    );
+    assert!(key.contains("Mode:  0600"), "{key}");
+    assert!(stat("/home/alice/.ssh/b.pub").contains("Mode:  0600"));
+    assert!(stat("/etc/nixos/configuration.nix").contains("Size: 13"));
+    assert!(stat("/root/.nix-defexpr/channels").contains("Type: symlink"));
+    let link = stat("/nix/var/nix/profiles/per-user/root/channels-1-link");
+    assert!(link.contains(&busybox), "{link}");
+
+    // onlyNixStore: the filesystem root is the store itself, labelled nix-store.
+    let only = tmp.path().join("store.img");
+    let mut s = spec(&fx, TableType::None, Format::Raw, &only);
+    s.only_nix_store = true;
+    build(&s, &mut NoProgress).unwrap();
+    ext4::assert_clean(&Target::whole(&only));
+    let sb = ext4::dumpe2fs(&Target::whole(&only)).unwrap();
+    assert_eq!(sb.label(), Some("nix-store"));
+    let base = fx.toplevel.trim_start_matches("/nix/store/");
+    let out = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("stat /{base}/boot.json"))
+        .arg(&only)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Mode:  0444"));
+}
