@@ -1,9 +1,9 @@
 //! `imagetool mkfs vfat`, `disk` and `inspect` end to end, checked with fsck.fat, mtools,
 //! blkid, sfdisk and sgdisk.
 
-mod tools;
-
 use imagetool_testutil::Target;
+use imagetool_testutil::tools::{BLKID, FSCK_FAT, MDIR, MKFS_EXT4, MTYPE, SFDISK, SGDISK};
+use imagetool_testutil::{require, run_text};
 
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -58,8 +58,8 @@ fn root_fs(dir: &Path) -> PathBuf {
     let f = std::fs::File::create(&p).unwrap();
     f.set_len(24 << 20).unwrap();
     drop(f);
-    let (ok, _) = tools::try_run(
-        "mkfs.ext4",
+    let (ok, _) = run_text(
+        MKFS_EXT4,
         &[
             "-q",
             "-F",
@@ -119,7 +119,7 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
 }
 
 fn check_fat(img: &Path, label: &str, files: &[(&str, Vec<u8>)]) {
-    let (ok, out) = tools::try_run("fsck.fat", &["-n", s(img)]);
+    let (ok, out) = run_text(FSCK_FAT, &["-n", s(img)]);
     assert!(
         ok && !out.contains("differ") && !out.contains("Free cluster"),
         "fsck.fat:\n{out}"
@@ -132,7 +132,7 @@ fn check_fat(img: &Path, label: &str, files: &[(&str, Vec<u8>)]) {
             .unwrap();
         assert_eq!(&o.stdout, data, "mtype {p}");
     }
-    let (ok, out) = tools::try_run("blkid", &["-p", "-o", "export", s(img)]);
+    let (ok, out) = run_text(BLKID, &["-p", "-o", "export", s(img)]);
     assert!(ok && out.contains("TYPE=vfat"), "blkid: {out}");
     if !label.is_empty() {
         assert!(out.contains(&format!("LABEL={label}\n")), "blkid: {out}");
@@ -140,9 +140,7 @@ fn check_fat(img: &Path, label: &str, files: &[(&str, Vec<u8>)]) {
 }
 
 fn have_fat_tools() -> bool {
-    tools::have("fsck.fat", "dosfstools")
-        && tools::have("mtype", "mtools")
-        && tools::have("blkid", "util-linux")
+    require(&[FSCK_FAT]) && require(&[MTYPE]) && require(&[BLKID])
 }
 
 #[test]
@@ -185,7 +183,7 @@ fn test_mkfs_vfat_is_clean_deterministic_and_sparse() {
         ("empty", Vec::new()),
     ];
     check_fat(&a, "ESP", &files);
-    let (_, out) = tools::try_run("blkid", &["-p", "-o", "export", s(&a)]);
+    let (_, out) = run_text(BLKID, &["-p", "-o", "export", s(&a)]);
     assert!(out.contains("UUID=2F6A-91C4"), "{out}");
     // FAT32 forced at a size where it is valid; automatic size.
     let c = dir.path().join("c.img");
@@ -243,13 +241,13 @@ fn test_mkfs_vfat_errors_leave_no_output() {
 
 #[test]
 fn test_disk_every_table_type_with_oracles() {
-    if !(have_fat_tools() && tools::have("sfdisk", "fdisk") && tools::have("sgdisk", "gdisk")) {
+    if !(have_fat_tools() && require(&[SFDISK]) && require(&[SGDISK])) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let esp = esp_dir(dir.path());
     let root = root_fs(dir.path());
-    let ext4 = tools::try_run("blkid", &["-p", "-o", "export", s(&root)])
+    let ext4 = run_text(BLKID, &["-p", "-o", "export", s(&root)])
         .1
         .contains("TYPE=ext4");
     for table in [
@@ -300,7 +298,7 @@ fn test_disk_every_table_type_with_oracles() {
         }
         let parts = j["partitions"].as_array().unwrap();
         // sfdisk reads the same partitions.
-        let sf = tools::try_run("sfdisk", &["--json", s(&out)]).1;
+        let sf = run_text(SFDISK, &["--json", s(&out)]).1;
         let sf: serde_json::Value = serde_json::from_str(&sf).unwrap();
         let sfp = sf["partitiontable"]["partitions"].as_array().unwrap();
         assert_eq!(sfp.len(), parts.len(), "{table}");
@@ -310,7 +308,7 @@ fn test_disk_every_table_type_with_oracles() {
         }
         if table.contains("gpt") || ["efi", "efixbootldr", "hybrid"].contains(&table) {
             assert_eq!(j["disk_guid"], "97FD5997-F390-0B4A-A3F8-D106C1723AEA");
-            let v = tools::try_run("sgdisk", &["-v", s(&out)]).1;
+            let v = run_text(SGDISK, &["-v", s(&out)]).1;
             assert!(v.contains("No problems found"), "{table}: {v}");
             // hybrid's BIOS boot partition (sectors 34..=2048, as make-disk-image makes it) draws
             // sgdisk's "doesn't end on a 2-sector boundary" caution, which the kit counts.
@@ -340,8 +338,8 @@ fn test_disk_every_table_type_with_oracles() {
                     // mtools reads it in place too, at the partition offset (an empty BOOT
                     // has nothing to list).
                     if label == "ESP" || table == "legacy+boot" {
-                        let (ok, listing) = tools::try_run(
-                            "mdir",
+                        let (ok, listing) = run_text(
+                            MDIR,
                             &["-/", "-b", "-i", &format!("{}@@{start}", s(&out)), "::"],
                         );
                         assert!(ok, "{listing}");

@@ -1,7 +1,7 @@
 //! The FAT writer against dosfstools, mtools and blkid.
 
-mod tools;
-
+use imagetool_testutil::tools::{BLKID, FSCK_FAT, MDIR, MKFS_VFAT, MTYPE};
+use imagetool_testutil::{require, run_text};
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -10,10 +10,7 @@ use imagetool_blockio::SparseFile;
 use imagetool_fat::{FatType, FormatOptions, Params, Tree, format};
 
 fn have_all() -> bool {
-    tools::have("fsck.fat", "dosfstools")
-        && tools::have("mkfs.fat", "dosfstools")
-        && tools::have("mdir", "mtools")
-        && tools::have("blkid", "util-linux")
+    require(&[FSCK_FAT]) && require(&[MKFS_VFAT]) && require(&[MDIR]) && require(&[BLKID])
 }
 
 /// A tree with the edge cases: many files, deep directories, long and unicode names, empty
@@ -96,7 +93,7 @@ fn esp_opts() -> FormatOptions {
 
 fn check_image(img: &Path, files: &BTreeMap<String, Vec<u8>>, label: &str) {
     let p = img.to_str().unwrap();
-    let (ok, out) = tools::try_run("fsck.fat", &["-n", "-V", p]);
+    let (ok, out) = run_text(FSCK_FAT, &["-n", "-V", p]);
     assert!(ok, "fsck.fat -n failed:\n{out}");
     let findings: Vec<&str> = out
         .lines()
@@ -110,7 +107,7 @@ fn check_image(img: &Path, files: &BTreeMap<String, Vec<u8>>, label: &str) {
         .collect();
     assert!(findings.is_empty(), "fsck.fat -n reports:\n{out}");
     // mtools lists every file (recursively) with its full path.
-    let (ok, listing) = tools::try_run("mdir", &["-/", "-b", "-i", p, "::"]);
+    let (ok, listing) = run_text(MDIR, &["-/", "-b", "-i", p, "::"]);
     assert!(ok, "mdir failed: {listing}");
     let listed: std::collections::BTreeSet<String> = listing
         .lines()
@@ -124,17 +121,21 @@ fn check_image(img: &Path, files: &BTreeMap<String, Vec<u8>>, label: &str) {
         .iter()
         .filter(|(p, _)| !p.starts_with("many/") || p.ends_with("7.dat"))
     {
-        let (ok, out) = tools::try_run("mtype", &["-i", p, &format!("::/{path}")]);
-        let _ = out;
-        assert!(ok, "mtype {path}");
-        let o = std::process::Command::new("mtype")
+        // mtype once, keeping the raw bytes (binary contents are not text).
+        let mtype = MTYPE.path().unwrap_or_else(|e| panic!("{e}"));
+        let o = std::process::Command::new(mtype)
             .env("MTOOLS_SKIP_CHECK", "1")
             .args(["-i", p, &format!("::/{path}")])
             .output()
             .unwrap();
+        assert!(
+            o.status.success(),
+            "mtype {path}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(&o.stdout, data, "contents of {path}");
     }
-    let (ok, out) = tools::try_run("blkid", &["-p", "-o", "export", p]);
+    let (ok, out) = run_text(BLKID, &["-p", "-o", "export", p]);
     assert!(ok, "blkid: {out}");
     assert!(out.contains(&format!("LABEL={label}\n")), "{out}");
     assert!(out.contains("TYPE=vfat"), "{out}");
@@ -211,7 +212,7 @@ fn test_fat12_small_is_fsck_clean() {
 /// are not compared: mkfs.fat invents one for image files, and LBA readers ignore them.)
 #[test]
 fn test_params_match_mkfs_fat() {
-    if !tools::have("mkfs.fat", "dosfstools") {
+    if !require(&[MKFS_VFAT]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -231,7 +232,7 @@ fn test_params_match_mkfs_fat() {
                 args.extend(["-F", "32"]);
             }
             args.push(img.to_str().unwrap());
-            let (ok, out) = tools::try_run("mkfs.fat", &args);
+            let (ok, out) = run_text(MKFS_VFAT, &args);
             assert!(ok, "{out}");
             let f = std::fs::File::open(&img).unwrap();
             let mut b = [0u8; 512];

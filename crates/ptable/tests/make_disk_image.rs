@@ -2,8 +2,8 @@
 //! (tests/make-disk-image.sh) on the same disk size, compared with sfdisk, sgdisk and byte for
 //! byte.
 
-mod tools;
-
+use imagetool_testutil::tools::{PARTED, SFDISK, SGDISK, SH};
+use imagetool_testutil::{require, run_ok};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -12,8 +12,8 @@ use imagetool_ptable::{DiskSize, LayoutOptions, Requirements, TableType, plan, r
 
 fn reference(t: TableType, img: &Path, mib: u64) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/make-disk-image.sh");
-    tools::run(
-        "sh",
+    run_ok(
+        SH,
         &[
             script.to_str().unwrap(),
             t.name(),
@@ -47,10 +47,7 @@ fn sectors(img: &Path, first: u64, count: u64) -> Vec<u8> {
 
 #[test]
 fn test_every_table_equals_parted_and_sgdisk() {
-    if !(tools::have("parted", "parted")
-        && tools::have("sgdisk", "gdisk")
-        && tools::have("sfdisk", "fdisk"))
-    {
+    if !(require(&[PARTED]) && require(&[SGDISK]) && require(&[SFDISK])) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -65,8 +62,8 @@ fn test_every_table_equals_parted_and_sgdisk() {
             let layout = ours(t, &o, mib);
             let mbr = !t.is_gpt();
             assert_eq!(
-                tools::sfdisk_dump(&o, mbr).replace("ours", "X"),
-                tools::sfdisk_dump(&r, mbr).replace("ref", "X"),
+                sfdisk_dump(&o, mbr).replace("ours", "X"),
+                sfdisk_dump(&r, mbr).replace("ref", "X"),
                 "{t} at {mib} MiB"
             );
             // Byte for byte: sector 0, the primary GPT and the backup GPT. On MBR disks parted
@@ -86,13 +83,13 @@ fn test_every_table_equals_parted_and_sgdisk() {
                 "{t} at {mib} MiB: the backup GPT differs"
             );
             if t.is_gpt() {
-                let v = tools::run("sgdisk", &["-v", o.to_str().unwrap()]);
-                let v = String::from_utf8_lossy(&v.stdout);
+                let v = run_ok(SGDISK, &["-v", o.to_str().unwrap()]);
+                let v = v.stdout;
                 assert!(v.contains("No problems found"), "{t}: {v}");
             }
             // sfdisk --json agrees with the plan, and so does our own reader.
-            let j = tools::run("sfdisk", &["--json", o.to_str().unwrap()]);
-            let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+            let j = run_ok(SFDISK, &["--json", o.to_str().unwrap()]);
+            let j: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
             let parts = j["partitiontable"]["partitions"].as_array().unwrap();
             assert_eq!(parts.len(), layout.partitions.len());
             for (p, want) in parts.iter().zip(&layout.partitions) {
@@ -124,4 +121,16 @@ fn test_table_images_are_sparse_and_identical_twice() {
         "{} blocks allocated",
         m.blocks()
     );
+}
+
+/// `sfdisk --dump` with the device name removed (and the label-id line when `drop_label_id`).
+fn sfdisk_dump(img: &Path, drop_label_id: bool) -> String {
+    let out = run_ok(SFDISK, &["--dump", img.to_str().unwrap()]);
+    let name = img.to_str().unwrap();
+    out.stdout
+        .lines()
+        .filter(|l| !(l.starts_with("device:") || (drop_label_id && l.starts_with("label-id:"))))
+        .map(|l| l.replace(name, "IMG"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

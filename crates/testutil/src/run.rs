@@ -100,6 +100,34 @@ fn shell_word(s: &str) -> String {
     }
 }
 
+/// Runs `tool` and returns whether it exited 0 and its stdout followed by its stderr, for tests
+/// that judge the output themselves. The locale is `C.UTF-8`, so tools print non-ASCII file
+/// names as UTF-8; mtools' drive-geometry check is off (`MTOOLS_SKIP_CHECK`), since images are
+/// not floppies.
+///
+/// # Panics
+/// When the tool is missing or cannot be started (check it with [`require_tools!`] first).
+///
+/// [`require_tools!`]: crate::require_tools
+pub fn run_text<S: AsRef<std::ffi::OsStr>>(tool: Tool, args: &[S]) -> (bool, String) {
+    let env = [("LC_ALL", "C.UTF-8"), ("MTOOLS_SKIP_CHECK", "1")];
+    let out = run(tool, args, &env).unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.success(),
+        format!("{}{}", out.stdout, out.stderr),
+    )
+}
+
+/// Runs `tool` and panics with its whole output unless it exits 0.
+///
+/// # Panics
+/// When the tool is missing, cannot be started, or fails.
+pub fn run_ok<S: AsRef<std::ffi::OsStr>>(tool: Tool, args: &[S]) -> Output {
+    let out = run(tool, args, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{out}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,14 @@ pub const MDIR: Tool = Tool::new("mdir", "mtools");
 pub const MCOPY: Tool = Tool::new("mcopy", "mtools");
 /// `mmd` (mtools), used by tests to make reference images.
 pub const MMD: Tool = Tool::new("mmd", "mtools");
+/// `mtype` (mtools).
+pub const MTYPE: Tool = Tool::new("mtype", "mtools");
+/// `blkid` (util-linux).
+pub const BLKID: Tool = Tool::new("blkid", "util-linux");
+/// `parted`.
+pub const PARTED: Tool = Tool::new("parted", "parted");
+/// `sh`.
+pub const SH: Tool = Tool::new("sh", "dash");
 /// `sfdisk` (fdisk).
 pub const SFDISK: Tool = Tool::new("sfdisk", "fdisk");
 /// `sgdisk` (gdisk).
