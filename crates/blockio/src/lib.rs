@@ -10,8 +10,13 @@
 //!        ├── SparseFile   a host file, holes where nothing was written
 //!        ├── MemImage     a sparse in-memory image (tests, doctests, fuzzing)
 //!        ├── Window       a byte range of another backing (one partition)
-//!        └── Tracked      any backing plus an exact record of the ranges written
+//!        ├── Tracked      any backing plus an exact record of the ranges written
+//!        └── Overlay      an image that exists only as its writes: metadata in memory, file
+//!                         data as references to host files, read when the image is read
 //! ```
+//!
+//! [`Overlay`] is how `imagetool build` writes a container format with no raw intermediate:
+//! the filesystem writers write into it, and the container writer reads from it.
 //!
 //! [`AtomicFile`] gives every output a temporary name in the target directory and renames it
 //! only when the build has succeeded, so a failed build never leaves a half-written image.
@@ -31,6 +36,7 @@
 
 mod atomic;
 mod mem;
+mod overlay;
 mod range_set;
 mod sparse;
 mod window;
@@ -38,9 +44,11 @@ mod window;
 use std::fs::File;
 use std::io;
 use std::ops::Range;
+use std::path::Path;
 
 pub use atomic::AtomicFile;
 pub use mem::MemImage;
+pub use overlay::{Overlay, OverlayStats};
 pub use range_set::RangeSet;
 pub use sparse::SparseFile;
 pub use window::{Tracked, Window};
@@ -81,6 +89,20 @@ pub trait WriteAt: Sync {
     fn copy_from_file(&self, src: &File, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
         copy_via_buffer(self, src, src_offset, len, offset)
     }
+
+    /// Copies `len` bytes of the host file at `src`, starting at `src_offset`, to `offset`.
+    ///
+    /// The default opens the file and calls [`WriteAt::copy_from_file`]; an [`Overlay`] only
+    /// records the path and reads the file when the image is read, so writers should prefer
+    /// this method when they know the path.
+    ///
+    /// # Errors
+    /// As [`WriteAt::copy_from_file`], and any error opening `src`; messages name the path.
+    fn copy_from_path(&self, src: &Path, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
+        let f = File::open(src)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
+        self.copy_from_file(&f, src_offset, len, offset)
+    }
 }
 
 /// Lists the byte ranges of a backing that hold data (were written), sorted and coalesced.
@@ -110,6 +132,9 @@ impl<T: WriteAt + ?Sized> WriteAt for &T {
     }
     fn copy_from_file(&self, src: &File, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
         (**self).copy_from_file(src, src_offset, len, offset)
+    }
+    fn copy_from_path(&self, src: &Path, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
+        (**self).copy_from_path(src, src_offset, len, offset)
     }
 }
 

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io;
 use std::ops::Range;
+use std::path::Path;
 use std::sync::Mutex;
 
 use crate::{Extents, RangeSet, ReadAt, WriteAt, check_range};
@@ -69,6 +70,11 @@ impl<B: WriteAt> WriteAt for Window<B> {
         check_range(offset, len, self.len)?;
         self.inner
             .copy_from_file(src, src_offset, len, self.base + offset)
+    }
+    fn copy_from_path(&self, src: &Path, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
+        check_range(offset, len, self.len)?;
+        self.inner
+            .copy_from_path(src, src_offset, len, self.base + offset)
     }
 }
 
@@ -152,6 +158,11 @@ impl<B: WriteAt> WriteAt for Tracked<B> {
     }
     fn copy_from_file(&self, src: &File, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
         self.inner.copy_from_file(src, src_offset, len, offset)?;
+        self.record().insert(offset..offset + len);
+        Ok(())
+    }
+    fn copy_from_path(&self, src: &Path, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
+        self.inner.copy_from_path(src, src_offset, len, offset)?;
         self.record().insert(offset..offset + len);
         Ok(())
     }
