@@ -1,7 +1,5 @@
 //! Executing a plan: metadata written once, in order; file data copied in parallel.
 
-use std::fs::File;
-
 use imagetool_blockio::{WriteAt, write_skipping_zeros};
 use imagetool_fstree::{Kind, Node, Source, Timestamp, Tree};
 use rayon::prelude::*;
@@ -366,12 +364,6 @@ impl Plan {
             .collect();
         let run = || {
             jobs.par_iter().try_for_each(|(ip, fd)| {
-                let file = match &fd.source {
-                    Source::Host(p) => {
-                        Some(File::open(p).map_err(|e| Error::io(crate::host_path(p), "open", e))?)
-                    }
-                    Source::Bytes(_) => None,
-                };
                 for e in &ip.extents {
                     let off = u64::from(e.lblk) * BLOCK_SIZE;
                     let len = (u64::from(e.len) * BLOCK_SIZE).min(fd.size.saturating_sub(off));
@@ -379,11 +371,13 @@ impl Plan {
                         continue;
                     }
                     let dst = e.pblk * BLOCK_SIZE;
-                    match (&fd.source, &file) {
-                        (Source::Host(p), Some(f)) => t
-                            .copy_from_file(f, off, len, dst)
+                    match &fd.source {
+                        // By path: a backing that reads lazily (blockio's Overlay) records
+                        // the reference instead of copying.
+                        Source::Host(p) => t
+                            .copy_from_path(p, off, len, dst)
                             .map_err(|err| Error::io(crate::host_path(p), "read", err))?,
-                        (Source::Bytes(b), _) => {
+                        Source::Bytes(b) => {
                             let s = usize::try_from(off).unwrap_or(usize::MAX).min(b.len());
                             let e2 = usize::try_from(off + len)
                                 .unwrap_or(usize::MAX)
@@ -391,7 +385,6 @@ impl Plan {
                             write_skipping_zeros(t, &b[s..e2], dst)
                                 .map_err(|err| Error::io(format!("offset {dst}"), "write", err))?;
                         }
-                        _ => {}
                     }
                 }
                 Ok(())

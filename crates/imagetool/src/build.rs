@@ -2,10 +2,16 @@
 //!
 //! ```text
 //!  closure ──► root tree ──► ext4 plan ──► partition layout ──► write (table, ext4, FAT)
-//!  (nix)       (nix::root)   (ext4)        (ptable)             into a sparse raw image
-//!                                                                  │
-//!                                        container (vdisk) ◄───────┘ unless --format raw
+//!  (nix)       (nix::root)   (ext4)        (ptable)               │
+//!                                                 raw: the output file itself (sparse)
+//!                                                 else: an Overlay (metadata in memory,
+//!                                                 file data as references to the closure)
+//!                                                                 │
+//!                                  container (vdisk) reads it ◄───┘ unless --format raw
 //! ```
+//!
+//! No raw intermediate file is written for a container format: the closure's file data is
+//! read once, when the container writer reads that range of the disk.
 //!
 //! Every step before `write` is pure planning, so a size that does not fit, a missing store
 //! path or a malformed input fails before the output is created; the output appears (renamed
@@ -14,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use imagetool_blockio::{AtomicFile, Extents, SparseFile, Tracked, Window};
+use imagetool_blockio::{AtomicFile, Overlay, SparseFile, Tracked, Window, WriteAt};
 use imagetool_ext4 as ext4;
 use imagetool_fat as fat;
 use imagetool_nix::closure::{ClosureInput, LoadOptions};
@@ -342,59 +348,49 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         Ok(((layout, fs_plan, fats), detail))
     })?;
 
-    // Write the raw image: into the output itself for raw, else into a sparse temporary file
-    // beside it that the container writer reads.
-    let raw_path = if spec.format == Format::Raw {
-        spec.output.clone()
-    } else {
-        let mut name = std::ffi::OsString::from(".");
-        name.push(spec.output.file_name().unwrap_or_default());
-        name.push(".raw");
-        spec.output.with_file_name(name)
+    // Raw: write into the output itself (a sparse file; file data by copy_file_range). Every
+    // other format: write into an Overlay (metadata in memory, file data as references to the
+    // closure's files) and let the container writer read the disk from it: no raw
+    // intermediate file, and the closure's bytes are read once.
+    let parts = Parts {
+        layout: &layout,
+        tree: &tree,
+        fs_plan: &fs_plan,
+        fats: &fats,
     };
-    let raw = AtomicFile::create(&raw_path).map_err(io(&spec.output))?;
-    let allocated = timed(progress, &mut timings, Phase::Write, || {
-        let file = raw.try_clone_file().map_err(io(&raw_path))?;
-        let disk = SparseFile::from_file(file, layout.disk_size).map_err(io(&raw_path))?;
-        let tracked = Tracked::new(&disk);
-        layout.write_table(&tracked)?;
-        let r = layout
-            .partition(Role::Root)
-            .map(|p| p.byte_range())
-            .unwrap_or(0..layout.disk_size);
-        let win = Window::new(&tracked, r.start, r.end - r.start).map_err(io(&raw_path))?;
-        fs_plan.write(&tree, &win)?;
-        for (r, what, plan) in &fats {
-            let w = Window::new(&tracked, r.start, r.end - r.start).map_err(io(&raw_path))?;
-            plan.write(&w)
-                .map_err(|source| BuildError::Fat { what, source })?;
-        }
-        let allocated: u64 = tracked
-            .data_extents()
-            .map_err(io(&raw_path))?
-            .iter()
-            .map(|r| r.end - r.start)
-            .sum();
-        Ok((allocated, format!("{} MiB allocated", allocated >> 20)))
-    })?;
-
-    if spec.format == Format::Raw {
-        raw.file().sync_all().map_err(io(&spec.output))?;
-        raw.commit().map_err(io(&spec.output))?;
+    let allocated = if spec.format == Format::Raw {
+        let out = &spec.output;
+        let raw = AtomicFile::create(out).map_err(io(out))?;
+        let allocated = timed(progress, &mut timings, Phase::Write, || {
+            let file = raw.try_clone_file().map_err(io(out))?;
+            let disk = SparseFile::from_file(file, layout.disk_size).map_err(io(out))?;
+            let allocated = parts.write(&disk, out)?;
+            Ok((allocated, format!("{} MiB allocated", allocated >> 20)))
+        })?;
+        raw.file().sync_all().map_err(io(out))?;
+        raw.commit().map_err(io(out))?;
+        allocated
     } else {
+        let disk = Overlay::new(layout.disk_size);
+        let allocated = timed(progress, &mut timings, Phase::Write, || {
+            let allocated = parts.write(&disk, &spec.output)?;
+            let st = disk.stats();
+            let detail = format!(
+                "{} MiB allocated: {} MiB of metadata in memory, {} MiB of file data to read",
+                allocated >> 20,
+                st.memory >> 20,
+                st.referenced >> 20
+            );
+            Ok((allocated, detail))
+        })?;
         timed(progress, &mut timings, Phase::Convert, || {
-            let src = SparseFile::from_file(
-                raw.try_clone_file().map_err(io(&raw_path))?,
-                layout.disk_size,
-            )
-            .map_err(io(&raw_path))?;
             let mut opts = spec.format_options.clone();
             opts.threads = spec.threads;
-            let report = vdisk::convert(&src, spec.format, &spec.output, &opts)?;
+            let report = vdisk::convert(&disk, spec.format, &spec.output, &opts)?;
             Ok(((), format!("{} ({report:?})", spec.format)))
         })?;
-        // `raw` is dropped here: the temporary raw image is removed.
-    }
+        allocated
+    };
     Ok(BuildReport {
         output: spec.output.clone(),
         format: spec.format,
@@ -405,6 +401,37 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         allocated,
         timings,
     })
+}
+
+/// Everything the write phase writes: the partition table, the root filesystem, the FAT
+/// filesystems.
+struct Parts<'a> {
+    layout: &'a DiskLayout,
+    tree: &'a ext4::Tree,
+    fs_plan: &'a ext4::Plan,
+    fats: &'a [(std::ops::Range<u64>, &'static str, fat::Plan)],
+}
+
+impl Parts<'_> {
+    /// Writes the whole disk into `disk`; returns the bytes written (`name`: the output, for
+    /// errors).
+    fn write<W: WriteAt>(&self, disk: &W, name: &Path) -> Result<u64, BuildError> {
+        let tracked = Tracked::new(disk);
+        self.layout.write_table(&tracked)?;
+        let r = self
+            .layout
+            .partition(Role::Root)
+            .map(|p| p.byte_range())
+            .unwrap_or(0..self.layout.disk_size);
+        let win = Window::new(&tracked, r.start, r.end - r.start).map_err(io(name))?;
+        self.fs_plan.write(self.tree, &win)?;
+        for (r, what, plan) in self.fats {
+            let w = Window::new(&tracked, r.start, r.end - r.start).map_err(io(name))?;
+            plan.write(&w)
+                .map_err(|source| BuildError::Fat { what, source })?;
+        }
+        Ok(tracked.written().iter().map(|r| r.end - r.start).sum())
+    }
 }
 
 /// `rootFSUID`'s default: `rootGPUID` (make-disk-image), or the seeded root GUID.
