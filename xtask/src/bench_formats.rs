@@ -1,7 +1,13 @@
-//! `cargo xtask bench formats [--image RAW]`: imagetool's native container writers against
-//! `qemu-img convert` on the same raw image, in the same run.
+//! `cargo xtask bench formats [--image RAW] [--closure DIR]`: imagetool's native container
+//! writers against `qemu-img convert` on the same raw image, in the same run.
 //!
-//! Without `--image`, a 2 GiB ext4 image of /usr/share, /usr/bin and /usr/include (hard-linked
+//! With `--closure DIR` (a closure from `cargo xtask fixture --bench --out DIR`; by default
+//! target/bench/closure when it exists), `imagetool build` runs first: once with `--format raw`
+//! (its output is then the raw image the conversions read) and once per container format
+//! straight from the closure (no raw intermediate), each with wall time, CPU time and peak RSS;
+//! the targets compare those direct builds with "build raw, then qemu-img convert".
+//!
+//! Without either, a 2 GiB ext4 image of /usr/share, /usr/bin and /usr/include (hard-linked
 //! into a staging tree, then `mkfs.ext4 -d`) is made once under target/bench/.
 
 use std::path::{Path, PathBuf};
@@ -16,11 +22,21 @@ pub fn run_bench(args: &[String]) -> Result<()> {
     let root = workspace_root();
     let work = root.join("target/bench/formats");
     std::fs::create_dir_all(&work)?;
-    let image = match args {
-        [] => default_image(&root.join("target/bench"))?,
-        [flag, path] if flag == "--image" => PathBuf::from(path),
-        _ => bail!("usage: cargo xtask bench formats [--image RAW]"),
-    };
+    let mut image = None;
+    let mut closure = None;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().map(PathBuf::from);
+        match (flag.as_str(), value) {
+            ("--image", Some(v)) => image = Some(v),
+            ("--closure", Some(v)) => closure = Some(v),
+            _ => bail!("usage: cargo xtask bench formats [--image RAW] [--closure DIR]"),
+        }
+    }
+    let default_closure = root.join("target/bench/closure");
+    if closure.is_none() && image.is_none() && default_closure.join("toplevel").exists() {
+        closure = Some(default_closure);
+    }
     run(Command::new("cargo").current_dir(&root).args([
         "build",
         "--release",
@@ -29,6 +45,16 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         "imagetool-cli",
     ]))?;
     let bin = root.join("target/release/imagetool");
+    let mut direct = None;
+    if let Some(dir) = &closure {
+        let (raw, rows) = bench_build(&bin, dir, &work)?;
+        image = Some(raw);
+        direct = Some(rows);
+    }
+    let image = match image {
+        Some(i) => i,
+        None => default_image(&root.join("target/bench"))?,
+    };
     let size = std::fs::metadata(&image)
         .with_context(|| image.display().to_string())?
         .len();
@@ -88,6 +114,25 @@ pub fn run_bench(args: &[String]) -> Result<()> {
     row("qemu-img convert -c -o compression_type=zstd", qz);
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     println!();
+    if let Some(rows) = &direct {
+        let get = |f: &str| rows.iter().find(|r| r.format == f).map(|r| r.wall);
+        if let (Some(raw_t), Some(c_t), Some(q_t)) =
+            (get("raw"), get("qcow2-compressed"), get("qcow2"))
+        {
+            println!(
+                "build qcow2-compressed vs build raw + qemu-img convert -c: {:.2}x (target >= 2)",
+                ratio(raw_t + qc.0, c_t)
+            );
+            println!(
+                "build qcow2 time / build raw time: {:.2} (target <= 1)",
+                ratio(q_t, raw_t)
+            );
+            println!(
+                "build qcow2 vs build raw + qemu-img convert: {:.2}x",
+                ratio(raw_t + qq.0, q_t)
+            );
+        }
+    }
     println!(
         "speed-up vs qemu-img -c (deflate): {:.2}x (target >= 2)",
         ratio(qc.0, c.0)
@@ -99,6 +144,115 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         ratio(q.0, raw.0)
     );
     Ok(())
+}
+
+/// One `imagetool build` run.
+struct BuildRow {
+    format: &'static str,
+    wall: Duration,
+}
+
+/// `imagetool build` of the closure in `dir`: raw first (returned: the raw image), then every
+/// container format straight from the closure; prints a table with wall, CPU, peak RSS, size.
+fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<BuildRow>)> {
+    let toplevel = std::fs::read_to_string(dir.join("toplevel"))
+        .with_context(|| format!("{}: not a closure from cargo xtask fixture", dir.display()))?;
+    // Warm the page cache with the closure, as for the image below.
+    run(Command::new("tar")
+        .args(["-cf", "/dev/null", "-C"])
+        .arg(dir)
+        .arg("store"))?;
+    let formats = [
+        "raw",
+        "qcow2",
+        "qcow2-compressed",
+        "vdi",
+        "vpc",
+        "vhd-fixed",
+        "vhdx",
+        "vmdk",
+        "vmdk-stream",
+    ];
+    let mut rows = Vec::new();
+    println!(
+        "imagetool build of {} (hybrid table), load average before: {}\n",
+        dir.display(),
+        loadavg()
+    );
+    println!(
+        "| build --format | wall s | CPU s | peak RSS MiB | output MiB (allocated) | load avg after |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut raw = None;
+    for format in formats {
+        let out = work.join(format!("build-{format}.img"));
+        let _ = std::fs::remove_file(&out);
+        let _ = Command::new("sync").status();
+        let stats = work.join("time.txt");
+        let cpu = children_cpu();
+        let t = Instant::now();
+        let st = Command::new("/usr/bin/time")
+            .arg("-o")
+            .arg(&stats)
+            .args(["-f", "%M"])
+            .arg(bin)
+            .arg("build")
+            .args(["--toplevel", toplevel.trim(), "--closure-info"])
+            .arg(dir)
+            .arg("--store-root")
+            .arg(dir.join("store"))
+            .args(["--partition", "hybrid", "--format", format, "--output"])
+            .arg(&out)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("running /usr/bin/time (apt-get install time)")?;
+        let wall = t.elapsed();
+        if !st.success() {
+            bail!("imagetool build --format {format} failed with {st}");
+        }
+        let cpu = children_cpu() - cpu;
+        let rss: u64 = std::fs::read_to_string(&stats)?
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(&out)?;
+        println!(
+            "| {format} | {:.2} | {cpu:.2} | {} | {} ({}) | {} |",
+            wall.as_secs_f64(),
+            rss >> 10,
+            md.len() >> 20,
+            (md.blocks() * 512) >> 20,
+            loadavg()
+        );
+        // Nothing but the output may be left in the directory.
+        let stray: Vec<_> = std::fs::read_dir(work)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        if !stray.is_empty() {
+            bail!(
+                "build --format {format} left {stray:?} in {}",
+                work.display()
+            );
+        }
+        rows.push(BuildRow { format, wall });
+        if format == "raw" {
+            raw = Some(out);
+        } else {
+            std::fs::remove_file(&out)?;
+        }
+    }
+    println!();
+    let raw = raw.context("no raw build")?;
+    Ok((raw, rows))
+}
+
+fn loadavg() -> String {
+    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// CPU seconds (user + system) of this process's waited-for children, from /proc/self/stat
