@@ -68,7 +68,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         .arg(&image)
         .stdout(std::process::Stdio::null()))?;
 
-    let ours = |format: &str, extra: &[&str]| -> Result<(Duration, u64)> {
+    let ours = |format: &str, extra: &[&str]| -> Result<(Duration, u64, f64)> {
         let out = work.join(format!("it.{format}{}", extra.join("")));
         timed(
             Command::new(&bin)
@@ -80,7 +80,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
             &out,
         )
     };
-    let qemu = |name: &str, extra: &[&str]| -> Result<(Duration, u64)> {
+    let qemu = |name: &str, extra: &[&str]| -> Result<(Duration, u64, f64)> {
         let out = work.join(format!("qemu.{name}"));
         timed(
             Command::new("qemu-img")
@@ -101,10 +101,14 @@ pub fn run_bench(args: &[String]) -> Result<()> {
     let z = ours("qcow2-compressed", &["--compression", "zstd"])?;
     let qz = qemu("z.qcow2", &["-c", "-o", "compression_type=zstd"])?;
 
-    let row = |what: &str, (t, s): (Duration, u64)| {
-        println!("| {what} | {:.2} | {} |", t.as_secs_f64(), s >> 20);
+    let row = |what: &str, (t, s, cpu): (Duration, u64, f64)| {
+        println!(
+            "| {what} | {:.2} | {cpu:.2} | {} |",
+            t.as_secs_f64(),
+            s >> 20
+        );
     };
-    println!("| run | seconds | output MiB |\n|---|---|---|");
+    println!("| run | wall s | CPU s | output MiB |\n|---|---|---|---|");
     row("imagetool raw (sparse copy)", raw);
     row("imagetool qcow2", q);
     row("qemu-img convert -O qcow2", qq);
@@ -116,9 +120,17 @@ pub fn run_bench(args: &[String]) -> Result<()> {
     println!();
     if let Some(rows) = &direct {
         let get = |f: &str| rows.iter().find(|r| r.format == f).map(|r| r.wall);
+        let cpu = |f: &str| rows.iter().find(|r| r.format == f).map_or(0.0, |r| r.cpu);
         if let (Some(raw_t), Some(c_t), Some(q_t)) =
             (get("raw"), get("qcow2-compressed"), get("qcow2"))
         {
+            println!(
+                "CPU s: build qcow2-compressed {:.2}; build raw + qemu-img convert -c {:.2} ({:.2} + {:.2})",
+                cpu("qcow2-compressed"),
+                cpu("raw") + qc.2,
+                cpu("raw"),
+                qc.2
+            );
             println!(
                 "build qcow2-compressed vs build raw + qemu-img convert -c: {:.2}x (target >= 2)",
                 ratio(raw_t + qc.0, c_t)
@@ -150,6 +162,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
 struct BuildRow {
     format: &'static str,
     wall: Duration,
+    cpu: f64,
 }
 
 /// `imagetool build` of the closure in `dir`: raw first (returned: the raw image), then every
@@ -203,6 +216,7 @@ fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<Buil
             .arg(dir.join("store"))
             .args(["--partition", "hybrid", "--format", format, "--output"])
             .arg(&out)
+            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
             .context("running /usr/bin/time (apt-get install time)")?;
@@ -238,7 +252,7 @@ fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<Buil
                 work.display()
             );
         }
-        rows.push(BuildRow { format, wall });
+        rows.push(BuildRow { format, wall, cpu });
         if format == "raw" {
             raw = Some(out);
         } else {
@@ -270,7 +284,7 @@ fn children_cpu() -> f64 {
 
 /// Runs `cmd` (twice when it is quick, keeping the faster run), after `sync` so that write-back
 /// of an earlier run's output does not land in this one's time.
-fn timed(cmd: &mut Command, out: &Path) -> Result<(Duration, u64)> {
+fn timed(cmd: &mut Command, out: &Path) -> Result<(Duration, u64, f64)> {
     let first = timed_once(cmd, out)?;
     if first.0 > Duration::from_secs(10) {
         return Ok(first);
@@ -279,7 +293,7 @@ fn timed(cmd: &mut Command, out: &Path) -> Result<(Duration, u64)> {
     Ok(if second.0 < first.0 { second } else { first })
 }
 
-fn timed_once(cmd: &mut Command, out: &Path) -> Result<(Duration, u64)> {
+fn timed_once(cmd: &mut Command, out: &Path) -> Result<(Duration, u64, f64)> {
     let _ = std::fs::remove_file(out);
     let _ = Command::new("sync").status();
     let cpu = children_cpu();
@@ -298,7 +312,7 @@ fn timed_once(cmd: &mut Command, out: &Path) -> Result<(Duration, u64)> {
         children_cpu() - cpu,
         cmd.get_program()
     );
-    Ok((d, std::fs::metadata(out)?.len()))
+    Ok((d, std::fs::metadata(out)?.len(), children_cpu() - cpu))
 }
 
 fn default_image(dir: &Path) -> Result<PathBuf> {
