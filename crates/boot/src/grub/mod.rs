@@ -13,7 +13,7 @@
 //! Only `grub-mkimage` runs as an external tool (it links GRUB's own modules, which are
 //! version-bound to it); it needs no root, no device and no mount. Its output is
 //! deterministic (checked by the tests: two runs give identical bytes, for i386-pc and for the
-//! x86_64-efi PE image, whose COFF timestamp GRUB leaves at zero).
+//! x86_64-efi PE image, whose COFF timestamp GRUB sets to a constant, 2015-01-01).
 //!
 //! The core image finds the filesystem holding GRUB's directory by its UUID
 //! (`search.fs_uuid <uuid> root`, then `set prefix=($root)<dir>`), so one recipe works
