@@ -6,12 +6,14 @@
 //! | layout | firmware | GRUB's directory | core image |
 //! |---|---|---|---|
 //! | `legacy` (MBR) | SeaBIOS | root ext4 `/boot/grub` | MBR gap, LBA 1 |
+//! | `legacy+boot` (MBR) | SeaBIOS | FAT `/boot` `/grub`, kernels copied to `/kernels` | MBR gap, LBA 1 |
 //! | `legacy+gpt` | SeaBIOS | root ext4 `/boot/grub` | BIOS boot partition, LBA 2048 |
 //! | `hybrid` | SeaBIOS | ESP (FAT) `/grub` | BIOS boot partition, LBA 34 |
 //! | `efi` | OVMF | ESP (FAT) `/grub` | `EFI/BOOT/BOOTX64.EFI` |
 //!
 //! In each, GRUB finds its directory by filesystem UUID (the early config), then grub.cfg
-//! finds the kernel and initrd in `/nix/store` on the root ext4 (`($drive2)`).
+//! finds the kernel and initrd in `/nix/store` on the root ext4 (`($drive2)`), or (legacy+boot,
+//! install-grub.pl's `copyKernels`) in `/kernels` on the FAT `/boot` (`($drive1)`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -119,18 +121,39 @@ fn build(fx: &Fixture, table: TableType, platform: Platform, out: &Path) -> Path
     let paths: Vec<PathBuf> = fx.store_paths.iter().map(|p| fx.host_path(p)).collect();
     let tools = GrubTools::find(platform, &paths).unwrap();
     let root_uuid = uuid_string(&ROOT_UUID);
-    let on_esp = matches!(table, TableType::Hybrid | TableType::Efi);
-    let (boot_uuid, dir, prefix) = if on_esp {
+    let on_fat = matches!(
+        table,
+        TableType::Hybrid | TableType::Efi | TableType::LegacyBoot
+    );
+    let (boot_uuid, dir, prefix) = if on_fat {
         (fat_uuid(ESP_ID), "grub", "/grub")
     } else {
         (root_uuid.clone(), "boot/grub", "/boot/grub")
     };
-    let mut cfg = GrubConfig::new(&boot_uuid, Some(&root_uuid), entry(fx));
+    let mut default = entry(fx);
+    let mut kernels = Vec::new();
+    let mut cfg = if table == TableType::LegacyBoot {
+        // /boot is its own filesystem: install-grub.pl copies the kernels there
+        // (`copyKernels`) and writes no store search.
+        for f in std::iter::once(&mut default.kernel).chain(default.initrds.iter_mut()) {
+            let store = f.trim_start_matches("($drive2)").to_string();
+            let name = grub::copied_kernel_name(&store).unwrap();
+            kernels.push(BootFile {
+                path: format!("kernels/{name}"),
+                source: FileSource::Host(fx.host_path(&store)),
+            });
+            *f = format!("($drive1)//kernels/{name}");
+        }
+        GrubConfig::new(&boot_uuid, None, default)
+    } else {
+        GrubConfig::new(&boot_uuid, Some(&root_uuid), default)
+    };
     cfg.timeout = Some(0);
     let mut gfiles = grub_dir(&tools, dir, &cfg);
+    gfiles.extend(kernels);
 
     let mut tree = Tree::from_host_dir(&fx.store_root, &HostOptions::default()).unwrap();
-    if !on_esp {
+    if !on_fat {
         add_to_tree(&mut tree, &gfiles);
     }
     let opts = Options {
@@ -165,7 +188,10 @@ fn build(fx: &Fixture, table: TableType, platform: Platform, out: &Path) -> Path
     .unwrap();
 
     let image_opts = ImageOptions::new(&boot_uuid, prefix);
-    if let Some(esp) = layout.partition(Role::Esp) {
+    if let Some(esp) = layout
+        .partition(Role::Esp)
+        .or_else(|| layout.partition(Role::Boot))
+    {
         let mut fat = imagetool_fat::Tree::new();
         if platform == Platform::X86_64Efi {
             gfiles.push(BootFile {
@@ -176,7 +202,14 @@ fn build(fx: &Fixture, table: TableType, platform: Platform, out: &Path) -> Path
         add_to_fat(&mut fat, &gfiles);
         let r = esp.byte_range();
         let fopts = imagetool_fat::FormatOptions {
-            label: Some("ESP".into()),
+            label: Some(
+                if table == TableType::LegacyBoot {
+                    "BOOT"
+                } else {
+                    "ESP"
+                }
+                .into(),
+            ),
             volume_id: ESP_ID,
             hidden_sectors: esp.first_lba as u32,
             ..imagetool_fat::FormatOptions::default()
@@ -244,6 +277,19 @@ fn test_legacy_mbr_gap_boots_under_seabios() {
         DPKG_DEB
     );
     boot_cell(TableType::Legacy, Platform::I386Pc, Firmware::SeaBios);
+}
+
+#[test]
+fn test_legacy_boot_fat_boot_partition_with_copied_kernels_boots_under_seabios() {
+    require_tools!(
+        GRUB_MKIMAGE,
+        QEMU_SYSTEM,
+        SEABIOS,
+        SFDISK,
+        APT_GET,
+        DPKG_DEB
+    );
+    boot_cell(TableType::LegacyBoot, Platform::I386Pc, Firmware::SeaBios);
 }
 
 #[test]
