@@ -57,7 +57,8 @@ pub fn all(extra: &[String]) -> Result<()> {
     run(Command::new("cargo")
         .current_dir(&root)
         .args(["test", "--workspace", "--doc"]))?;
-    run(&mut cmd)
+    run(&mut cmd)?;
+    crate::examples::run_examples()
 }
 
 fn has_nextest() -> bool {
