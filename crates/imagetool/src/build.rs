@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use imagetool_blockio::{AtomicFile, Overlay, SparseFile, Tracked, Window, WriteAt};
+use imagetool_blockio::{AtomicFile, Overlay, ReadAt, SparseFile, Tracked, Window, WriteAt};
 use imagetool_ext4 as ext4;
 use imagetool_fat as fat;
 use imagetool_nix::closure::{ClosureInput, LoadOptions};
@@ -414,8 +414,9 @@ struct Parts<'a> {
 
 impl Parts<'_> {
     /// Writes the whole disk into `disk`; returns the bytes written (`name`: the output, for
-    /// errors).
-    fn write<W: WriteAt>(&self, disk: &W, name: &Path) -> Result<u64, BuildError> {
+    /// errors). The disk is readable too: a bootloader installer reads back the table it
+    /// embeds around.
+    fn write<W: ReadAt + WriteAt>(&self, disk: &W, name: &Path) -> Result<u64, BuildError> {
         let tracked = Tracked::new(disk);
         self.layout.write_table(&tracked)?;
         let r = self
