@@ -3,15 +3,14 @@
 //! ```text
 //!  closure ──► root tree ──► ext4 plan ──► partition layout ──► write (table, ext4, FAT)
 //!  (nix)       (nix::root)   (ext4)        (ptable)               │
-//!                                                 raw: the output file itself (sparse)
-//!                                                 else: an Overlay (metadata in memory,
+//!                                                 into an Overlay (metadata in memory,
 //!                                                 file data as references to the closure)
 //!                                                                 │
-//!                                  container (vdisk) reads it ◄───┘ unless --format raw
+//!        output (vdisk: raw or any container) reads it ◄──────────┘
 //! ```
 //!
-//! No raw intermediate file is written for a container format: the closure's file data is
-//! read once, when the container writer reads that range of the disk.
+//! No raw intermediate file is ever written: the closure's file data is read once, when the
+//! output writer reads that range of the disk.
 //!
 //! Every step before `write` is pure planning, so a size that does not fit, a missing store
 //! path or a malformed input fails before the output is created; the output appears (renamed
@@ -20,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use imagetool_blockio::{AtomicFile, Overlay, ReadAt, SparseFile, Tracked, Window, WriteAt};
+use imagetool_blockio::{Overlay, ReadAt, Tracked, Window, WriteAt};
 use imagetool_ext4 as ext4;
 use imagetool_fat as fat;
 use imagetool_nix::closure::{ClosureInput, LoadOptions};
@@ -83,9 +82,9 @@ pub enum Phase {
     RootTree,
     /// Planning the filesystems and the partition layout.
     Plan,
-    /// Writing the raw image (table, filesystems, file data).
+    /// Writing the table and the filesystems into the in-memory disk (file data as references).
     Write,
-    /// Writing the container format.
+    /// Writing the output file in its format, reading the file data from the closure.
     Convert,
 }
 
@@ -348,49 +347,34 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         Ok(((layout, fs_plan, fats), detail))
     })?;
 
-    // Raw: write into the output itself (a sparse file; file data by copy_file_range). Every
-    // other format: write into an Overlay (metadata in memory, file data as references to the
-    // closure's files) and let the container writer read the disk from it: no raw
-    // intermediate file, and the closure's bytes are read once.
+    // Write: every part into an Overlay (metadata in memory, file data as references to the
+    // closure's files). Convert: the container writer (raw included) reads the disk from it, so
+    // no raw intermediate exists and the closure's bytes are read once. For raw output this
+    // one path is also faster than copy_file_range into the image (docs/performance.md).
     let parts = Parts {
         layout: &layout,
         tree: &tree,
         fs_plan: &fs_plan,
         fats: &fats,
     };
-    let allocated = if spec.format == Format::Raw {
-        let out = &spec.output;
-        let raw = AtomicFile::create(out).map_err(io(out))?;
-        let allocated = timed(progress, &mut timings, Phase::Write, || {
-            let file = raw.try_clone_file().map_err(io(out))?;
-            let disk = SparseFile::from_file(file, layout.disk_size).map_err(io(out))?;
-            let allocated = parts.write(&disk, out)?;
-            Ok((allocated, format!("{} MiB allocated", allocated >> 20)))
-        })?;
-        raw.file().sync_all().map_err(io(out))?;
-        raw.commit().map_err(io(out))?;
-        allocated
-    } else {
-        let disk = Overlay::new(layout.disk_size);
-        let allocated = timed(progress, &mut timings, Phase::Write, || {
-            let allocated = parts.write(&disk, &spec.output)?;
-            let st = disk.stats();
-            let detail = format!(
-                "{} MiB allocated: {} MiB of metadata in memory, {} MiB of file data to read",
-                allocated >> 20,
-                st.memory >> 20,
-                st.referenced >> 20
-            );
-            Ok((allocated, detail))
-        })?;
-        timed(progress, &mut timings, Phase::Convert, || {
-            let mut opts = spec.format_options.clone();
-            opts.threads = spec.threads;
-            let report = vdisk::convert(&disk, spec.format, &spec.output, &opts)?;
-            Ok(((), format!("{} ({report:?})", spec.format)))
-        })?;
-        allocated
-    };
+    let disk = Overlay::new(layout.disk_size);
+    let allocated = timed(progress, &mut timings, Phase::Write, || {
+        let allocated = parts.write(&disk, &spec.output)?;
+        let st = disk.stats();
+        let detail = format!(
+            "{} MiB allocated: {} MiB of metadata in memory, {} MiB of file data to read",
+            allocated >> 20,
+            st.memory >> 20,
+            st.referenced >> 20
+        );
+        Ok((allocated, detail))
+    })?;
+    timed(progress, &mut timings, Phase::Convert, || {
+        let mut opts = spec.format_options.clone();
+        opts.threads = spec.threads;
+        let report = vdisk::convert(&disk, spec.format, &spec.output, &opts)?;
+        Ok(((), format!("{} ({report:?})", spec.format)))
+    })?;
     Ok(BuildReport {
         output: spec.output.clone(),
         format: spec.format,
@@ -446,6 +430,105 @@ fn default_fs_uuid(layout: &LayoutOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imagetool_blockio::SparseFile;
+    use imagetool_fstree::{Meta, Source};
+
+    /// Reads two backings in 1 MiB chunks and asserts they are equal.
+    fn assert_same(a: &impl ReadAt, b: &impl ReadAt) {
+        assert_eq!(a.size(), b.size());
+        let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let mut off = 0;
+        while off < a.size() {
+            let n = (a.size() - off).min(1 << 20) as usize;
+            a.read_exact_at(&mut x[..n], off).unwrap();
+            b.read_exact_at(&mut y[..n], off).unwrap();
+            assert!(x[..n] == y[..n], "differ in the MiB at {off}");
+            off += n as u64;
+        }
+    }
+
+    #[test]
+    fn test_the_overlay_holds_what_a_sparse_file_given_the_same_writes_holds() {
+        // The independent path: the same parts written straight into a host file
+        // (copy_file_range for file data); the Overlay must read back the same bytes, and the
+        // raw output written from it must equal that file.
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..300_000u32)
+            .map(|i| {
+                if i % 70_000 < 9000 {
+                    0
+                } else {
+                    (i % 251) as u8
+                }
+            })
+            .collect();
+        std::fs::write(dir.path().join("big"), &big).unwrap();
+        std::fs::write(dir.path().join("small"), b"0123456789").unwrap();
+        let mut tree = ext4::Tree::new(Meta::dir(0o755));
+        tree.add_dir(b"d", Meta::dir(0o755)).unwrap();
+        for (name, host) in [(&b"d/big"[..], "big"), (b"d/small", "small")] {
+            let src = Source::Host(dir.path().join(host));
+            tree.add_file(name, src, Meta::file(0o644)).unwrap();
+        }
+        tree.add_file(
+            b"gen",
+            Source::Bytes(vec![7u8; 5000].into()),
+            Meta::file(0o600),
+        )
+        .unwrap();
+        let mut opts = ext4::Options {
+            size: ext4::Size::Auto { reserve: 0 },
+            timestamp: 1,
+            ..ext4::Options::default()
+        };
+        let minimal = ext4::plan(&tree, &opts).unwrap();
+        let layout = ptable::plan(
+            &LayoutOptions {
+                table: TableType::Hybrid,
+                disk_size: ptable::DiskSize::Auto {
+                    additional_space: 1 << 20,
+                },
+                boot_size: 8 << 20,
+                ..LayoutOptions::default()
+            },
+            Requirements {
+                root_bytes: minimal.size_bytes(),
+            },
+        )
+        .unwrap();
+        let r = layout.partition(Role::Root).unwrap().byte_range();
+        opts.size = ext4::Size::Fixed(r.end - r.start);
+        let fs_plan = ext4::plan(&tree, &opts).unwrap();
+        let esp = layout.partition(Role::Esp).unwrap().byte_range();
+        let mut fat_tree = fat::Tree::new();
+        fat_tree
+            .add_host_file("BIG.BIN", &dir.path().join("big"))
+            .unwrap();
+        let fat_plan = fat::plan(
+            &fat_tree,
+            esp.end - esp.start,
+            &fat::FormatOptions::default(),
+        )
+        .unwrap();
+        let fats = vec![(esp, "ESP", fat_plan)];
+        let parts = Parts {
+            layout: &layout,
+            tree: &tree,
+            fs_plan: &fs_plan,
+            fats: &fats,
+        };
+        let file = dir.path().join("direct.img");
+        let direct = SparseFile::create(&file, layout.disk_size).unwrap();
+        let a = parts.write(&direct, &file).unwrap();
+        let overlay = Overlay::new(layout.disk_size);
+        let b = parts.write(&overlay, &file).unwrap();
+        assert_eq!(a, b);
+        assert!(overlay.stats().referenced >= 2 * 300_000);
+        assert_same(&direct, &overlay);
+        let out = dir.path().join("out.img");
+        vdisk::convert(&overlay, Format::Raw, &out, &vdisk::Options::default()).unwrap();
+        assert_same(&direct, &SparseFile::open(&out).unwrap());
+    }
 
     #[test]
     fn test_parse_uuid_canonical_order() {

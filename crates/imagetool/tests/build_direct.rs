@@ -1,8 +1,9 @@
-//! `build` writes container formats straight from the plans (blockio's Overlay), with no raw
-//! intermediate: the result must be byte-identical to the raw image converted by
-//! `vdisk::convert` (the way a raw image on disk is converted), for every format and thread
-//! count; the output directory holds only the output; a build that fails while the container
-//! is written leaves nothing. `qemu-img compare` against the raw image is the independent check.
+//! `build` writes every format straight from the plans (blockio's Overlay), with no raw
+//! intermediate: each container must be byte-identical to the raw build converted by
+//! `vdisk::convert` from the file on disk, for every format and thread count; the output
+//! directory holds only the output; a build that fails while the output is written leaves
+//! nothing. `qemu-img compare` against the raw image is the independent check (and build.rs's
+//! unit test compares the Overlay with the same parts written straight into a host file).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
