@@ -12,6 +12,7 @@
 //! from a temporary name in its directory) only when everything succeeded.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use imagetool_blockio::{AtomicFile, Extents, SparseFile, Tracked, Window};
@@ -24,6 +25,8 @@ use imagetool_ptable::{
     self as ptable, DiskLayout, Guid, LayoutOptions, Requirements, Role, TableType,
 };
 use imagetool_vdisk::{self as vdisk, Format};
+
+use crate::meter::{self, Counted};
 
 /// make-disk-image's default `rootGPUID` (also the default `rootFSUID` of an ext4 root).
 pub const DEFAULT_ROOT_GUID: &str = "F222513B-DED1-49FA-B591-20CE86A2FE7F";
@@ -103,6 +106,12 @@ pub trait Progress {
     fn started(&mut self, _phase: Phase) {}
     /// A phase ended after `elapsed`; `detail` says what it did.
     fn finished(&mut self, _phase: Phase, _elapsed: Duration, _detail: &str) {}
+    /// `done` of `total` bytes of a long phase ([`Phase::Write`], [`Phase::Convert`]) are
+    /// through: 0 first, then a few times a second, then `total` when the phase succeeded.
+    /// Always called on the thread that called [`build`], between `started` and `finished`.
+    /// For `Write`, `total` is the root filesystem's used bytes and `done` the bytes written;
+    /// for `Convert`, the raw image's allocated bytes and the bytes read from it.
+    fn bytes(&mut self, _phase: Phase, _done: u64, _total: u64) {}
 }
 
 /// A [`Progress`] that ignores everything.
@@ -207,6 +216,23 @@ fn timed<T>(
     progress.started(phase);
     let t0 = Instant::now();
     let (v, detail) = f()?;
+    let dt = t0.elapsed();
+    timings.push((phase, dt));
+    progress.finished(phase, dt, &detail);
+    Ok(v)
+}
+
+/// [`timed`] for a long phase whose `work` counts its bytes for [`Progress::bytes`].
+fn timed_bytes<T: Send>(
+    progress: &mut dyn Progress,
+    timings: &mut Vec<(Phase, Duration)>,
+    phase: Phase,
+    total: u64,
+    work: impl FnOnce(&AtomicU64) -> Result<(T, String), BuildError> + Send,
+) -> Result<T, BuildError> {
+    progress.started(phase);
+    let t0 = Instant::now();
+    let (v, detail) = meter::run(progress, phase, total, work)?;
     let dt = t0.elapsed();
     timings.push((phase, dt));
     progress.finished(phase, dt, &detail);
@@ -353,19 +379,23 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         spec.output.with_file_name(name)
     };
     let raw = AtomicFile::create(&raw_path).map_err(io(&spec.output))?;
-    let allocated = timed(progress, &mut timings, Phase::Write, || {
+    let used = fs_plan
+        .size_bytes()
+        .saturating_sub(fs_plan.free_blocks().saturating_mul(ext4::BLOCK_SIZE));
+    let allocated = timed_bytes(progress, &mut timings, Phase::Write, used, |count| {
         let file = raw.try_clone_file().map_err(io(&raw_path))?;
         let disk = SparseFile::from_file(file, layout.disk_size).map_err(io(&raw_path))?;
         let tracked = Tracked::new(&disk);
-        layout.write_table(&tracked)?;
+        let counted = Counted::new(&tracked, count);
+        layout.write_table(&counted)?;
         let r = layout
             .partition(Role::Root)
             .map(|p| p.byte_range())
             .unwrap_or(0..layout.disk_size);
-        let win = Window::new(&tracked, r.start, r.end - r.start).map_err(io(&raw_path))?;
+        let win = Window::new(&counted, r.start, r.end - r.start).map_err(io(&raw_path))?;
         fs_plan.write(&tree, &win)?;
         for (r, what, plan) in &fats {
-            let w = Window::new(&tracked, r.start, r.end - r.start).map_err(io(&raw_path))?;
+            let w = Window::new(&counted, r.start, r.end - r.start).map_err(io(&raw_path))?;
             plan.write(&w)
                 .map_err(|source| BuildError::Fat { what, source })?;
         }
@@ -382,7 +412,7 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         raw.file().sync_all().map_err(io(&spec.output))?;
         raw.commit().map_err(io(&spec.output))?;
     } else {
-        timed(progress, &mut timings, Phase::Convert, || {
+        timed_bytes(progress, &mut timings, Phase::Convert, allocated, |count| {
             let src = SparseFile::from_file(
                 raw.try_clone_file().map_err(io(&raw_path))?,
                 layout.disk_size,
@@ -390,7 +420,8 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
             .map_err(io(&raw_path))?;
             let mut opts = spec.format_options.clone();
             opts.threads = spec.threads;
-            let report = vdisk::convert(&src, spec.format, &spec.output, &opts)?;
+            let report =
+                vdisk::convert(&Counted::new(&src, count), spec.format, &spec.output, &opts)?;
             Ok(((), format!("{} ({report:?})", spec.format)))
         })?;
         // `raw` is dropped here: the temporary raw image is removed.

@@ -10,6 +10,8 @@
 //! * [`fat`]: the FAT (ESP) writer.
 //! * [`probe`]: `inspect`: the table and filesystems of an image.
 //! * [`build`]: a NixOS closure to a disk image: the whole make-disk-image pipeline.
+//! * [`spec`]: the build spec as data (make-disk-image's argument names in JSON, Nix structured
+//!   attributes) and the builder methods of [`build::ImageSpec`].
 //! * [`disk`]: a partitioned raw disk assembled from filesystem blobs.
 //! * [`nix`]: Nix base32, NAR hashing, store paths, reference scanning, closureInfo files.
 //! * [`vdisk`]: container formats (qcow2, VDI, VHD, VHDX, VMDK) written from allocated extents.
@@ -17,7 +19,9 @@
 
 pub mod build;
 pub mod disk;
+mod meter;
 pub mod probe;
+pub mod spec;
 
 pub use imagetool_blockio as blockio;
 pub use imagetool_ext4 as ext4;
