@@ -181,7 +181,15 @@ pub fn run(a: Args) -> Result<()> {
         _ => None,
     };
     let (mut spec, source) = match &spec_file {
-        None => (a.flags_spec()?, Source::Flags),
+        None => {
+            if a.closure_info.is_none() && a.references_graph.is_none() {
+                bail!("give --closure-info or --references-graph (or --spec)");
+            }
+            if a.output.is_none() {
+                bail!("--output is required (or --spec)");
+            }
+            (a.flags_spec()?, Source::Flags)
+        }
         Some(path) => match SpecFile::read(path)? {
             SpecFile::Plain(s) => (s, Source::Spec),
             SpecFile::Attrs(attrs) => {
