@@ -10,7 +10,9 @@ use imagetool_fixture::Fixture;
 
 fn imagetool<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &Path)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_imagetool"));
-    c.args(args).env_remove("NIX_ATTRS_JSON_FILE");
+    c.args(args)
+        .env_remove("NIX_ATTRS_JSON_FILE")
+        .env_remove("NIX_BUILD_TOP");
     for (k, v) in env {
         c.env(k, v);
     }

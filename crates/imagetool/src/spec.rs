@@ -84,7 +84,7 @@ impl Error {
         Self {
             kind: ErrorKind::Io,
             key: Some(path.display().to_string()),
-            message: format!("{what}: {source}"),
+            message: what.to_string(),
             source: Some(Box::new(source)),
         }
     }
@@ -838,6 +838,22 @@ impl StructuredAttrs {
         let file = dir.join("hydra-build-products");
         let line = format!("file {}-image {}\n", self.spec.format, self.image.display());
         std::fs::write(&file, line).map_err(|e| Error::io(&file, "writing", e))
+    }
+}
+
+/// The structured-attributes file of the Nix build this process runs in, if any:
+/// `$NIX_ATTRS_JSON_FILE`, or `$NIX_BUILD_TOP/.attrs.json`. The fallback matters: in a
+/// sandboxed build, Nix 2.8 sets `NIX_ATTRS_JSON_FILE` to the build directory's path outside
+/// the sandbox, which does not exist inside it.
+#[must_use]
+pub fn attrs_file_from_env() -> Option<PathBuf> {
+    let named = std::env::var_os("NIX_ATTRS_JSON_FILE").map(PathBuf::from);
+    let in_top =
+        std::env::var_os("NIX_BUILD_TOP").map(|top| PathBuf::from(top).join(".attrs.json"));
+    match (named, in_top) {
+        (Some(n), _) if n.is_file() => Some(n),
+        (_, Some(t)) if t.is_file() => Some(t),
+        (named, _) => named,
     }
 }
 

@@ -174,7 +174,7 @@ enum Source {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let attrs_env = std::env::var_os("NIX_ATTRS_JSON_FILE").map(PathBuf::from);
+    let attrs_env = imagetool::spec::attrs_file_from_env();
     let spec_file = match (&a.spec, attrs_env) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(p)) if !a.has_settings() => Some(p),
