@@ -74,14 +74,21 @@ fn static_imagetool() -> PathBuf {
 /// Copies the fixture's store paths into `/nix/store` (those not there yet) and registers them.
 fn import_fixture(fx: &Fixture) {
     for p in &fx.store_paths {
-        if !Path::new(p).exists() {
-            let st = Command::new("cp")
-                .arg("-a")
-                .arg(fx.host_path(p))
-                .arg("/nix/store/")
-                .status()
-                .unwrap();
-            assert!(st.success(), "cp {p}");
+        if Path::new(p).exists() {
+            continue;
+        }
+        // Copy beside it, then rename: a concurrent test process may be doing the same.
+        let tmp = format!("{p}.imagetool-tmp-{}", std::process::id());
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(fx.host_path(p))
+            .arg(&tmp)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cp {p}");
+        if std::fs::rename(&tmp, p).is_err() {
+            assert!(Path::new(p).exists(), "cannot place {p}");
+            let _ = Command::new("rm").arg("-rf").arg(&tmp).status();
         }
     }
     let reg = std::fs::File::open(fx.dir.join("registration")).unwrap();

@@ -11,6 +11,7 @@ use imagetool_fixture::Fixture;
 fn imagetool<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &Path)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_imagetool"));
     c.args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("NIX_ATTRS_JSON_FILE")
         .env_remove("NIX_BUILD_TOP");
     for (k, v) in env {
@@ -328,4 +329,51 @@ fn test_structured_attrs_write_out_and_build_products() {
     assert!(!r.status.success());
     assert!(err.contains("exportReferencesGraph.closure"), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn test_library_builder_matches_the_cli() {
+    use imagetool::build::ImageSpec;
+    use imagetool::build::{NoProgress, build};
+    use imagetool::nix::closure::ClosureInput;
+    use imagetool::ptable::TableType;
+    use imagetool::vdisk::Format;
+
+    let fx = imagetool_fixture::ensure().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let by_lib = tmp.path().join("lib.vhdx");
+    let spec = ImageSpec::new(
+        Some(fx.toplevel.clone()),
+        ClosureInput::ClosureInfo(fx.dir.clone()),
+        by_lib.clone(),
+    )
+    .store_root(fx.store_root.clone())
+    .partition(TableType::LegacyGpt)
+    .format(Format::Vhdx)
+    .label("library");
+    build(&spec, &mut NoProgress).unwrap();
+
+    let by_cli = tmp.path().join("cli.vhdx");
+    let args: Vec<String> = [
+        "build",
+        "--toplevel",
+        &fx.toplevel,
+        "--closure-info",
+        &fx.dir.display().to_string(),
+        "--store-root",
+        &fx.store_root.display().to_string(),
+        "--partition",
+        "legacy+gpt",
+        "--format",
+        "vhdx",
+        "--label",
+        "library",
+        "--output",
+        &by_cli.display().to_string(),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    ok(&imagetool(&args, &[]));
+    assert!(std::fs::read(&by_lib).unwrap() == std::fs::read(&by_cli).unwrap());
 }
