@@ -15,6 +15,8 @@
 #[allow(dead_code)]
 mod error;
 
+pub mod grub;
+
 pub use error::{Error, ErrorKind, Result};
 
 use std::path::PathBuf;
