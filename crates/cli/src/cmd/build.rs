@@ -210,6 +210,14 @@ pub fn run(a: Args) -> Result<()> {
     }
     if let Some(t) = a.threads {
         spec.threads = t;
+    } else if matches!(source, Source::Attrs(_)) && spec.threads == 0 {
+        // In a Nix build, use the cores Nix grants (`--cores`); never changes the output.
+        if let Some(n) = std::env::var("NIX_BUILD_CORES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            spec.threads = n;
+        }
     }
     let image = spec.resolve(super::source_date_epoch()?)?;
     if let Source::Attrs(attrs) = &source {
