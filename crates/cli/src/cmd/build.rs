@@ -242,7 +242,7 @@ pub fn run(a: Args) -> Result<()> {
         attrs.write_build_products()?;
     }
     if mode == ProgressMode::Json {
-        println!("{}", report_json(&report));
+        emit(&report_json(&report));
     } else {
         println!(
             "{}: {} {} table, {} MiB, {} store paths",
@@ -292,29 +292,27 @@ impl Progress for Quiet {}
 /// One JSON object per event on stdout.
 struct Json;
 
+/// Prints one event line; a closed stdout does not stop the build.
+fn emit(event: &serde_json::Value) {
+    let _ = writeln!(std::io::stdout(), "{event}");
+}
+
 impl Progress for Json {
     fn started(&mut self, phase: Phase) {
-        println!(
-            "{}",
-            serde_json::json!({"event": "started", "phase": phase.name()})
-        );
+        emit(&serde_json::json!({"event": "started", "phase": phase.name()}));
     }
     fn bytes(&mut self, phase: Phase, done: u64, total: u64) {
-        println!(
-            "{}",
-            serde_json::json!({"event": "bytes", "phase": phase.name(), "done": done, "total": total})
+        emit(
+            &serde_json::json!({"event": "bytes", "phase": phase.name(), "done": done, "total": total}),
         );
     }
     fn finished(&mut self, phase: Phase, elapsed: Duration, detail: &str) {
-        println!(
-            "{}",
-            serde_json::json!({
-                "event": "finished",
-                "phase": phase.name(),
-                "seconds": elapsed.as_secs_f64(),
-                "detail": detail,
-            })
-        );
+        emit(&serde_json::json!({
+            "event": "finished",
+            "phase": phase.name(),
+            "seconds": elapsed.as_secs_f64(),
+            "detail": detail,
+        }));
     }
 }
 
