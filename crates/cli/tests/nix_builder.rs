@@ -337,3 +337,93 @@ fn test_nix_files_parse() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// `nix/make-disk-image.nix` with make-disk-image's arguments, evaluated against a minimal
+/// stand-in for nixpkgs (the few `lib` functions and `pkgs` attributes it uses; no nixpkgs
+/// here): the arguments reach imagetool and the output is named as upstream names it.
+#[test]
+fn test_make_disk_image_wrapper_builds() {
+    require_tools!(NIX_STORE, NIX_BUILD);
+    let Some(s) = setup() else { return };
+    // A package-shaped directory: <pkg>/bin/imagetool.
+    let pkg = s.dir.path().join("imagetool-pkg");
+    std::fs::create_dir_all(pkg.join("bin")).unwrap();
+    let exe = pkg.join("bin/imagetool");
+    if !exe.exists() {
+        std::fs::copy(&s.bin, &exe).unwrap();
+    }
+    let wrapper = workspace().join("nix/make-disk-image.nix");
+    let expr = format!(
+        r#"let
+  top = builtins.storePath "{top}";
+  lib = {{
+    assertMsg = c: m: c || throw m;
+    all = builtins.all;
+    cleanSource = p: p;
+    optionalAttrs = c: a: if c then a else {{ }};
+  }};
+  pkgs = {{
+    imagetool = builtins.path {{ path = {pkg}; name = "imagetool"; }};
+    stdenv.hostPlatform.system = builtins.currentSystem;
+    path = /var/empty;
+    runCommand = throw "runCommand is not needed without copyChannel and postVM";
+  }};
+  config = {{
+    system.build.toplevel = top;
+    system.nixos = {{ version = "25.11"; versionSuffix = ""; }};
+  }};
+in
+import {wrapper} {{
+  inherit pkgs lib config;
+  format = "raw";
+  baseName = "wrapped";
+  partitionTableType = "efi";
+  bootSize = "64M";
+  label = "wrapped";
+  copyChannel = false;
+  installBootLoader = false;
+  memSize = 4096;
+  imagetoolSettings.threads = 2;
+}}
+"#,
+        top = s.fx.toplevel,
+        pkg = pkg.display(),
+        wrapper = wrapper.display(),
+    );
+    let (ok, out, err) = nix_build(s, "wrapper", &expr, &[]);
+    assert!(ok, "{err}");
+    let out = PathBuf::from(out);
+    let image = out.join("wrapped.img");
+    assert!(image.is_file(), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("nix-support/hydra-build-products")).unwrap(),
+        format!("file raw-image {}\n", image.display())
+    );
+    // The settings arrived: the efi layout with bootSize, the root filesystem's label.
+    let conv = Command::new(env!("CARGO_BIN_EXE_imagetool"))
+        .args(["inspect", "--json"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&conv.stdout);
+    assert!(
+        conv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&conv.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["table"], "gpt", "{text}");
+    assert_eq!(v["partitions"][0]["name"], "ESP", "{text}");
+    // bootSize = "64M" ends the ESP at 65 MiB (upstream's rounding).
+    assert_eq!(v["partitions"][1]["start_bytes"], 65u64 << 20, "{text}");
+    assert_eq!(
+        v["partitions"][1]["filesystem"]["label"], "wrapped",
+        "{text}"
+    );
+
+    // touchEFIVars is refused by the wrapper's assertion, naming it.
+    let bad = expr.replace("memSize = 4096;", "touchEFIVars = true;");
+    let (ok, _, err) = nix_build(s, "wrapper-bad", &bad, &[]);
+    assert!(!ok);
+    assert!(err.contains("touchEFIVars"), "{err}");
+}
