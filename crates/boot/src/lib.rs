@@ -11,9 +11,10 @@
 
 #![deny(missing_docs)]
 
-// The constructors are used by the installer modules as they land (bootspec, systemd-boot, GRUB).
-#[allow(dead_code)]
+pub mod bootspec;
 mod error;
+pub mod store;
+pub mod systemd_boot;
 
 pub use error::{Error, ErrorKind, Result};
 
