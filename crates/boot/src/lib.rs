@@ -13,10 +13,14 @@
 
 pub mod bootspec;
 mod error;
+pub mod grub_install;
+pub mod install;
 pub mod store;
 pub mod systemd_boot;
 
 pub use error::{Error, ErrorKind, Result};
+pub use install::{BiosSite, BootMount, Bootloader, Disk, EfiLoader, FsId, Plan, Request, plan};
+pub use store::Closure;
 
 use std::path::PathBuf;
 

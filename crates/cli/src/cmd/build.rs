@@ -4,8 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use clap::Parser;
+use imagetool::boot::Bootloader;
 use imagetool::build::{ImageSpec, Phase, Progress, build};
 use imagetool::nix::closure::ClosureInput;
 use imagetool::nix::root::Content;
@@ -56,7 +57,8 @@ pub struct Args {
     /// The image is the contents of /nix/store only (label nix-store).
     #[arg(long)]
     only_nix_store: bool,
-    /// Bootloader to install: none (systemd-boot and GRUB come with the boot work).
+    /// Bootloader: auto (systemd-boot for EFI when the closure has it, else GRUB; GRUB for
+    /// BIOS), systemd-boot, grub or none.
     #[arg(long, default_value = "none")]
     bootloader: String,
     /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
@@ -88,12 +90,7 @@ impl Progress for Lines {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if a.bootloader != "none" {
-        bail!(
-            "--bootloader {:?}: only `none` is supported so far",
-            a.bootloader
-        );
-    }
+    let bootloader: Bootloader = a.bootloader.parse()?;
     let format: Format = a.format.parse().context("--format")?;
     let compression: Compression = match &a.compression {
         Some(c) => c.parse().context("--compression")?,
@@ -122,6 +119,7 @@ pub fn run(a: Args) -> Result<()> {
         contents,
         channel: a.channel.clone(),
         only_nix_store: a.only_nix_store,
+        bootloader,
         format,
         format_options: Options {
             compression,
