@@ -4,12 +4,14 @@
 //!   with `-D warnings`, and every test with nextest. This is what CI runs.
 //! * `demo`    — the main job on the bundled default: fixture closure → imagetool build →
 //!   QEMU boot, with the serial output and step timings.
+//! * `examples` — runs the library's examples on the fixture, checked by e2fsck and qemu-img.
 //! * `fixture` — builds the bootable fixture closure, or with `--bench` the benchmark closure.
 
 mod bench;
 mod bench_formats;
 mod demo;
 mod deps;
+mod examples;
 mod fixture;
 mod test;
 
@@ -25,6 +27,7 @@ fn main() -> Result<()> {
     match task.as_str() {
         "test" => test::all(&rest),
         "deps" => deps::ensure_all(),
+        "examples" => examples::run_examples(),
         "bench" => match rest.split_first() {
             Some((what, args)) if what == "formats" => bench_formats::run_bench(args),
             Some((what, _)) if what == "ext4" => bench::run(&rest),

@@ -21,6 +21,26 @@ pub fn all(extra: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The library face: API docs build without a warning, and every published crate packages
+    // (and its packaged sources build on their own, against each other, as from crates.io).
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .args(["doc", "--workspace", "--no-deps", "--lib", "-q"]))?;
+    run(Command::new("cargo").current_dir(&root).args([
+        "package",
+        "--workspace",
+        "--allow-dirty",
+        "--exclude",
+        "imagetool-fixture",
+        "--exclude",
+        "imagetool-testutil",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "imagetool-cli",
+        "-q",
+    ]))?;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(&root);
     if has_nextest() {
@@ -37,7 +57,8 @@ pub fn all(extra: &[String]) -> Result<()> {
     run(Command::new("cargo")
         .current_dir(&root)
         .args(["test", "--workspace", "--doc"]))?;
-    run(&mut cmd)
+    run(&mut cmd)?;
+    crate::examples::run_examples()
 }
 
 fn has_nextest() -> bool {

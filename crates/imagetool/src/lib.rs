@@ -15,6 +15,60 @@
 //! * [`disk`]: a partitioned raw disk assembled from filesystem blobs.
 //! * [`nix`]: Nix base32, NAR hashing, store paths, reference scanning, closureInfo files.
 //! * [`vdisk`]: container formats (qcow2, VDI, VHD, VHDX, VMDK) written from allocated extents.
+//!
+//! # Example: an ext4 filesystem in memory, then a qcow2 of it
+//!
+//! Every writer takes a positional-write target, so a filesystem can go into a file, a
+//! partition of a disk image ([`blockio::Window`]) or memory ([`blockio::MemImage`]):
+//!
+//! ```
+//! use imagetool::blockio::{MemImage, ReadAt};
+//! use imagetool::fstree::{Meta, Source, Timestamp, Tree};
+//! use imagetool::{ext4, vdisk};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The tree: what the filesystem will hold. Times and owners are explicit: nothing is read
+//! // from the clock or the host, so the same tree gives the same bytes.
+//! let t = Timestamp::from_secs(315_532_800);
+//! let mut tree = Tree::new(Meta::dir(0o755).at(t));
+//! tree.add_dir(b"/etc", Meta::dir(0o755).at(t))?;
+//! tree.add_file(
+//!     b"/etc/hostname",
+//!     Source::Bytes(b"nixos\n".as_slice().into()),
+//!     Meta::file(0o644).at(t),
+//! )?;
+//! tree.add_symlink(b"/etc/localtime", b"/etc/zoneinfo/UTC", Meta::symlink().at(t))?;
+//!
+//! // Plan first (sizes, inode numbers, block placement), then write.
+//! let plan = ext4::plan(&tree, &ext4::Options {
+//!     label: b"nixos".to_vec(),
+//!     uuid: Some([7; 16]),
+//!     timestamp: t.secs,
+//!     ..ext4::Options::default()
+//! })?;
+//! let image = MemImage::new(plan.size_bytes());
+//! plan.write(&tree, &image)?;
+//!
+//! // The ext4 superblock magic sits at byte 1024 + 0x38.
+//! let mut magic = [0u8; 2];
+//! image.read_exact_at(&mut magic, 1024 + 0x38)?;
+//! assert_eq!(magic, [0x53, 0xEF]);
+//!
+//! // Any `ReadAt + Extents` converts to a container, reading only the allocated extents.
+//! let dir = std::env::temp_dir().join(format!("imagetool-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let out = dir.join("fs.qcow2");
+//! vdisk::convert(&image, vdisk::Format::Qcow2, &out, &vdisk::Options::default())?;
+//! // Read it back through imagetool's own qcow2 reader: the same bytes as the memory image.
+//! let back = vdisk::Qcow2Reader::open(&out)?;
+//! let (mut a, mut b) = (vec![0u8; 8192], vec![0u8; 8192]);
+//! back.read_exact_at(&mut a, 0)?;
+//! image.read_exact_at(&mut b, 0)?;
+//! assert_eq!(a, b);
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 pub mod bootloader;

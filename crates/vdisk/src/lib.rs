@@ -1,7 +1,7 @@
 //! Disk image containers written natively from a raw image's allocated extents.
 //!
 //! `imagetool-vdisk` turns a raw disk image (anything that is [`ReadAt`] + [`Extents`]: a
-//! [`SparseFile`](imagetool_blockio::SparseFile) on disk, or the `Tracked` backing a build has
+//! [`SparseFile`] on disk, or the `Tracked` backing a build has
 //! just written) into the container formats hypervisors and clouds take, in one pass and without
 //! a raw intermediate file:
 //!
