@@ -18,6 +18,8 @@ pub mod install;
 pub mod store;
 pub mod systemd_boot;
 
+pub mod grub;
+
 pub use error::{Error, ErrorKind, Result};
 pub use install::{BiosSite, BootMount, Bootloader, Disk, EfiLoader, FsId, Plan, Request, plan};
 pub use store::Closure;
