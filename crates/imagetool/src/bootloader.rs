@@ -2,7 +2,7 @@
 //! ([`boot::Disk`]), the plan's files placed into the ESP, boot partition and root trees, and
 //! GRUB's BIOS sectors written after the partition table.
 
-use imagetool_blockio::WriteAt;
+use imagetool_blockio::{ReadAt, WriteAt};
 use imagetool_boot::{self as boot, BiosSite, BootFile, BootMount, FileSource};
 use imagetool_fat as fat;
 use imagetool_fstree::{self as fstree, Meta, Timestamp};
@@ -122,7 +122,7 @@ pub fn add_to_root(
 pub fn write_bios(
     plan: &boot::Plan,
     layout: &DiskLayout,
-    disk: &impl WriteAt,
+    disk: &(impl ReadAt + WriteAt),
 ) -> Result<(), BuildError> {
     let Some(stage) = &plan.bios_stage else {
         return Ok(());
