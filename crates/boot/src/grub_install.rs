@@ -209,7 +209,6 @@ fn for_bios(e: Error) -> Error {
             ErrorKind::Missing,
             format!("GRUB for BIOS is needed by this partition table: {e}"),
         )
-        .with_source(e)
     } else {
         e
     }
