@@ -149,6 +149,16 @@ fn cells() -> Vec<Cell> {
             ],
         },
         Cell {
+            table: TableType::Hybrid,
+            bootloader: Bootloader::Grub,
+            firmwares: &[Fw::Ovmf],
+            files: &[
+                (Role::Esp, "EFI/BOOT/BOOTX64.EFI"),
+                (Role::Esp, "grub/i386-pc/normal.mod"),
+                (Role::Esp, "grub/x86_64-efi/normal.mod"),
+            ],
+        },
+        Cell {
             table: TableType::None,
             bootloader: Bootloader::Auto,
             firmwares: &[Fw::Kernel],

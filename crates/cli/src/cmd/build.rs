@@ -58,8 +58,8 @@ pub struct Args {
     #[arg(long)]
     only_nix_store: bool,
     /// Bootloader: auto (systemd-boot for EFI when the closure has it, else GRUB; GRUB for
-    /// BIOS), systemd-boot, grub or none.
-    #[arg(long, default_value = "none")]
+    /// BIOS; none for --partition none), systemd-boot, grub or none.
+    #[arg(long, default_value = "auto")]
     bootloader: String,
     /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
     #[arg(long, default_value = "raw")]
