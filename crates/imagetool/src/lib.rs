@@ -13,6 +13,7 @@
 //! * [`probe`]: `inspect`: the table and filesystems of an image.
 //! * [`build`]: a NixOS closure to a disk image: the whole make-disk-image pipeline.
 //! * [`disk`]: a partitioned raw disk assembled from filesystem blobs.
+//! * [`mkfs`]: `mkfs ext4 -d DIR` as a function (a standalone image, or into an image at an offset).
 //! * [`nix`]: Nix base32, NAR hashing, store paths, reference scanning, closureInfo files.
 //! * [`vdisk`]: container formats (qcow2, VDI, VHD, VHDX, VMDK) written from allocated extents.
 //!
@@ -74,6 +75,7 @@
 pub mod bootloader;
 pub mod build;
 pub mod disk;
+pub mod mkfs;
 pub mod probe;
 
 pub use imagetool_blockio as blockio;

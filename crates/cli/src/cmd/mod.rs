@@ -39,11 +39,7 @@ pub fn run(command: Command) -> Result<()> {
 
 /// `SOURCE_DATE_EPOCH` when set (and valid), else the FAT epoch 1980-01-01.
 pub fn source_date_epoch() -> Result<i64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
-        Err(_) => Ok(315_532_800),
-    }
+    Ok(imagetool::mkfs::source_date_epoch()
+        .map_err(anyhow::Error::msg)?
+        .unwrap_or(imagetool::mkfs::DEFAULT_EPOCH))
 }

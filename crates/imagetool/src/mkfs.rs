@@ -1,0 +1,195 @@
+//! `mkfs ext4 -d DIR`: a host directory to a standalone ext4 image, or into an existing image at
+//! an offset (a partition of a disk someone else partitioned).
+
+use std::path::{Path, PathBuf};
+
+use imagetool_blockio::{AtomicFile, SparseFile, Window};
+use imagetool_ext4::{self as ext4, Options};
+use imagetool_fstree::{self as fstree, HostOptions, Overrides, Tree};
+
+/// What went wrong while making a filesystem image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MkfsError {
+    /// The source directory could not be read.
+    #[error("reading the source tree {}", path.display())]
+    Source {
+        /// The source directory.
+        path: PathBuf,
+        /// The cause (naming the entry at fault).
+        #[source]
+        source: fstree::Error,
+    },
+    /// The filesystem could not be planned or written.
+    #[error("ext4 filesystem")]
+    Ext4(#[from] ext4::Error),
+    /// The output could not be created, opened or written.
+    #[error("{}", path.display())]
+    Io {
+        /// The output file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `offset` leaves no room for the filesystem in the existing image.
+    #[error("{}: the image has no room for {needed} bytes at offset {offset}", path.display())]
+    NoRoom {
+        /// The image.
+        path: PathBuf,
+        /// The requested offset.
+        offset: u64,
+        /// The filesystem size.
+        needed: u64,
+    },
+}
+
+/// A `mkfs ext4` job.
+#[derive(Debug, Clone)]
+pub struct Ext4Job {
+    /// The directory whose contents become the filesystem root.
+    pub source: PathBuf,
+    /// The image file: created (atomically, sparse) unless `offset` is set, in which case the
+    /// existing file is written into at that byte offset and keeps its length.
+    pub output: PathBuf,
+    /// Write into the existing `output` at this byte offset.
+    pub offset: Option<u64>,
+    /// Force every owner to root:root.
+    pub root_owner: bool,
+    /// `SOURCE_DATE_EPOCH`: later times in the tree are clamped to it, and the superblock's
+    /// times are set to it (0 when `None`).
+    pub epoch: Option<i64>,
+    /// Filesystem options (size, label, UUID, hash seed, reserve, threads); `timestamp` and
+    /// `target_zeroed` are set from the fields above.
+    pub options: Options,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
+    move |source| MkfsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Makes the filesystem `job` describes; returns its plan (size, inode count).
+///
+/// # Errors
+/// [`MkfsError::Source`] naming the unreadable entry, [`MkfsError::Ext4`] when the tree does
+/// not fit a fixed size, [`MkfsError::NoRoom`] when the filesystem does not fit at `offset`,
+/// [`MkfsError::Io`] naming the output. A new output is removed when anything fails.
+pub fn mkfs_ext4(job: &Ext4Job) -> Result<ext4::Plan, MkfsError> {
+    let overrides = Overrides {
+        owner: job.root_owner.then_some((0, 0)),
+        clamp_time: job.epoch,
+        ..Overrides::default()
+    };
+    let tree = Tree::from_host_dir(
+        &job.source,
+        &HostOptions {
+            overrides,
+            ..HostOptions::default()
+        },
+    )
+    .map_err(|source| MkfsError::Source {
+        path: job.source.clone(),
+        source,
+    })?;
+    let opts = Options {
+        timestamp: job.epoch.unwrap_or(0),
+        // A fresh sparse file reads as zeros; an existing image may hold anything.
+        target_zeroed: job.offset.is_none(),
+        ..job.options.clone()
+    };
+    let plan = ext4::plan(&tree, &opts)?;
+    let out = &job.output;
+    match job.offset {
+        Some(offset) => {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(out)
+                .map_err(io(out))?;
+            let len = file.metadata().map_err(io(out))?.len();
+            let no_room = || MkfsError::NoRoom {
+                path: out.clone(),
+                offset,
+                needed: plan.size_bytes(),
+            };
+            if offset
+                .checked_add(plan.size_bytes())
+                .is_none_or(|end| end > len)
+            {
+                return Err(no_room());
+            }
+            // Keeps the image's length: a window never grows the disk.
+            let img = SparseFile::from_file(file, len).map_err(io(out))?;
+            let win = Window::new(&img, offset, plan.size_bytes()).map_err(|_| no_room())?;
+            plan.write(&tree, &win)?;
+            img.file().sync_all().map_err(io(out))?;
+        }
+        None => {
+            let atomic = AtomicFile::create(out).map_err(io(out))?;
+            let file = atomic.try_clone_file().map_err(io(out))?;
+            let img = SparseFile::from_file(file, plan.size_bytes()).map_err(io(out))?;
+            plan.write(&tree, &img)?;
+            img.file().sync_all().map_err(io(out))?;
+            drop(img);
+            atomic.commit().map_err(io(out))?;
+        }
+    }
+    Ok(plan)
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment: `Ok(None)` when unset.
+///
+/// # Errors
+/// A message naming the variable and its value when it is not a whole number of seconds.
+pub fn source_date_epoch() -> Result<Option<i64>, String> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The FAT epoch, 1980-01-01, the default timestamp of everything imagetool writes when
+/// `SOURCE_DATE_EPOCH` is unset.
+pub const DEFAULT_EPOCH: i64 = 315_532_800;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_mkfs_ext4_errors_name_paths_and_leave_no_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x.img");
+        let job = Ext4Job {
+            source: dir.path().join("missing"),
+            output: out.clone(),
+            offset: None,
+            root_owner: false,
+            epoch: None,
+            options: Options::default(),
+        };
+        let e = mkfs_ext4(&job).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+        assert!(!out.exists());
+
+        // A filesystem that does not fit at the offset of a small existing image.
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/f"), b"x").unwrap();
+        std::fs::write(&out, vec![0u8; 4096]).unwrap();
+        let job = Ext4Job {
+            source: dir.path().join("src"),
+            offset: Some(1024),
+            ..job
+        };
+        let e = mkfs_ext4(&job).unwrap_err();
+        assert!(matches!(e, MkfsError::NoRoom { offset: 1024, .. }), "{e}");
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), 4096);
+    }
+}
