@@ -304,8 +304,16 @@ fn run_cell(
             },
         };
         let cfg = BootConfig::new(firmware).drive(&img, DiskFormat::Raw);
-        let res = boot::boot_and_expect(&cfg, &fx.toplevel, expected)
-            .map_err(|e| format!("{fw:?} boot: {e}"))?;
+        let mut cfg = cfg;
+        cfg.stop_when.extend(boot::markers(&fx.toplevel, expected));
+        let res = boot::boot(&cfg).map_err(|e| format!("{fw:?} boot: {e}"))?;
+        boot::expect_markers(&res, &fx.toplevel, expected).map_err(|e| {
+            format!(
+                "{fw:?} boot: {e}\n--- serial log (tail) ---\n{}\n--- qemu stderr ---\n{}",
+                imagetool_testutil::tail(&res.log, 40),
+                res.qemu_stderr
+            )
+        })?;
         log.push_str(&format!(
             "{fw:?} {:.1}s ({:?}) ",
             res.elapsed.as_secs_f64(),
