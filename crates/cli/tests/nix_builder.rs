@@ -153,8 +153,8 @@ fn expression(s: &Setup, extra: &str, raw: bool) -> String {
         )
     } else {
         format!(
-            "import {} ({{ inherit imagetool; toplevel = top; installBootLoader = false; \
-             partitionTableType = \"hybrid\"; format = \"qcow2\"; baseName = \"fixture\"; }} // {extra})",
+            "import {} ({{ inherit imagetool; toplevel = top; \
+             partitionTableType = \"efi\"; format = \"qcow2\"; baseName = \"fixture\"; }} // {extra})",
             image.display()
         )
     };
@@ -245,12 +245,9 @@ fn test_nix_builds_boots_and_checks_the_image() {
     assert!(ok, "nix-build --check: {err}");
 
     let expected = s.fx.expected_manifest_sha256().unwrap();
-    let cfg = BootConfig::new(Firmware::Kernel {
-        kernel: s.fx.kernel(),
-        initrd: Some(s.fx.initrd()),
-        append: s.fx.kernel_cmdline(),
-    })
-    .drive(&image, DiskFormat::Qcow2);
+    // The image boots by itself: OVMF finds systemd-boot, installed inside the Nix build
+    // (installBootLoader's default, true) with no VM.
+    let cfg = BootConfig::new(Firmware::Ovmf).drive(&image, DiskFormat::Qcow2);
     let r =
         boot::boot_and_expect(&cfg, &s.fx.toplevel, &expected).unwrap_or_else(|e| panic!("{e}"));
     println!("booted in {:.1?}", r.elapsed);

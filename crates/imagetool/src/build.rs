@@ -16,6 +16,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use imagetool_blockio::{AtomicFile, Extents, SparseFile, Tracked, Window};
+use imagetool_boot::{self as boot, Bootloader};
 use imagetool_ext4 as ext4;
 use imagetool_fat as fat;
 use imagetool_nix::closure::{ClosureInput, LoadOptions};
@@ -58,6 +59,8 @@ pub struct ImageSpec {
     pub channel: Option<String>,
     /// `onlyNixStore`.
     pub only_nix_store: bool,
+    /// The bootloader (`installBootLoader`: `true` is [`Bootloader::Auto`]).
+    pub bootloader: Bootloader,
     /// `format`.
     pub format: Format,
     /// Options of the container writer (compression, seed).
@@ -166,6 +169,9 @@ pub enum BuildError {
         #[source]
         source: fat::Error,
     },
+    /// The bootloader could not be installed.
+    #[error("bootloader")]
+    Boot(#[from] boot::Error),
     /// The container format could not be written.
     #[error("image format")]
     Format(#[from] vdisk::Error),
@@ -286,7 +292,7 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         Ok((c, detail))
     })?;
 
-    let tree = timed(progress, &mut timings, Phase::RootTree, || {
+    let mut tree = timed(progress, &mut timings, Phase::RootTree, || {
         let t = nix::root::root_tree(
             &closure,
             &RootOptions {
@@ -327,7 +333,10 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         threads: spec.threads,
         ..ext4::Options::default()
     };
-    let (layout, fs_plan, fats) = timed(progress, &mut timings, Phase::Plan, || {
+    let (layout, fs_plan, fats, boot_plan) = timed(progress, &mut timings, Phase::Plan, || {
+        // The bootloader first: its files under /boot count for the root's size.
+        let boot_plan = plan_bootloader(spec, &closure, toplevel.as_ref(), &root_uuid)?;
+        crate::bootloader::add_to_root(&mut tree, &boot_plan.root, spec.timestamp)?;
         let minimal = ext4::plan(&tree, &ext4_opts)?;
         let layout = ptable::plan(
             &spec.layout,
@@ -342,10 +351,14 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         ext4_opts.size = ext4::Size::Fixed(r.end - r.start);
         let fs_plan = ext4::plan(&tree, &ext4_opts)?;
         let mut fats = Vec::new();
-        for (role, what) in [(Role::Esp, "ESP"), (Role::Boot, "BOOT")] {
+        for (role, what, files) in [
+            (Role::Esp, "ESP", &boot_plan.esp),
+            (Role::Boot, "BOOT", &boot_plan.boot),
+        ] {
             let Some(p) = layout.partition(role) else {
                 continue;
             };
+            let fat_tree = crate::bootloader::fat_tree(files, what)?;
             let r = p.byte_range();
             let opts = fat::FormatOptions {
                 label: Some(what.to_string()),
@@ -354,18 +367,19 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
                 timestamp: spec.timestamp,
                 ..fat::FormatOptions::default()
             };
-            let plan = fat::plan(&fat::Tree::new(), r.end - r.start, &opts)
+            let plan = fat::plan(&fat_tree, r.end - r.start, &opts)
                 .map_err(|source| BuildError::Fat { what, source })?;
             fats.push((r, what, plan));
         }
         let detail = format!(
-            "{} table, disk {} MiB, root filesystem {} MiB ({} inodes)",
+            "{} table, disk {} MiB, root filesystem {} MiB ({} inodes), {}",
             layout.table,
             layout.disk_size >> 20,
             fs_plan.size_bytes() >> 20,
-            fs_plan.inode_count()
+            fs_plan.inode_count(),
+            boot_plan.describe()
         );
-        Ok(((layout, fs_plan, fats), detail))
+        Ok(((layout, fs_plan, fats, boot_plan), detail))
     })?;
 
     // Write the raw image: into the output itself for raw, else into a sparse temporary file
@@ -388,6 +402,7 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         let tracked = Tracked::new(&disk);
         let counted = Counted::new(&tracked, count);
         layout.write_table(&counted)?;
+        crate::bootloader::write_bios(&boot_plan, &layout, &counted)?;
         let r = layout
             .partition(Role::Root)
             .map(|p| p.byte_range())
@@ -436,6 +451,55 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         allocated,
         timings,
     })
+}
+
+/// The bootloader plan for the spec's table type (nothing for `--bootloader none`).
+fn plan_bootloader(
+    spec: &ImageSpec,
+    closure: &nix::closure::Closure,
+    toplevel: Option<&StorePath>,
+    root_uuid: &[u8; 16],
+) -> Result<boot::Plan, BuildError> {
+    let disk = crate::bootloader::disk_for(spec.layout.table);
+    let wanted = match spec.bootloader {
+        Bootloader::None => false,
+        Bootloader::Auto => disk.esp || disk.bios.is_some(),
+        Bootloader::SystemdBoot | Bootloader::Grub => true,
+    };
+    if !wanted {
+        return Ok(boot::Plan::default());
+    }
+    let Some(toplevel) = toplevel else {
+        return Err(BuildError::InvalidInput(format!(
+            "--bootloader {}: installing a bootloader needs --toplevel (or --bootloader none)",
+            spec.bootloader
+        )));
+    };
+    let paths = closure.infos().map(|i| i.path.as_str().to_string());
+    let store = boot::Closure::new(&spec.store_root, paths);
+    let has_boot = matches!(
+        spec.layout.table,
+        TableType::EfiXbootldr | TableType::LegacyBoot
+    );
+    let fat_id = |present: bool, what: &str| {
+        present.then(|| boot::FsId {
+            uuid: crate::bootloader::fat_uuid(crate::disk::volume_id(&spec.layout.ids, what)),
+        })
+    };
+    let req = boot::Request {
+        bootloader: spec.bootloader,
+        disk,
+        closure: &store,
+        toplevel: toplevel.as_str(),
+        root_fs: boot::FsId {
+            uuid: crate::bootloader::uuid_text(root_uuid),
+        },
+        esp_fs: fat_id(disk.esp, "ESP"),
+        boot_fs: fat_id(has_boot, "BOOT"),
+        timeout: 5,
+        timestamp: spec.timestamp,
+    };
+    Ok(boot::plan(&req)?)
 }
 
 /// `rootFSUID`'s default: `rootGPUID` (make-disk-image), or the seeded root GUID.

@@ -4,6 +4,8 @@
 //! `imagetool` alone.
 //!
 //! * [`blockio`]: positional I/O (sparse image files, in-memory images, partition windows).
+//! * [`boot`]: bootspec, systemd-boot and GRUB installed with no VM.
+//! * [`bootloader`]: the bootloader step of `build` (table type → boot disk, files, BIOS stage).
 //! * [`fstree`]: the host-independent file tree the filesystem writers consume.
 //! * [`ext4`]: the native ext4 writer.
 //! * [`ptable`]: MBR/GPT tables and make-disk-image's layouts.
@@ -72,6 +74,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bootloader;
 pub mod build;
 pub mod disk;
 mod meter;
@@ -80,6 +83,7 @@ pub mod probe;
 pub mod spec;
 
 pub use imagetool_blockio as blockio;
+pub use imagetool_boot as boot;
 pub use imagetool_ext4 as ext4;
 pub use imagetool_fat as fat;
 pub use imagetool_fstree as fstree;

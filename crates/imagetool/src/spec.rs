@@ -385,32 +385,7 @@ impl Default for Spec {
     }
 }
 
-/// The bootloader a spec asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Bootloader {
-    /// Whatever the toplevel's configuration installs (`installBootLoader = true`).
-    Auto,
-    /// systemd-boot.
-    SystemdBoot,
-    /// GRUB.
-    Grub,
-    /// None (`installBootLoader = false`).
-    None,
-}
-
-impl Bootloader {
-    /// The name in the spec and on the command line.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Bootloader::Auto => "auto",
-            Bootloader::SystemdBoot => "systemd-boot",
-            Bootloader::Grub => "grub",
-            Bootloader::None => "none",
-        }
-    }
-}
+pub use imagetool_boot::Bootloader;
 
 /// Where a derivation's attribute names end and the spec begins.
 const DERIVATION_KEYS: &[&str] = &[
@@ -521,8 +496,7 @@ impl Spec {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] naming the key of a bad value, a missing closure or output,
     /// or a `contents` target outside the root; [`ErrorKind::Unsupported`] for make-disk-image
-    /// arguments imagetool cannot honour (`postVM`, `fsType` other than ext4, `touchEFIVars`,
-    /// a bootloader before bootloader installation exists).
+    /// arguments imagetool cannot honour (`postVM`, `fsType` other than ext4, `touchEFIVars`).
     pub fn resolve(&self, default_timestamp: i64) -> Result<ImageSpec> {
         let unsupported = |key: &str, why: &str| Error::new(ErrorKind::Unsupported, key, why);
         if !self.post_vm.trim().is_empty() {
@@ -543,24 +517,7 @@ impl Spec {
                 "there is no VM (and no firmware) to record EFI variables in",
             ));
         }
-        match self.bootloader()? {
-            Bootloader::None => {}
-            b => {
-                let key = if self.bootloader.is_some() {
-                    "bootloader"
-                } else {
-                    "installBootLoader"
-                };
-                return Err(unsupported(
-                    key,
-                    &format!(
-                        "bootloader {:?} cannot be installed yet: set installBootLoader = false \
-                         (or bootloader = \"none\")",
-                        b.name()
-                    ),
-                ));
-            }
-        }
+        let bootloader = self.bootloader()?;
         let closure = match (&self.closure_info, &self.references_graph) {
             (Some(d), None) => ClosureInput::ClosureInfo(d.clone()),
             (None, Some(f)) => ClosureInput::ReferencesGraph(f.clone()),
@@ -611,6 +568,7 @@ impl Spec {
                 None
             })
             .only_nix_store(self.only_nix_store)
+            .bootloader(bootloader)
             .format(format)
             .compression(compression)
             .threads(self.threads)
@@ -893,7 +851,7 @@ impl SpecFile {
 
 impl ImageSpec {
     /// A spec with make-disk-image's defaults (legacy table, raw, auto size, 512M additional
-    /// space, 256M boot size, no bootloader) for `toplevel` and `closure`, writing `output`.
+    /// space, 256M boot size, bootloader `auto`) for `toplevel` and `closure`, writing `output`.
     /// Timestamps default to 1980-01-01 (the earliest FAT time); see [`ImageSpec::timestamp`].
     #[must_use]
     pub fn new(toplevel: Option<String>, closure: ClosureInput, output: PathBuf) -> Self {
@@ -910,6 +868,7 @@ impl ImageSpec {
             contents: Vec::new(),
             channel: None,
             only_nix_store: false,
+            bootloader: Bootloader::Auto,
             format: Format::Raw,
             format_options: vdisk::Options::default(),
             output,
@@ -1013,6 +972,13 @@ impl ImageSpec {
     #[must_use]
     pub fn only_nix_store(mut self, on: bool) -> Self {
         self.only_nix_store = on;
+        self
+    }
+
+    /// The bootloader (`installBootLoader`; [`Bootloader::Auto`] by default, as upstream).
+    #[must_use]
+    pub fn bootloader(mut self, bootloader: Bootloader) -> Self {
+        self.bootloader = bootloader;
         self
     }
 
@@ -1147,12 +1113,10 @@ mod tests {
 
     #[test]
     fn test_unsupported_arguments_are_named() {
-        let cases: [(Change, &str); 5] = [
+        let cases: [(Change, &str); 3] = [
             (|s| s.post_vm = "echo hi".into(), "postVM"),
             (|s| s.fs_type = "btrfs".into(), "fsType"),
             (|s| s.touch_efi_vars = true, "touchEFIVars"),
-            (|s| s.install_boot_loader = true, "installBootLoader"),
-            (|s| s.bootloader = Some("grub".into()), "bootloader"),
         ];
         for (change, key) in cases {
             let mut s = base();
@@ -1160,6 +1124,23 @@ mod tests {
             let e = s.resolve(0).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
             assert_eq!(e.key(), Some(key), "{e}");
+        }
+        // installBootLoader and bootloader resolve to the bootloader to install.
+        for (change, want) in [
+            (
+                (|s| s.install_boot_loader = true) as Change,
+                Bootloader::Auto,
+            ),
+            (|s| s.install_boot_loader = false, Bootloader::None),
+            (|s| s.bootloader = Some("grub".into()), Bootloader::Grub),
+            (
+                |s| s.bootloader = Some("systemd-boot".into()),
+                Bootloader::SystemdBoot,
+            ),
+        ] {
+            let mut s = base();
+            change(&mut s);
+            assert_eq!(s.resolve(0).unwrap().bootloader, want);
         }
         // Harmless upstream arguments pass.
         let mut s = base();

@@ -88,8 +88,9 @@ pub struct Args {
     /// The image is the contents of /nix/store only (label nix-store).
     #[arg(long)]
     only_nix_store: bool,
-    /// Bootloader to install: auto, systemd-boot, grub or none.
-    #[arg(long, default_value = "none")]
+    /// Bootloader: auto (systemd-boot for EFI when the closure has it, else GRUB; GRUB for
+    /// BIOS; none for --partition none), systemd-boot, grub or none.
+    #[arg(long, default_value = "auto")]
     bootloader: String,
     /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
     #[arg(long, default_value = "raw")]
