@@ -1,8 +1,9 @@
 //! `cargo xtask demo`: the main job on the bundled default. Builds the fixture closure (a
 //! small bootable NixOS-shaped system from Debian packages), builds a `hybrid` qcow2 image of
-//! it with imagetool (release build of the CLI), boots the image in QEMU (the fixture's kernel
-//! and initrd given directly: the bootloader installation is not there yet), and shows the
-//! serial output and how long each step took.
+//! it with imagetool (release build of the CLI) with its bootloader installed natively
+//! (systemd-boot on the ESP, GRUB in the BIOS boot partition), boots the image in QEMU under
+//! OVMF through systemd-boot (no kernel given to QEMU), and shows the serial output and how
+//! long each step took.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -58,6 +59,8 @@ pub fn run_demo(args: &[String]) -> Result<()> {
         .args([
             "--partition",
             "hybrid",
+            "--bootloader",
+            "auto",
             "--format",
             "qcow2",
             "--additional-space",
@@ -66,7 +69,7 @@ pub fn run_demo(args: &[String]) -> Result<()> {
         .arg("--output")
         .arg(&image))?;
     steps.push((
-        "imagetool build --partition hybrid --format qcow2",
+        "imagetool build --partition hybrid --bootloader auto --format qcow2",
         t.elapsed().as_secs_f64(),
     ));
     run(Command::new(root.join("target/release/imagetool"))
@@ -75,12 +78,7 @@ pub fn run_demo(args: &[String]) -> Result<()> {
     .or_else(|_| run(Command::new("qemu-img").arg("info").arg(&image)))?;
 
     let expected = fx.expected_manifest_sha256()?;
-    let cfg = BootConfig::new(Firmware::Kernel {
-        kernel: fx.kernel(),
-        initrd: Some(fx.initrd()),
-        append: fx.kernel_cmdline(),
-    })
-    .drive(&image, DiskFormat::Qcow2);
+    let cfg = BootConfig::new(Firmware::Ovmf).drive(&image, DiskFormat::Qcow2);
     let t = Instant::now();
     let result = boot::boot_and_expect(&cfg, &fx.toplevel, &expected);
     let boot_secs = t.elapsed().as_secs_f64();
@@ -92,7 +90,10 @@ pub fn run_demo(args: &[String]) -> Result<()> {
         }
         Err(e) => eprintln!("{e}"),
     }
-    steps.push(("boot in QEMU to the stage-2 marker", boot_secs));
+    steps.push((
+        "boot in QEMU (OVMF -> systemd-boot -> kernel) to the stage-2 marker",
+        boot_secs,
+    ));
     println!(
         "\nimage: {} ({} store paths)",
         image.display(),

@@ -11,13 +11,18 @@
 
 #![deny(missing_docs)]
 
-// The constructors are used by the installer modules as they land (bootspec, systemd-boot, GRUB).
-#[allow(dead_code)]
+pub mod bootspec;
 mod error;
+pub mod grub_install;
+pub mod install;
+pub mod store;
+pub mod systemd_boot;
 
 pub mod grub;
 
 pub use error::{Error, ErrorKind, Result};
+pub use install::{BiosSite, BootMount, Bootloader, Disk, EfiLoader, FsId, Plan, Request, plan};
+pub use store::Closure;
 
 use std::path::PathBuf;
 

@@ -82,8 +82,7 @@ fn populate(d: &Path) {
         use rustix::fs::{FileType, Mode, makedev, mknodat};
         let cwd = rustix::fs::CWD;
         let m = Mode::from_raw_mode(0o640);
-        // Old-style numbers: the kit's parser reads only debugfs's old-style device line
-        // (oracle.rs checks a new-style 259:70000 with `stat`).
+        // An old-style (8-bit) and a new-style (minor above 255) device number.
         mknodat(
             cwd,
             d.join("chr"),
@@ -92,13 +91,19 @@ fn populate(d: &Path) {
             makedev(1, 3),
         )
         .unwrap();
-        mknodat(cwd, d.join("blk"), FileType::BlockDevice, m, makedev(8, 1)).unwrap();
+        mknodat(
+            cwd,
+            d.join("blk"),
+            FileType::BlockDevice,
+            m,
+            makedev(259, 70_000),
+        )
+        .unwrap();
         mknodat(cwd, d.join("fifo"), FileType::Fifo, m, 0).unwrap();
         let _sock = std::os::unix::net::UnixListener::bind(d.join("sock")).unwrap();
-        // Below 2^31: the kit's debugfs `ls -p` parser reads owners as unsigned, and debugfs
-        // prints ids above 2^31 negative; oracle.rs checks those with `stat`.
+        // Owners at and above 2^31 (debugfs prints them negative).
         std::fs::write(d.join("owner"), b"o").unwrap();
-        std::os::unix::fs::lchown(d.join("owner"), Some(2_000_000_000), Some(1_500_000_000))
+        std::os::unix::fs::lchown(d.join("owner"), Some(3_000_000_000), Some(u32::MAX - 1))
             .unwrap();
         std::os::unix::fs::lchown(d.join("fast"), Some(1000), Some(100)).unwrap();
     }

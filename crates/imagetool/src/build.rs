@@ -17,9 +17,11 @@
 //! from a temporary name in its directory) only when everything succeeded.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use imagetool_blockio::{Overlay, ReadAt, Tracked, Window, WriteAt};
+use imagetool_boot::{self as boot, Bootloader};
 use imagetool_ext4 as ext4;
 use imagetool_fat as fat;
 use imagetool_nix::closure::{ClosureInput, LoadOptions};
@@ -29,6 +31,8 @@ use imagetool_ptable::{
     self as ptable, DiskLayout, Guid, LayoutOptions, Requirements, Role, TableType,
 };
 use imagetool_vdisk::{self as vdisk, Format};
+
+use crate::meter::{self, Counted};
 
 /// make-disk-image's default `rootGPUID` (also the default `rootFSUID` of an ext4 root).
 pub const DEFAULT_ROOT_GUID: &str = "F222513B-DED1-49FA-B591-20CE86A2FE7F";
@@ -60,6 +64,8 @@ pub struct ImageSpec {
     pub channel: Option<String>,
     /// `onlyNixStore`.
     pub only_nix_store: bool,
+    /// The bootloader (`installBootLoader`: `true` is [`Bootloader::Auto`]).
+    pub bootloader: Bootloader,
     /// `format`.
     pub format: Format,
     /// Options of the container writer (compression, seed).
@@ -108,6 +114,12 @@ pub trait Progress {
     fn started(&mut self, _phase: Phase) {}
     /// A phase ended after `elapsed`; `detail` says what it did.
     fn finished(&mut self, _phase: Phase, _elapsed: Duration, _detail: &str) {}
+    /// `done` of `total` bytes of a long phase ([`Phase::Write`], [`Phase::Convert`]) are
+    /// through: 0 first, then a few times a second, then `total` when the phase succeeded.
+    /// Always called on the thread that called [`build`], between `started` and `finished`.
+    /// For `Write`, `total` is the root filesystem's used bytes and `done` the bytes written;
+    /// for `Convert`, the raw image's allocated bytes and the bytes read from it.
+    fn bytes(&mut self, _phase: Phase, _done: u64, _total: u64) {}
 }
 
 /// A [`Progress`] that ignores everything.
@@ -162,6 +174,9 @@ pub enum BuildError {
         #[source]
         source: fat::Error,
     },
+    /// The bootloader could not be installed.
+    #[error("bootloader")]
+    Boot(#[from] boot::Error),
     /// The container format could not be written.
     #[error("image format")]
     Format(#[from] vdisk::Error),
@@ -218,6 +233,23 @@ fn timed<T>(
     Ok(v)
 }
 
+/// [`timed`] for a long phase whose `work` counts its bytes for [`Progress::bytes`].
+fn timed_bytes<T: Send>(
+    progress: &mut dyn Progress,
+    timings: &mut Vec<(Phase, Duration)>,
+    phase: Phase,
+    total: u64,
+    work: impl FnOnce(&AtomicU64) -> Result<(T, String), BuildError> + Send,
+) -> Result<T, BuildError> {
+    progress.started(phase);
+    let t0 = Instant::now();
+    let (v, detail) = meter::run(progress, phase, total, work)?;
+    let dt = t0.elapsed();
+    timings.push((phase, dt));
+    progress.finished(phase, dt, &detail);
+    Ok(v)
+}
+
 /// Builds the image `spec` describes.
 ///
 /// # Errors
@@ -265,7 +297,7 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         Ok((c, detail))
     })?;
 
-    let tree = timed(progress, &mut timings, Phase::RootTree, || {
+    let mut tree = timed(progress, &mut timings, Phase::RootTree, || {
         let t = nix::root::root_tree(
             &closure,
             &RootOptions {
@@ -306,7 +338,10 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         threads: spec.threads,
         ..ext4::Options::default()
     };
-    let (layout, fs_plan, fats) = timed(progress, &mut timings, Phase::Plan, || {
+    let (layout, fs_plan, fats, boot_plan) = timed(progress, &mut timings, Phase::Plan, || {
+        // The bootloader first: its files under /boot count for the root's size.
+        let boot_plan = plan_bootloader(spec, &closure, toplevel.as_ref(), &root_uuid)?;
+        crate::bootloader::add_to_root(&mut tree, &boot_plan.root, spec.timestamp)?;
         let minimal = ext4::plan(&tree, &ext4_opts)?;
         let layout = ptable::plan(
             &spec.layout,
@@ -321,10 +356,14 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         ext4_opts.size = ext4::Size::Fixed(r.end - r.start);
         let fs_plan = ext4::plan(&tree, &ext4_opts)?;
         let mut fats = Vec::new();
-        for (role, what) in [(Role::Esp, "ESP"), (Role::Boot, "BOOT")] {
+        for (role, what, files) in [
+            (Role::Esp, "ESP", &boot_plan.esp),
+            (Role::Boot, "BOOT", &boot_plan.boot),
+        ] {
             let Some(p) = layout.partition(role) else {
                 continue;
             };
+            let fat_tree = crate::bootloader::fat_tree(files, what)?;
             let r = p.byte_range();
             let opts = fat::FormatOptions {
                 label: Some(what.to_string()),
@@ -333,18 +372,19 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
                 timestamp: spec.timestamp,
                 ..fat::FormatOptions::default()
             };
-            let plan = fat::plan(&fat::Tree::new(), r.end - r.start, &opts)
+            let plan = fat::plan(&fat_tree, r.end - r.start, &opts)
                 .map_err(|source| BuildError::Fat { what, source })?;
             fats.push((r, what, plan));
         }
         let detail = format!(
-            "{} table, disk {} MiB, root filesystem {} MiB ({} inodes)",
+            "{} table, disk {} MiB, root filesystem {} MiB ({} inodes), {}",
             layout.table,
             layout.disk_size >> 20,
             fs_plan.size_bytes() >> 20,
-            fs_plan.inode_count()
+            fs_plan.inode_count(),
+            boot_plan.describe()
         );
-        Ok(((layout, fs_plan, fats), detail))
+        Ok(((layout, fs_plan, fats, boot_plan), detail))
     })?;
 
     // Write: every part into an Overlay (metadata in memory, file data as references to the
@@ -356,10 +396,14 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         tree: &tree,
         fs_plan: &fs_plan,
         fats: &fats,
+        boot: &boot_plan,
     };
+    let used = fs_plan
+        .size_bytes()
+        .saturating_sub(fs_plan.free_blocks().saturating_mul(ext4::BLOCK_SIZE));
     let disk = Overlay::new(layout.disk_size);
-    let allocated = timed(progress, &mut timings, Phase::Write, || {
-        let allocated = parts.write(&disk, &spec.output)?;
+    let allocated = timed_bytes(progress, &mut timings, Phase::Write, used, |count| {
+        let allocated = parts.write(&disk, count, &spec.output)?;
         let st = disk.stats();
         let detail = format!(
             "{} MiB allocated: {} MiB of metadata in memory, {} MiB of file data to read",
@@ -369,10 +413,11 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         );
         Ok((allocated, detail))
     })?;
-    timed(progress, &mut timings, Phase::Convert, || {
+    timed_bytes(progress, &mut timings, Phase::Convert, allocated, |count| {
         let mut opts = spec.format_options.clone();
         opts.threads = spec.threads;
-        let report = vdisk::convert(&disk, spec.format, &spec.output, &opts)?;
+        let src = Counted::new(&disk, count);
+        let report = vdisk::convert(&src, spec.format, &spec.output, &opts)?;
         Ok(((), format!("{} ({report:?})", spec.format)))
     })?;
     Ok(BuildReport {
@@ -387,36 +432,93 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
     })
 }
 
-/// Everything the write phase writes: the partition table, the root filesystem, the FAT
-/// filesystems.
+/// Everything the write phase writes: the partition table, the BIOS boot code, the root
+/// filesystem, the FAT filesystems.
 struct Parts<'a> {
     layout: &'a DiskLayout,
     tree: &'a ext4::Tree,
     fs_plan: &'a ext4::Plan,
     fats: &'a [(std::ops::Range<u64>, &'static str, fat::Plan)],
+    boot: &'a boot::Plan,
 }
 
 impl Parts<'_> {
-    /// Writes the whole disk into `disk`; returns the bytes written (`name`: the output, for
-    /// errors). The disk is readable too: a bootloader installer reads back the table it
-    /// embeds around.
-    fn write<W: ReadAt + WriteAt>(&self, disk: &W, name: &Path) -> Result<u64, BuildError> {
+    /// Writes the whole disk into `disk`, adding the bytes written to `count`; returns the
+    /// bytes allocated (`name`: the output, for errors). The disk is read too: the BIOS boot
+    /// code is embedded around the table written before it.
+    fn write<W: ReadAt + WriteAt>(
+        &self,
+        disk: &W,
+        count: &AtomicU64,
+        name: &Path,
+    ) -> Result<u64, BuildError> {
         let tracked = Tracked::new(disk);
-        self.layout.write_table(&tracked)?;
+        let counted = Counted::new(&tracked, count);
+        self.layout.write_table(&counted)?;
+        crate::bootloader::write_bios(self.boot, self.layout, &counted)?;
         let r = self
             .layout
             .partition(Role::Root)
             .map(|p| p.byte_range())
             .unwrap_or(0..self.layout.disk_size);
-        let win = Window::new(&tracked, r.start, r.end - r.start).map_err(io(name))?;
+        let win = Window::new(&counted, r.start, r.end - r.start).map_err(io(name))?;
         self.fs_plan.write(self.tree, &win)?;
         for (r, what, plan) in self.fats {
-            let w = Window::new(&tracked, r.start, r.end - r.start).map_err(io(name))?;
+            let w = Window::new(&counted, r.start, r.end - r.start).map_err(io(name))?;
             plan.write(&w)
                 .map_err(|source| BuildError::Fat { what, source })?;
         }
         Ok(tracked.written().iter().map(|r| r.end - r.start).sum())
     }
+}
+
+/// The bootloader plan for the spec's table type (nothing for `--bootloader none`).
+fn plan_bootloader(
+    spec: &ImageSpec,
+    closure: &nix::closure::Closure,
+    toplevel: Option<&StorePath>,
+    root_uuid: &[u8; 16],
+) -> Result<boot::Plan, BuildError> {
+    let disk = crate::bootloader::disk_for(spec.layout.table);
+    let wanted = match spec.bootloader {
+        Bootloader::None => false,
+        Bootloader::Auto => disk.esp || disk.bios.is_some(),
+        Bootloader::SystemdBoot | Bootloader::Grub => true,
+    };
+    if !wanted {
+        return Ok(boot::Plan::default());
+    }
+    let Some(toplevel) = toplevel else {
+        return Err(BuildError::InvalidInput(format!(
+            "--bootloader {}: installing a bootloader needs --toplevel (or --bootloader none)",
+            spec.bootloader
+        )));
+    };
+    let paths = closure.infos().map(|i| i.path.as_str().to_string());
+    let store = boot::Closure::new(&spec.store_root, paths);
+    let has_boot = matches!(
+        spec.layout.table,
+        TableType::EfiXbootldr | TableType::LegacyBoot
+    );
+    let fat_id = |present: bool, what: &str| {
+        present.then(|| boot::FsId {
+            uuid: crate::bootloader::fat_uuid(crate::disk::volume_id(&spec.layout.ids, what)),
+        })
+    };
+    let req = boot::Request {
+        bootloader: spec.bootloader,
+        disk,
+        closure: &store,
+        toplevel: toplevel.as_str(),
+        root_fs: boot::FsId {
+            uuid: crate::bootloader::uuid_text(root_uuid),
+        },
+        esp_fs: fat_id(disk.esp, "ESP"),
+        boot_fs: fat_id(has_boot, "BOOT"),
+        timeout: 5,
+        timestamp: spec.timestamp,
+    };
+    Ok(boot::plan(&req)?)
 }
 
 /// `rootFSUID`'s default: `rootGPUID` (make-disk-image), or the seeded root GUID.
@@ -511,18 +613,22 @@ mod tests {
         )
         .unwrap();
         let fats = vec![(esp, "ESP", fat_plan)];
+        let boot = boot::Plan::default();
         let parts = Parts {
             layout: &layout,
             tree: &tree,
             fs_plan: &fs_plan,
             fats: &fats,
+            boot: &boot,
         };
         let file = dir.path().join("direct.img");
         let direct = SparseFile::create(&file, layout.disk_size).unwrap();
-        let a = parts.write(&direct, &file).unwrap();
+        let (ca, cb) = (AtomicU64::new(0), AtomicU64::new(0));
+        let a = parts.write(&direct, &ca, &file).unwrap();
         let overlay = Overlay::new(layout.disk_size);
-        let b = parts.write(&overlay, &file).unwrap();
+        let b = parts.write(&overlay, &cb, &file).unwrap();
         assert_eq!(a, b);
+        assert_eq!(ca.into_inner(), cb.into_inner());
         assert!(overlay.stats().referenced >= 2 * 300_000);
         assert_same(&direct, &overlay);
         let out = dir.path().join("out.img");

@@ -4,12 +4,16 @@
 //! `imagetool` alone.
 //!
 //! * [`blockio`]: positional I/O (sparse image files, in-memory images, partition windows).
+//! * [`boot`]: bootspec, systemd-boot and GRUB installed with no VM.
+//! * [`bootloader`]: the bootloader step of `build` (table type → boot disk, files, BIOS stage).
 //! * [`fstree`]: the host-independent file tree the filesystem writers consume.
 //! * [`ext4`]: the native ext4 writer.
 //! * [`ptable`]: MBR/GPT tables and make-disk-image's layouts.
 //! * [`fat`]: the FAT (ESP) writer.
 //! * [`probe`]: `inspect`: the table and filesystems of an image.
 //! * [`build`]: a NixOS closure to a disk image: the whole make-disk-image pipeline.
+//! * [`spec`]: the build spec as data (make-disk-image's argument names in JSON, Nix structured
+//!   attributes) and the builder methods of [`build::ImageSpec`].
 //! * [`disk`]: a partitioned raw disk assembled from filesystem blobs.
 //! * [`mkfs`]: `mkfs ext4 -d DIR` as a function (a standalone image, or into an image at an offset).
 //! * [`nix`]: Nix base32, NAR hashing, store paths, reference scanning, closureInfo files.
@@ -70,12 +74,16 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bootloader;
 pub mod build;
 pub mod disk;
+mod meter;
 pub mod mkfs;
 pub mod probe;
+pub mod spec;
 
 pub use imagetool_blockio as blockio;
+pub use imagetool_boot as boot;
 pub use imagetool_ext4 as ext4;
 pub use imagetool_fat as fat;
 pub use imagetool_fstree as fstree;

@@ -44,6 +44,7 @@ fn spec(
         contents: Vec::new(),
         channel: None,
         only_nix_store: false,
+        bootloader: imagetool::boot::Bootloader::None,
         format,
         format_options: vdisk::Options::default(),
         output: out.to_path_buf(),

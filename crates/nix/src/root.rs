@@ -286,11 +286,11 @@ fn add_store(tree: &mut Tree, closure: &Closure, prefix: &[u8]) -> Result<()> {
 }
 
 fn generate_db(infos: &[PathInfo], timestamp: i64) -> Result<Vec<u8>> {
-    // One scratch directory per call: builds may run concurrently in one process.
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // One scratch directory per call: builds may run in several threads of one process.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "imagetool-db-{}-{}-{call}",
+        "imagetool-db-{}-{}-{n}",
         std::process::id(),
         timestamp
     ));

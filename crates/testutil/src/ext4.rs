@@ -256,8 +256,13 @@ fn parse_ls_line(line: &str) -> Option<(u64, u32, u32, u32, String)> {
     let mut it = rest.splitn(5, '/');
     let ino = it.next()?.parse().ok()?;
     let mode = u32::from_str_radix(it.next()?, 8).ok()?;
-    let uid = it.next()?.parse().ok()?;
-    let gid = it.next()?.parse().ok()?;
+    // debugfs prints owners with `%d`: ids of 2^31 and above come out negative.
+    let id = |t: &str| -> Option<u32> {
+        let v: i64 = t.parse().ok()?;
+        u32::try_from(v.rem_euclid(1 << 32)).ok()
+    };
+    let uid = id(it.next()?)?;
+    let gid = id(it.next()?)?;
     let tail = it.next()?.strip_suffix('/')?;
     let (name, _size) = tail.rsplit_once('/')?;
     Some((ino, mode, uid, gid, name.to_string()))
@@ -292,7 +297,11 @@ fn parse_stat(text: &str) -> Option<Stat> {
         } else if line.starts_with("User: ") {
             let size = line.split("Size: ").nth(1)?;
             st.size = size.trim().parse().ok()?;
-        } else if let Some(r) = line.strip_prefix("Device major/minor number: ") {
+        } else if let Some(r) = line
+            .strip_prefix("(New-style) ")
+            .unwrap_or(line)
+            .strip_prefix("Device major/minor number: ")
+        {
             let (maj, min) = r.split_whitespace().next()?.split_once(':')?;
             st.device = Some((maj.parse().ok()?, min.parse().ok()?));
         } else if let Some(r) = line.strip_prefix("Fast link dest: ") {
@@ -513,6 +522,10 @@ mod tests {
             Some((12, 0o040_755, 0, 0, "d".into()))
         );
         assert_eq!(parse_ls_line("garbage"), None);
+        assert_eq!(
+            parse_ls_line("/13/100644/-2094967296/-1/o/1/"),
+            Some((13, 0o100_644, 2_200_000_000, u32::MAX, "o".to_string()))
+        );
     }
 
     #[test]

@@ -1,28 +1,60 @@
 //! `imagetool build`: a NixOS closure to a disk image (make-disk-image without the VM).
+//!
+//! The settings come from flags, from `--spec FILE.json` (make-disk-image's argument names), or
+//! from a Nix build's structured attributes (`--spec .attrs.json`, or `$NIX_ATTRS_JSON_FILE`
+//! when no settings are given at all). Flags and JSON fill the same [`Spec`], so the same
+//! settings give the same image either way.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::Parser;
-use imagetool::build::{ImageSpec, Phase, Progress, build};
-use imagetool::nix::closure::ClosureInput;
+use clap::{Parser, ValueEnum};
+use imagetool::build::{BuildReport, Phase, Progress, build};
 use imagetool::nix::root::Content;
-use imagetool::vdisk::{Compression, Format, Options};
+use imagetool::spec::{ContentSpec, Spec, SpecFile, StructuredAttrs};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The flags `--spec` excludes (the settings a spec carries).
+const SETTINGS: &[&str] = &[
+    "toplevel",
+    "closure_info",
+    "references_graph",
+    "store_root",
+    "additional_paths",
+    "verify_closure",
+    "partition",
+    "disk_size",
+    "additional_space",
+    "boot_size",
+    "boot_size_rounding",
+    "root_guid",
+    "seed",
+    "label",
+    "root_fs_uuid",
+    "config_file",
+    "contents",
+    "channel",
+    "only_nix_store",
+    "bootloader",
+    "format",
+    "compression",
+];
 
 /// Arguments of `build`.
 #[derive(Debug, Parser)]
 pub struct Args {
+    /// Every setting from a JSON file with make-disk-image's argument names, or a Nix build's
+    /// structured attributes (.attrs.json). Excludes the other settings flags; --output,
+    /// --threads and --progress still apply.
+    #[arg(long, conflicts_with_all = SETTINGS)]
+    spec: Option<PathBuf>,
     /// The system toplevel store path (config.system.build.toplevel).
     #[arg(long)]
     toplevel: Option<String>,
     /// A closureInfo output directory (store-paths + registration).
-    #[arg(
-        long,
-        required_unless_present = "references_graph",
-        conflicts_with = "references_graph"
-    )]
+    #[arg(long, conflicts_with = "references_graph")]
     closure_info: Option<PathBuf>,
     /// An exportReferencesGraph file (plain, or structured-attrs JSON).
     #[arg(long)]
@@ -56,8 +88,9 @@ pub struct Args {
     /// The image is the contents of /nix/store only (label nix-store).
     #[arg(long)]
     only_nix_store: bool,
-    /// Bootloader to install: none (systemd-boot and GRUB come with the boot work).
-    #[arg(long, default_value = "none")]
+    /// Bootloader: auto (systemd-boot for EFI when the closure has it, else GRUB; GRUB for
+    /// BIOS; none for --partition none), systemd-boot, grub or none.
+    #[arg(long, default_value = "auto")]
     bootloader: String,
     /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
     #[arg(long, default_value = "raw")]
@@ -66,18 +99,267 @@ pub struct Args {
     #[arg(long)]
     compression: Option<String>,
     /// Data-copy and compression threads (0: one per core); never changes the output.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// The image file to write.
     #[arg(long)]
-    output: PathBuf,
+    threads: Option<usize>,
+    /// The image file to write (with --spec: overrides the spec's `output`).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// How progress is shown: bar (default on a terminal), plain (one line per phase with
+    /// sizes and times: the default otherwise, e.g. in a Nix build log), json (one object per
+    /// event on stdout) or none.
+    #[arg(long, value_enum)]
+    progress: Option<ProgressMode>,
 }
 
-/// One line per phase on stderr: suits both a terminal and a Nix build log.
-struct Lines;
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProgressMode {
+    Plain,
+    Bar,
+    Json,
+    None,
+}
 
-impl Progress for Lines {
+impl Args {
+    /// The spec the flags describe.
+    fn flags_spec(&self) -> Result<Spec> {
+        let contents = self
+            .contents
+            .iter()
+            .map(|c| {
+                let c = Content::parse(c).map_err(|e| anyhow!("{e}"))?;
+                let (user, group) = c.owner.map_or((None, None), |(u, g)| (Some(u), Some(g)));
+                Ok(ContentSpec {
+                    source: c.source,
+                    target: c.target,
+                    mode: c.mode.map(|m| format!("{m:o}")),
+                    user,
+                    group,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut spec = Spec {
+            toplevel: self.toplevel.clone(),
+            closure_info: self.closure_info.clone(),
+            references_graph: self.references_graph.clone(),
+            store_root: Some(self.store_root.clone()),
+            additional_paths: self.additional_paths.clone(),
+            verify_closure: self.verify_closure,
+            label: self.label.clone(),
+            root_fsuid: self.root_fs_uuid.clone(),
+            config_file: self.config_file.clone(),
+            contents,
+            channel: self.channel.clone(),
+            only_nix_store: self.only_nix_store,
+            bootloader: Some(self.bootloader.clone()),
+            format: self.format.clone(),
+            compression: self.compression.clone(),
+            output: self.output.clone(),
+            ..Spec::default()
+        };
+        self.layout.fill_spec(&mut spec);
+        Ok(spec)
+    }
+
+    /// Whether any settings flag was given (then `$NIX_ATTRS_JSON_FILE` is not used).
+    fn has_settings(&self) -> bool {
+        self.toplevel.is_some() || self.closure_info.is_some() || self.references_graph.is_some()
+    }
+}
+
+/// Where the settings came from.
+enum Source {
+    Flags,
+    Spec,
+    Attrs(Box<StructuredAttrs>),
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let attrs_env = imagetool::spec::attrs_file_from_env();
+    let spec_file = match (&a.spec, attrs_env) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(p)) if !a.has_settings() => Some(p),
+        _ => None,
+    };
+    let (mut spec, source) = match &spec_file {
+        None => {
+            if a.closure_info.is_none() && a.references_graph.is_none() {
+                bail!("give --closure-info or --references-graph (or --spec)");
+            }
+            if a.output.is_none() {
+                bail!("--output is required (or --spec)");
+            }
+            (a.flags_spec()?, Source::Flags)
+        }
+        Some(path) => match SpecFile::read(path)? {
+            SpecFile::Plain(s) => (s, Source::Spec),
+            SpecFile::Attrs(attrs) => {
+                if a.output.is_some() {
+                    bail!(
+                        "--output: a Nix build writes $out/<baseName>.<ext> (from {})",
+                        path.display()
+                    );
+                }
+                (attrs.spec.clone(), Source::Attrs(Box::new(attrs)))
+            }
+        },
+    };
+    if !matches!(source, Source::Flags)
+        && let Some(o) = &a.output
+    {
+        spec.output = Some(o.clone());
+    }
+    if let Some(t) = a.threads {
+        spec.threads = t;
+    } else if matches!(source, Source::Attrs(_)) && spec.threads == 0 {
+        // In a Nix build, use the cores Nix grants (`--cores`); never changes the output.
+        if let Some(n) = std::env::var("NIX_BUILD_CORES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            spec.threads = n;
+        }
+    }
+    let image = spec.resolve(super::source_date_epoch()?)?;
+    if let Source::Attrs(attrs) = &source {
+        std::fs::create_dir_all(&attrs.out)
+            .with_context(|| format!("creating {}", attrs.out.display()))?;
+    }
+
+    let mode = a.progress.unwrap_or(if std::io::stderr().is_terminal() {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Plain
+    });
+    let output = image.output.clone();
+    let result = match mode {
+        ProgressMode::Plain => build(&image, &mut Plain::default()),
+        ProgressMode::Bar => build(&image, &mut Bars::default()),
+        ProgressMode::Json => build(&image, &mut Json),
+        ProgressMode::None => build(&image, &mut Quiet),
+    };
+    let report = result.with_context(|| format!("building {}", output.display()))?;
+    if let Source::Attrs(attrs) = &source {
+        attrs.write_build_products()?;
+    }
+    if mode == ProgressMode::Json {
+        emit(&report_json(&report));
+    } else {
+        println!(
+            "{}: {} {} table, {} MiB, {} store paths",
+            report.output.display(),
+            report.format,
+            report.layout.table,
+            report.disk_size >> 20,
+            report.store_paths
+        );
+    }
+    Ok(())
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 20)
+}
+
+/// One line per phase on stderr: suits a terminal without bars and a Nix build log.
+#[derive(Default)]
+struct Plain {
+    bytes: Option<u64>,
+}
+
+impl Progress for Plain {
+    fn bytes(&mut self, _phase: Phase, _done: u64, total: u64) {
+        self.bytes = Some(total);
+    }
     fn finished(&mut self, phase: Phase, elapsed: Duration, detail: &str) {
+        let secs = elapsed.as_secs_f64();
+        let rate = match self.bytes.take() {
+            Some(b) if secs > 0.0 => format!(" ({:.1} MiB at {:.0} MiB/s)", mib(b), mib(b) / secs),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "imagetool: {:<10} {secs:>7.2}s  {detail}{rate}",
+            phase.name(),
+        );
+    }
+}
+
+/// Nothing.
+struct Quiet;
+
+impl Progress for Quiet {}
+
+/// One JSON object per event on stdout.
+struct Json;
+
+/// Prints one event line; a closed stdout does not stop the build.
+fn emit(event: &serde_json::Value) {
+    let _ = writeln!(std::io::stdout(), "{event}");
+}
+
+impl Progress for Json {
+    fn started(&mut self, phase: Phase) {
+        emit(&serde_json::json!({"event": "started", "phase": phase.name()}));
+    }
+    fn bytes(&mut self, phase: Phase, done: u64, total: u64) {
+        emit(
+            &serde_json::json!({"event": "bytes", "phase": phase.name(), "done": done, "total": total}),
+        );
+    }
+    fn finished(&mut self, phase: Phase, elapsed: Duration, detail: &str) {
+        emit(&serde_json::json!({
+            "event": "finished",
+            "phase": phase.name(),
+            "seconds": elapsed.as_secs_f64(),
+            "detail": detail,
+        }));
+    }
+}
+
+fn report_json(r: &BuildReport) -> serde_json::Value {
+    serde_json::json!({
+        "event": "done",
+        "output": r.output,
+        "format": r.format.name(),
+        "table": r.layout.table.name(),
+        "diskSize": r.disk_size,
+        "allocated": r.allocated,
+        "storePaths": r.store_paths,
+        "timings": r.timings.iter().map(|(p, d)| (p.name().to_string(), d.as_secs_f64().into()))
+            .collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// indicatif: a spinner per phase, a byte bar for write and convert.
+#[derive(Default)]
+struct Bars {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress for Bars {
+    fn started(&mut self, phase: Phase) {
+        let bar = ProgressBar::new_spinner().with_message(phase.name());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.bar = Some(bar);
+    }
+    fn bytes(&mut self, phase: Phase, done: u64, total: u64) {
+        let Some(bar) = &self.bar else { return };
+        if bar.length() != Some(total) {
+            bar.set_length(total);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{msg:<10} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(phase.name());
+        }
+        bar.set_position(done);
+    }
+    fn finished(&mut self, phase: Phase, elapsed: Duration, detail: &str) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
         let _ = writeln!(
             std::io::stderr(),
             "imagetool: {:<10} {:>7.2}s  {detail}",
@@ -85,61 +367,4 @@ impl Progress for Lines {
             elapsed.as_secs_f64()
         );
     }
-}
-
-pub fn run(a: Args) -> Result<()> {
-    if a.bootloader != "none" {
-        bail!(
-            "--bootloader {:?}: only `none` is supported so far",
-            a.bootloader
-        );
-    }
-    let format: Format = a.format.parse().context("--format")?;
-    let compression: Compression = match &a.compression {
-        Some(c) => c.parse().context("--compression")?,
-        None => Compression::default(),
-    };
-    let closure = match (&a.closure_info, &a.references_graph) {
-        (Some(d), _) => ClosureInput::ClosureInfo(d.clone()),
-        (None, Some(f)) => ClosureInput::ReferencesGraph(f.clone()),
-        (None, None) => return Err(anyhow!("give --closure-info or --references-graph")),
-    };
-    let contents = a
-        .contents
-        .iter()
-        .map(|c| Content::parse(c).map_err(|e| anyhow!("{e}")))
-        .collect::<Result<Vec<_>>>()?;
-    let spec = ImageSpec {
-        toplevel: a.toplevel.clone(),
-        closure,
-        store_root: a.store_root.clone(),
-        additional_paths: a.additional_paths.clone(),
-        verify_closure: a.verify_closure,
-        layout: a.layout.options()?,
-        label: a.label.clone(),
-        root_fs_uuid: a.root_fs_uuid.clone(),
-        config_file: a.config_file.clone(),
-        contents,
-        channel: a.channel.clone(),
-        only_nix_store: a.only_nix_store,
-        format,
-        format_options: Options {
-            compression,
-            ..Options::default()
-        },
-        output: a.output.clone(),
-        threads: a.threads,
-        timestamp: super::source_date_epoch()?,
-    };
-    let report =
-        build(&spec, &mut Lines).with_context(|| format!("building {}", a.output.display()))?;
-    println!(
-        "{}: {} {} table, {} MiB, {} store paths",
-        report.output.display(),
-        report.format,
-        report.layout.table,
-        report.disk_size >> 20,
-        report.store_paths
-    );
-    Ok(())
 }

@@ -4,6 +4,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use imagetool::disk::parse_size;
 use imagetool::ptable::{BootSizeRounding, DiskSize, Identifiers, LayoutOptions, TableType};
+use imagetool::spec::Spec;
 
 /// Table type, sizes and identifiers.
 #[derive(Debug, Args)]
@@ -37,6 +38,18 @@ pub struct LayoutArgs {
 }
 
 impl LayoutArgs {
+    /// Puts these flags into a build spec (its make-disk-image keys), unparsed: the spec
+    /// checks them as it checks JSON.
+    pub fn fill_spec(&self, spec: &mut Spec) {
+        spec.partition_table_type = self.partition.clone();
+        spec.disk_size = self.disk_size.as_str().into();
+        spec.additional_space = self.additional_space.as_str().into();
+        spec.boot_size = self.boot_size.as_str().into();
+        spec.boot_size_rounding = self.boot_size_rounding.clone();
+        spec.root_gpuid = self.root_guid.clone();
+        spec.seed = self.seed.clone();
+    }
+
     /// The layout options these flags describe.
     pub fn options(&self) -> Result<LayoutOptions> {
         let table: TableType = self.partition.parse().context("--partition")?;

@@ -1,0 +1,285 @@
+//! The whole installation: which bootloader for which disk, and what goes where.
+//!
+//! The caller describes the disk ([`Disk`]: is there an ESP, an XBOOTLDR, a BIOS stage, which
+//! filesystem is mounted at `/boot`) and the filesystems' identifiers; [`plan`] reads the
+//! toplevel's bootspec, checks it against the closure and returns the files for each
+//! filesystem and the BIOS sectors to write once the partition table is on the disk.
+//!
+//! Selection (`--bootloader`, make-disk-image's `installBootLoader = true` is `auto`):
+//!
+//! | disk | auto | systemd-boot | grub |
+//! |---|---|---|---|
+//! | ESP (efi, efixbootldr) | systemd-boot if the closure has it, else GRUB EFI | systemd-boot | GRUB EFI (removable) |
+//! | BIOS (legacy, legacy+boot, legacy+gpt) | GRUB BIOS | error | GRUB BIOS |
+//! | both (hybrid) | EFI side as above + GRUB BIOS | systemd-boot + GRUB BIOS | GRUB EFI + GRUB BIOS |
+//! | neither (none) | nothing | error | error |
+//!
+//! GRUB's files live where NixOS keeps them, in the filesystem mounted at `/boot`: the ESP
+//! (efi, hybrid), XBOOTLDR (efixbootldr), the FAT boot partition (legacy+boot), else the root
+//! filesystem's `/boot`. When `/boot` is not the root filesystem the kernels and initrds are
+//! copied to `/boot/kernels/` (install-grub.pl's `copyKernels`, forced in that case).
+
+use std::str::FromStr;
+
+use crate::bootspec::Generation;
+use crate::store::Closure;
+use crate::{BootFile, Error, ErrorKind, Result, systemd_boot};
+
+/// `--bootloader`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bootloader {
+    /// By the disk and the closure (see the module documentation).
+    #[default]
+    Auto,
+    /// systemd-boot on the EFI side (GRUB still serves a hybrid disk's BIOS side).
+    SystemdBoot,
+    /// GRUB for every firmware the disk supports.
+    Grub,
+    /// No bootloader.
+    None,
+}
+
+impl Bootloader {
+    /// The option value (`auto`, `systemd-boot`, `grub`, `none`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::SystemdBoot => "systemd-boot",
+            Self::Grub => "grub",
+            Self::None => "none",
+        }
+    }
+}
+
+impl FromStr for Bootloader {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "systemd-boot" => Ok(Self::SystemdBoot),
+            "grub" => Ok(Self::Grub),
+            "none" => Ok(Self::None),
+            other => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("--bootloader {other:?}: expected auto, systemd-boot, grub or none"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Bootloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The filesystem mounted at `/boot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootMount {
+    /// The ESP (`efi`, `hybrid`).
+    Esp,
+    /// A FAT partition of its own: XBOOTLDR (`efixbootldr`) or `legacy+boot`'s.
+    BootPartition,
+    /// The root filesystem's `/boot` directory.
+    Root,
+}
+
+/// Where GRUB's BIOS core image is embedded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BiosSite {
+    /// An MBR disk: the gap between the MBR and the first partition.
+    MbrGap,
+    /// A GPT disk: the BIOS boot partition.
+    BiosBootPartition,
+}
+
+/// What the disk offers the bootloader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disk {
+    /// The disk has an ESP (EFI boot).
+    pub esp: bool,
+    /// The disk has an XBOOTLDR partition.
+    pub xbootldr: bool,
+    /// The disk boots from BIOS, with GRUB's core image there.
+    pub bios: Option<BiosSite>,
+    /// The filesystem at `/boot`.
+    pub boot_mount: BootMount,
+}
+
+/// A filesystem's identity as the bootloaders search for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsId {
+    /// The UUID as `blkid`/GRUB print it: `xxxxxxxx-xxxx-…` (ext4), `XXXX-XXXX` (FAT).
+    pub uuid: String,
+}
+
+/// Everything [`plan`] needs.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The bootloader choice.
+    pub bootloader: Bootloader,
+    /// The disk.
+    pub disk: Disk,
+    /// The closure.
+    pub closure: &'a Closure,
+    /// The toplevel store path.
+    pub toplevel: &'a str,
+    /// The root filesystem.
+    pub root_fs: FsId,
+    /// The ESP's filesystem, when there is one.
+    pub esp_fs: Option<FsId>,
+    /// The boot partition's filesystem (XBOOTLDR or `legacy+boot`'s), when there is one.
+    pub boot_fs: Option<FsId>,
+    /// Menu timeout in seconds.
+    pub timeout: u32,
+    /// The build timestamp (`SOURCE_DATE_EPOCH`).
+    pub timestamp: i64,
+}
+
+/// The EFI side's bootloader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EfiLoader {
+    /// systemd-boot.
+    SystemdBoot,
+    /// GRUB, installed as removable (`EFI/BOOT/BOOTX64.EFI`).
+    Grub,
+}
+
+/// What to install where.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The EFI bootloader, if any.
+    pub efi: Option<EfiLoader>,
+    /// Whether GRUB serves BIOS boot.
+    pub bios: bool,
+    /// Files for the ESP.
+    pub esp: Vec<BootFile>,
+    /// Files for the boot partition (XBOOTLDR or `legacy+boot`'s FAT).
+    pub boot: Vec<BootFile>,
+    /// Files for the root filesystem, paths relative to its root (`boot/grub/grub.cfg`).
+    pub root: Vec<BootFile>,
+    /// GRUB's BIOS stage: the sectors to write once the table is on the disk.
+    pub bios_stage: Option<crate::grub_install::BiosStage>,
+}
+
+impl Plan {
+    /// A one-line description (`systemd-boot (EFI) + GRUB (BIOS), 7 files`).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match self.efi {
+            Some(EfiLoader::SystemdBoot) => parts.push("systemd-boot (EFI)"),
+            Some(EfiLoader::Grub) => parts.push("GRUB (EFI)"),
+            None => {}
+        }
+        if self.bios {
+            parts.push("GRUB (BIOS)");
+        }
+        if parts.is_empty() {
+            return "no bootloader".into();
+        }
+        format!(
+            "{}, {} files",
+            parts.join(" + "),
+            self.esp.len() + self.boot.len() + self.root.len()
+        )
+    }
+}
+
+/// Decides and plans the installation.
+///
+/// # Errors
+/// `Missing` (no bootspec, no systemd-boot for an explicit `systemd-boot`, no grub-mkimage),
+/// `InvalidInput` (a bootspec naming files outside the closure; a bootloader the disk cannot
+/// boot), `Unsupported`, `Tool`, `Io`.
+pub fn plan(req: &Request<'_>) -> Result<Plan> {
+    let disk = req.disk;
+    if req.bootloader == Bootloader::None
+        || (req.bootloader == Bootloader::Auto && !disk.esp && disk.bios.is_none())
+    {
+        return Ok(Plan::default());
+    }
+    if !disk.esp && disk.bios.is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "--bootloader {}: a disk with no partition table has no place for a \
+                 bootloader (use a table type, or --bootloader none)",
+                req.bootloader
+            ),
+        ));
+    }
+    if req.bootloader == Bootloader::SystemdBoot && !disk.esp {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "--bootloader systemd-boot: the partition table has no ESP (use efi, efixbootldr \
+             or hybrid, or --bootloader grub)",
+        ));
+    }
+    if !req.closure.contains(req.toplevel) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("the toplevel {} is not in the closure", req.toplevel),
+        ));
+    }
+    let generation = Generation::load(&req.closure.host(req.toplevel))?;
+    generation.check_closure(req.closure.paths())?;
+
+    let mut out = Plan::default();
+    if disk.esp {
+        let (arch, _) = systemd_boot::efi_arch(&generation.bootspec.system)?;
+        let binary = systemd_boot::find_binary(req.closure, req.toplevel, arch)?;
+        let loader = match (req.bootloader, binary) {
+            (Bootloader::Grub, _) => None,
+            (_, Some(b)) => Some(b),
+            (Bootloader::SystemdBoot, None) => {
+                return Err(Error::new(
+                    ErrorKind::Missing,
+                    format!(
+                        "--bootloader systemd-boot: no store path of the closure has \
+                         lib/systemd/boot/efi/systemd-boot{arch}.efi"
+                    ),
+                ));
+            }
+            (_, None) => None,
+        };
+        if let Some(binary) = loader {
+            let files = systemd_boot::install(
+                &generation,
+                req.closure,
+                &binary,
+                &systemd_boot::Options {
+                    timeout: req.timeout,
+                    xbootldr: disk.xbootldr,
+                    timestamp: req.timestamp,
+                    ..systemd_boot::Options::default()
+                },
+            )?;
+            out.esp.extend(files.esp);
+            out.boot.extend(files.xbootldr);
+            out.efi = Some(EfiLoader::SystemdBoot);
+        } else {
+            out.efi = Some(EfiLoader::Grub);
+        }
+    }
+    out.bios = disk.bios.is_some();
+    if out.bios || out.efi == Some(EfiLoader::Grub) {
+        crate::grub_install::install(req, &generation, &mut out)?;
+    }
+    for files in [&mut out.esp, &mut out.boot, &mut out.root] {
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        if let Some(w) = files
+            .windows(2)
+            .find(|w| w[0].path == w[1].path && w[0].source != w[1].source)
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("two bootloader files want the same path {}", w[0].path),
+            ));
+        }
+        files.dedup_by(|a, b| a.path == b.path);
+    }
+    Ok(out)
+}
