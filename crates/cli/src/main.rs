@@ -21,7 +21,34 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("imagetool: error: {err:#}");
-            ExitCode::from(1)
+            ExitCode::from(exit_code(&err))
         }
     }
+}
+
+/// 2 when the request cannot be honoured as given (bad input, unsupported, a missing tool), 1
+/// for everything else (I/O, a full disk, a failing tool), from the library's error kind.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    use imagetool::build::BuildError;
+    use imagetool::disk::DiskError;
+    use imagetool::mkfs::MkfsError;
+    for cause in err.chain() {
+        let kind = if let Some(e) = cause.downcast_ref::<BuildError>() {
+            e.kind()
+        } else if let Some(e) = cause.downcast_ref::<DiskError>() {
+            e.kind()
+        } else if let Some(e) = cause.downcast_ref::<MkfsError>() {
+            e.kind()
+        } else if let Some(e) = cause.downcast_ref::<imagetool::spec::Error>() {
+            e.kind().into()
+        } else if let Some(e) = cause.downcast_ref::<imagetool::vdisk::Error>() {
+            e.kind().into()
+        } else if let Some(e) = cause.downcast_ref::<imagetool::fat::Error>() {
+            e.kind().into()
+        } else {
+            continue;
+        };
+        return kind.exit_code();
+    }
+    1
 }

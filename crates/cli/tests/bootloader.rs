@@ -188,5 +188,8 @@ fn test_bootloader_the_table_cannot_boot_is_rejected() {
         &["--partition", "efi", "--bootloader", "lilo"],
         &host_path(),
     );
-    assert!(err.contains("--bootloader \"lilo\""), "{err}");
+    assert!(
+        err.contains("bootloader") && err.contains("\"lilo\"") && err.contains("systemd-boot"),
+        "{err}"
+    );
 }

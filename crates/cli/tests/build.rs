@@ -64,6 +64,13 @@ impl Case {
         let out = imagetool(args);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!out.status.success(), "expected failure: {args:?}\n{err}");
+        // Every case here is a bad input (or a disk too small for it), never an I/O fault of
+        // imagetool's own: exit status 2 for invalid input, 1 for no space.
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{:?}\n{err}",
+            out.status
+        );
         let left: Vec<_> = std::fs::read_dir(&self.out_dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -117,11 +124,14 @@ fn test_reference_outside_the_closure_is_named() {
     let graph = c.tmp.path().join("graph");
     let outside = "/nix/store/00000000000000000000000000000000-outside";
     std::fs::write(&graph, format!("{}\n\n1\n{outside}\n", fx.toplevel)).unwrap();
-    let err = c.must_fail(&c.args(&fx, ("--references-graph", &graph), &fx.store_root, &[]));
+    let args = c.args(&fx, ("--references-graph", &graph), &fx.store_root, &[]);
+    let err = c.must_fail(&args);
     assert!(
         err.contains(outside) && err.contains("not in the closure"),
         "{err}"
     );
+    // Invalid input exits with 2 (the library's error kind), not the generic 1.
+    assert_eq!(imagetool(&args).status.code(), Some(2), "{err}");
 }
 
 #[test]

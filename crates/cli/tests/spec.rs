@@ -55,7 +55,6 @@ fn settings(fx: &Fixture, tmp: &Path) -> serde_json::Value {
         "rootGPUID": "11111111-2222-4333-8444-555555555555",
         "configFile": conf,
         "contents": [{ "source": src, "target": "/etc/motd", "mode": "0640", "user": "0", "group": "0" }],
-        "installBootLoader": false,
         "name": "ignored-derivation-name",
         "memSize": 2048,
         "deterministic": true,

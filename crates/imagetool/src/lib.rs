@@ -77,11 +77,13 @@
 pub mod bootloader;
 pub mod build;
 pub mod disk;
+mod error;
 mod meter;
 pub mod mkfs;
 pub mod probe;
 pub mod spec;
 
+pub use error::ErrorKind;
 pub use imagetool_blockio as blockio;
 pub use imagetool_boot as boot;
 pub use imagetool_ext4 as ext4;

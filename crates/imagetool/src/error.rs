@@ -1,0 +1,223 @@
+//! One error kind for the facade's errors, so a caller (or the CLI's exit code) can tell a bad
+//! input from a full disk or a failing disk without matching every layer's error type.
+
+use crate::build::BuildError;
+use crate::disk::DiskError;
+use crate::mkfs::MkfsError;
+use crate::{boot, ext4, fat, fstree, nix, ptable, vdisk};
+
+/// What went wrong, whichever layer it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Reading an input or writing the output failed.
+    Io,
+    /// An option, spec key or input file is invalid (the message names it).
+    InvalidInput,
+    /// A valid request imagetool does not support.
+    Unsupported,
+    /// The contents do not fit the size asked for.
+    NoSpace,
+    /// A size or offset overflows what the format can hold.
+    Overflow,
+    /// An input image or file is malformed.
+    Corrupt,
+    /// A tool or file the build needs is not available (`grub-mkimage`, systemd-boot).
+    Missing,
+    /// An external tool ran and failed.
+    Tool,
+}
+
+impl ErrorKind {
+    /// The CLI's exit status for this kind: 2 for a request that cannot be honoured as given
+    /// (bad input, unsupported, missing tool), 1 for everything else.
+    #[must_use]
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::InvalidInput | Self::Unsupported | Self::Missing => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl From<nix::ErrorKind> for ErrorKind {
+    fn from(k: nix::ErrorKind) -> Self {
+        match k {
+            nix::ErrorKind::Io => Self::Io,
+            nix::ErrorKind::InvalidInput => Self::InvalidInput,
+            nix::ErrorKind::Unsupported => Self::Unsupported,
+            nix::ErrorKind::Corrupt => Self::Corrupt,
+            nix::ErrorKind::Overflow => Self::Overflow,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
+impl From<ext4::ErrorKind> for ErrorKind {
+    fn from(k: ext4::ErrorKind) -> Self {
+        match k {
+            ext4::ErrorKind::Io => Self::Io,
+            ext4::ErrorKind::InvalidInput => Self::InvalidInput,
+            ext4::ErrorKind::Unsupported => Self::Unsupported,
+            ext4::ErrorKind::NoSpace => Self::NoSpace,
+            ext4::ErrorKind::Overflow => Self::Overflow,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
+impl From<ptable::ErrorKind> for ErrorKind {
+    fn from(k: ptable::ErrorKind) -> Self {
+        match k {
+            ptable::ErrorKind::Io => Self::Io,
+            ptable::ErrorKind::InvalidInput => Self::InvalidInput,
+            ptable::ErrorKind::NoSpace => Self::NoSpace,
+            ptable::ErrorKind::Overflow => Self::Overflow,
+            ptable::ErrorKind::Corrupt => Self::Corrupt,
+            ptable::ErrorKind::Unsupported => Self::Unsupported,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
+impl From<fat::ErrorKind> for ErrorKind {
+    fn from(k: fat::ErrorKind) -> Self {
+        match k {
+            fat::ErrorKind::Io => Self::Io,
+            fat::ErrorKind::InvalidInput => Self::InvalidInput,
+            fat::ErrorKind::NoSpace => Self::NoSpace,
+            fat::ErrorKind::Overflow => Self::Overflow,
+            fat::ErrorKind::Unsupported => Self::Unsupported,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
+impl From<boot::ErrorKind> for ErrorKind {
+    fn from(k: boot::ErrorKind) -> Self {
+        match k {
+            boot::ErrorKind::Io => Self::Io,
+            boot::ErrorKind::InvalidInput => Self::InvalidInput,
+            boot::ErrorKind::Missing => Self::Missing,
+            boot::ErrorKind::NoSpace => Self::NoSpace,
+            boot::ErrorKind::Tool => Self::Tool,
+            boot::ErrorKind::Unsupported => Self::Unsupported,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
+impl From<vdisk::ErrorKind> for ErrorKind {
+    fn from(k: vdisk::ErrorKind) -> Self {
+        match k {
+            vdisk::ErrorKind::Io => Self::Io,
+            vdisk::ErrorKind::InvalidInput => Self::InvalidInput,
+            vdisk::ErrorKind::Unsupported => Self::Unsupported,
+            vdisk::ErrorKind::Overflow => Self::Overflow,
+            vdisk::ErrorKind::Corrupt => Self::Corrupt,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
+impl From<fstree::ErrorKind> for ErrorKind {
+    fn from(k: fstree::ErrorKind) -> Self {
+        match k {
+            fstree::ErrorKind::Io => Self::Io,
+            fstree::ErrorKind::Unsupported => Self::Unsupported,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
+impl From<crate::spec::ErrorKind> for ErrorKind {
+    fn from(k: crate::spec::ErrorKind) -> Self {
+        match k {
+            crate::spec::ErrorKind::Unsupported => Self::Unsupported,
+            crate::spec::ErrorKind::Io => Self::Io,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
+impl BuildError {
+    /// What went wrong, whichever layer it came from.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidInput(_) => ErrorKind::InvalidInput,
+            Self::Nix(e) => e.kind().into(),
+            Self::Ext4(e) => e.kind().into(),
+            Self::Layout(e) => e.kind().into(),
+            Self::Fat { source, .. } => source.kind().into(),
+            Self::Boot(e) => e.kind().into(),
+            Self::Format(e) => e.kind().into(),
+            Self::Io { .. } => ErrorKind::Io,
+        }
+    }
+}
+
+impl DiskError {
+    /// What went wrong, whichever layer it came from.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Layout(e) => e.kind().into(),
+            Self::Fat { source, .. } => source.kind().into(),
+            Self::Io { .. } => ErrorKind::Io,
+            Self::NoSuchPartition { .. } => ErrorKind::InvalidInput,
+            Self::RootTooBig { .. } => ErrorKind::NoSpace,
+        }
+    }
+}
+
+impl MkfsError {
+    /// What went wrong, whichever layer it came from.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Source { source, .. } => source.kind().into(),
+            Self::Ext4(e) => e.kind().into(),
+            Self::Io { .. } => ErrorKind::Io,
+            Self::NoRoom { .. } => ErrorKind::NoSpace,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_kinds_pass_through_the_layers() {
+        let e = BuildError::InvalidInput("x".into());
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(e.kind().exit_code(), 2);
+        let e = BuildError::Io {
+            path: "/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert_eq!(e.kind().exit_code(), 1);
+        let e = MkfsError::NoRoom {
+            path: "/x".into(),
+            offset: 0,
+            needed: 1,
+        };
+        assert_eq!(e.kind(), ErrorKind::NoSpace);
+        // A layer's own kind comes through: an ext4 tree too large for a fixed size.
+        let mut tree = fstree::Tree::new(fstree::Meta::dir(0o755));
+        tree.add_file(
+            b"/big",
+            fstree::Source::Bytes(vec![1u8; 1 << 20].into()),
+            fstree::Meta::file(0o644),
+        )
+        .unwrap();
+        let opts = ext4::Options {
+            size: ext4::Size::Fixed(256 << 10),
+            ..ext4::Options::default()
+        };
+        let e = BuildError::from(ext4::plan(&tree, &opts).unwrap_err());
+        assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    }
+}
