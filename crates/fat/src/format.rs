@@ -2,7 +2,6 @@
 //! it: metadata once, then file data in parallel at known offsets.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 
 use imagetool_blockio::{WriteAt, write_skipping_zeros};
 use rayon::prelude::*;
@@ -189,9 +188,7 @@ fn write_job(dst: &impl WriteAt, job: &FileJob) -> Result<()> {
         Source::Bytes(b) => write_skipping_zeros(dst, b, job.offset)
             .map_err(|e| Error::io(format!("cannot write {}", job.path), None, e)),
         Source::File(p) => {
-            let f = File::open(p).map_err(|e| Error::io("cannot open", Some(p), e))?;
-            let len = f
-                .metadata()
+            let len = std::fs::metadata(p)
                 .map_err(|e| Error::io("cannot read", Some(p), e))?
                 .len();
             if len != job.len {
@@ -200,7 +197,8 @@ fn write_job(dst: &impl WriteAt, job: &FileJob) -> Result<()> {
                     format!("{} changed size while the image was built", p.display()),
                 ));
             }
-            dst.copy_from_file(&f, 0, job.len, job.offset)
+            // By path: an Overlay target records a reference instead of holding the file open.
+            dst.copy_from_path(p, 0, job.len, job.offset)
                 .map_err(|e| Error::io("cannot copy", Some(p), e))
         }
     }
