@@ -214,7 +214,9 @@ fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<Buil
             .arg(dir)
             .arg("--store-root")
             .arg(dir.join("store"))
-            .args(["--partition", "hybrid", "--format", format, "--output"])
+            // The benchmark closure is a store, not a bootable system (no boot.json).
+            .args(["--partition", "hybrid", "--bootloader", "none"])
+            .args(["--format", format, "--output"])
             .arg(&out)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
