@@ -63,6 +63,9 @@ fn usage() {
 }
 
 /// Runs a command, failing with its name when it does not succeed.
+///
+/// # Errors
+/// The command cannot be started, or exits unsuccessfully.
 pub fn run(cmd: &mut std::process::Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
     let status = cmd.status().map_err(|e| anyhow::anyhow!("{cmd:?}: {e}"))?;

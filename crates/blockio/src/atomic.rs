@@ -49,6 +49,9 @@ impl AtomicFile {
     }
 
     /// The open temporary file.
+    ///
+    /// # Panics
+    /// Never: the file is only taken by [`AtomicFile::commit`], which consumes `self`.
     #[must_use]
     pub fn file(&self) -> &File {
         // `file` is only taken by `commit`, which consumes `self`.
