@@ -38,7 +38,13 @@ use crate::meter::{self, Counted};
 pub const DEFAULT_ROOT_GUID: &str = "F222513B-DED1-49FA-B591-20CE86A2FE7F";
 
 /// Everything a build needs. Field names follow make-disk-image's arguments.
-#[derive(Debug, Clone)]
+///
+/// It deserializes from the JSON spec (make-disk-image's argument names, see
+/// [`crate::spec::Spec`]): `serde_json::from_str::<ImageSpec>(text)` checks and resolves it as
+/// `imagetool build --spec` does, with `SOURCE_DATE_EPOCH` (else 1980-01-01) as the timestamp
+/// when the spec has no `sourceDateEpoch`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(try_from = "crate::spec::Spec")]
 pub struct ImageSpec {
     /// The system toplevel store path.
     pub toplevel: Option<String>,

@@ -387,6 +387,18 @@ impl Default for Spec {
 
 pub use imagetool_boot::Bootloader;
 
+impl TryFrom<Spec> for ImageSpec {
+    type Error = Error;
+
+    /// [`Spec::resolve`] with `SOURCE_DATE_EPOCH` (else 1980-01-01) as the default timestamp.
+    fn try_from(spec: Spec) -> Result<Self> {
+        let epoch = crate::mkfs::source_date_epoch()
+            .map_err(|e| Error::invalid("SOURCE_DATE_EPOCH", e))?
+            .unwrap_or(crate::mkfs::DEFAULT_EPOCH);
+        spec.resolve(epoch)
+    }
+}
+
 /// Where a derivation's attribute names end and the spec begins.
 const DERIVATION_KEYS: &[&str] = &[
     "builder",
@@ -1053,6 +1065,24 @@ mod tests {
         });
         s.root_gpuid = Some("11111111-2222-3333-4444-555555555555".into());
         assert_eq!(Spec::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
+    fn test_image_spec_deserializes_through_the_spec() {
+        let json = format!(
+            r#"{{"toplevel": "{TOP}", "closureInfo": "/ci", "output": "/o/x.qcow2",
+                "partitionTableType": "efi", "format": "qcow2", "bootloader": "grub",
+                "sourceDateEpoch": 42}}"#
+        );
+        let spec: ImageSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(spec.layout.table, TableType::Efi);
+        assert_eq!(spec.format, Format::Qcow2);
+        assert_eq!(spec.bootloader, Bootloader::Grub);
+        assert_eq!(spec.timestamp, 42);
+        // The same checks as `--spec`: a bad value fails deserialization, naming the key.
+        let bad = json.replace("\"efi\"", "\"gpt\"");
+        let e = serde_json::from_str::<ImageSpec>(&bad).unwrap_err();
+        assert!(e.to_string().contains("partitionTableType"), "{e}");
     }
 
     #[test]
