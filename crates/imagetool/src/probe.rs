@@ -3,7 +3,9 @@
 //! Reads untrusted files: every offset is checked against the image, nothing loops on input
 //! values, and a malformed structure becomes "unknown" or an error, never a panic.
 
-use imagetool_blockio::{ReadAt, Window};
+use std::path::{Path, PathBuf};
+
+use imagetool_blockio::{ReadAt, SparseFile, Window};
 use imagetool_fat::probe as fatprobe;
 use imagetool_ptable::{self as ptable, Guid, TableKind};
 
@@ -57,6 +59,69 @@ pub struct Inspection {
     pub partitions: Vec<PartitionReport>,
     /// The filesystem of the whole image, when there is no table.
     pub whole: Option<FsInfo>,
+}
+
+/// Why an image file could not be inspected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InspectError {
+    /// The file could not be opened or read.
+    #[error("{}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is a qcow2 image this reader cannot read (damaged header or tables, a backing
+    /// file, encryption).
+    #[error("{} (qcow2)", path.display())]
+    Container {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: imagetool_vdisk::Error,
+    },
+    /// The partition table is unreadable (both GPT headers damaged).
+    #[error("{}", path.display())]
+    Table {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: ptable::Error,
+    },
+}
+
+/// Inspects the image file at `path`: raw, or qcow2 (read through imagetool's qcow2 reader, so
+/// `imagetool build --format qcow2` output can be inspected without converting it). Returns
+/// the container's name (`raw` or `qcow2`) and what [`inspect`] finds in the disk it holds.
+///
+/// # Errors
+/// [`InspectError`] naming the file: it cannot be read, it is a qcow2 image the reader rejects,
+/// or its partition table is unreadable.
+pub fn inspect_file(path: &Path) -> Result<(&'static str, Inspection), InspectError> {
+    let io = |source| InspectError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let container = |source| InspectError::Container {
+        path: path.to_path_buf(),
+        source,
+    };
+    let table = |source| InspectError::Table {
+        path: path.to_path_buf(),
+        source,
+    };
+    if imagetool_vdisk::is_qcow2(path).map_err(container)? {
+        let img = imagetool_vdisk::Qcow2Reader::open(path).map_err(container)?;
+        Ok(("qcow2", inspect(&img).map_err(table)?))
+    } else {
+        let img = SparseFile::open(path).map_err(io)?;
+        Ok(("raw", inspect(&img).map_err(table)?))
+    }
 }
 
 /// Reads the table of `img` and probes each partition.

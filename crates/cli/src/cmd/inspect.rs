@@ -6,14 +6,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use imagetool::blockio::SparseFile;
-use imagetool::probe::{FsInfo, Inspection, inspect};
+use imagetool::probe::{FsInfo, Inspection, inspect_file};
 use serde_json::{Value, json};
 
 /// Arguments of `inspect`.
 #[derive(Debug, Parser)]
 pub struct Args {
-    /// The raw image to read.
+    /// The image to read: raw or qcow2.
     image: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -21,13 +20,14 @@ pub struct Args {
 }
 
 pub fn run(a: &Args) -> Result<()> {
-    let img =
-        SparseFile::open(&a.image).with_context(|| format!("opening {}", a.image.display()))?;
-    let r = inspect(&img).with_context(|| format!("reading {}", a.image.display()))?;
+    let (container, r) =
+        inspect_file(&a.image).with_context(|| format!("inspecting {}", a.image.display()))?;
     let text = if a.json {
-        serde_json::to_string_pretty(&to_json(&r))? + "\n"
+        let mut v = to_json(&r);
+        v["container"] = json!(container);
+        serde_json::to_string_pretty(&v)? + "\n"
     } else {
-        text(&r)
+        format!("container: {container}\n{}", text(&r))
     };
     // A closed pipe (`inspect … | head`) is not an error worth a message.
     match std::io::stdout().lock().write_all(text.as_bytes()) {
