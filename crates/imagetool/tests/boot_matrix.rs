@@ -14,50 +14,27 @@ use std::sync::Mutex;
 
 use imagetool::boot::Bootloader;
 use imagetool::build::{BuildReport, ImageSpec, NoProgress, build};
-use imagetool::nix::closure::ClosureInput;
-use imagetool::ptable::{DiskSize, LayoutOptions, Role, TableType};
-use imagetool::vdisk::{self, Format};
+use imagetool::ptable::{Role, TableType};
+use imagetool::vdisk::Format;
 use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
 use imagetool_testutil::tools::{
     BLKID, DEBUGFS, E2FSCK, FSCK_FAT, MDIR, OVMF_CODE, QEMU_SYSTEM, SEABIOS, SFDISK, SGDISK,
 };
 use imagetool_testutil::{Target, Tool, ext4, fat, ptable, require_tools};
 
-const GRUB_SCRIPT_CHECK: Tool = Tool::new("grub-script-check", "grub-common");
+mod common;
 
+/// The fixture as a raw `table` image with `bootloader`.
 fn spec(
     fx: &imagetool_fixture::Fixture,
     table: TableType,
     bootloader: Bootloader,
     out: &Path,
 ) -> ImageSpec {
-    ImageSpec {
-        toplevel: Some(fx.toplevel.clone()),
-        closure: ClosureInput::ClosureInfo(fx.dir.clone()),
-        store_root: fx.store_root.clone(),
-        additional_paths: Vec::new(),
-        verify_closure: false,
-        layout: LayoutOptions {
-            table,
-            disk_size: DiskSize::Auto {
-                additional_space: 16 << 20,
-            },
-            ..LayoutOptions::default()
-        },
-        label: None,
-        root_fs_uuid: None,
-        config_file: None,
-        contents: Vec::new(),
-        channel: None,
-        only_nix_store: false,
-        bootloader,
-        format: Format::Raw,
-        format_options: vdisk::Options::default(),
-        output: out.to_path_buf(),
-        threads: 0,
-        timestamp: 1_700_000_000,
-    }
+    common::fixture_spec(fx, table, bootloader, Format::Raw, out)
 }
+
+const GRUB_SCRIPT_CHECK: Tool = Tool::new("grub-script-check", "grub-common");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fw {

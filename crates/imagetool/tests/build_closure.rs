@@ -8,50 +8,28 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use imagetool::boot::Bootloader;
 use imagetool::build::{ImageSpec, NoProgress, build};
-use imagetool::nix::closure::ClosureInput;
 use imagetool::nix::closure_info::parse_registration;
-use imagetool::ptable::{DiskSize, LayoutOptions, TableType};
-use imagetool::vdisk::{self, Format};
+use imagetool::ptable::TableType;
+use imagetool::vdisk::Format;
 use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
 use imagetool_testutil::tools::{DEBUGFS, E2FSCK, NIX_STORE, QEMU_SYSTEM, SEABIOS};
 use imagetool_testutil::{Target, Tool, ext4, nix, require_tools};
 
-const SQLITE3: Tool = Tool::new("sqlite3", "sqlite3");
+mod common;
 
+/// The fixture as a `table` image in `format`, with no bootloader.
 fn spec(
     fx: &imagetool_fixture::Fixture,
     table: TableType,
     format: Format,
     out: &Path,
 ) -> ImageSpec {
-    ImageSpec {
-        toplevel: Some(fx.toplevel.clone()),
-        closure: ClosureInput::ClosureInfo(fx.dir.clone()),
-        store_root: fx.store_root.clone(),
-        additional_paths: Vec::new(),
-        verify_closure: false,
-        layout: LayoutOptions {
-            table,
-            disk_size: DiskSize::Auto {
-                additional_space: 16 << 20,
-            },
-            ..LayoutOptions::default()
-        },
-        label: None,
-        root_fs_uuid: None,
-        config_file: None,
-        contents: Vec::new(),
-        channel: None,
-        only_nix_store: false,
-        bootloader: imagetool::boot::Bootloader::None,
-        format,
-        format_options: vdisk::Options::default(),
-        output: out.to_path_buf(),
-        threads: 0,
-        timestamp: 1_700_000_000,
-    }
+    common::fixture_spec(fx, table, Bootloader::None, format, out)
 }
+
+const SQLITE3: Tool = Tool::new("sqlite3", "sqlite3");
 
 /// `debugfs -R "rdump /DIR DEST"` for the image's top-level directories.
 fn extract(image: &Path, dest: &Path) -> PathBuf {

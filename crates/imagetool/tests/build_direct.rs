@@ -10,39 +10,16 @@ use std::time::Duration;
 
 use imagetool::boot::Bootloader;
 use imagetool::build::{BuildError, ImageSpec, NoProgress, Phase, Progress, build};
-use imagetool::nix::closure::ClosureInput;
-use imagetool::ptable::{DiskSize, LayoutOptions, TableType};
+use imagetool::ptable::TableType;
 use imagetool::vdisk::{self, Format};
 use imagetool_testutil::tools::QEMU_IMG;
 use imagetool_testutil::{qemu_img, require_tools};
 
+mod common;
+
+/// The fixture as a hybrid image in `format` (the bootloader is set per test).
 fn spec(fx: &imagetool_fixture::Fixture, format: Format, out: &Path) -> ImageSpec {
-    ImageSpec {
-        toplevel: Some(fx.toplevel.clone()),
-        closure: ClosureInput::ClosureInfo(fx.dir.clone()),
-        store_root: fx.store_root.clone(),
-        additional_paths: Vec::new(),
-        verify_closure: false,
-        layout: LayoutOptions {
-            table: TableType::Hybrid,
-            disk_size: DiskSize::Auto {
-                additional_space: 16 << 20,
-            },
-            ..LayoutOptions::default()
-        },
-        label: None,
-        root_fs_uuid: None,
-        config_file: None,
-        contents: Vec::new(),
-        channel: None,
-        only_nix_store: false,
-        format,
-        format_options: vdisk::Options::default(),
-        output: out.to_path_buf(),
-        threads: 0,
-        timestamp: 1_700_000_000,
-        bootloader: Bootloader::None,
-    }
+    common::fixture_spec(fx, TableType::Hybrid, Bootloader::None, format, out)
 }
 
 /// GRUB (BIOS, embedded after the table is written) and systemd-boot when the host can link

@@ -6,11 +6,12 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use imagetool::boot::Bootloader;
-use imagetool::build::{ImageSpec, NoProgress, build};
-use imagetool::nix::closure::ClosureInput;
+use imagetool::build::{NoProgress, build};
 use imagetool::probe::inspect_file;
 use imagetool::ptable::TableType;
 use imagetool::vdisk::Format;
+
+mod common;
 
 /// xorshift64*: a small deterministic generator.
 struct Rng(u64);
@@ -31,15 +32,7 @@ impl Rng {
 fn image(dir: &Path, format: Format) -> PathBuf {
     let fx = imagetool_fixture::ensure().unwrap();
     let out = dir.join(format!("damaged.{}", format.extension()));
-    let spec = ImageSpec::new(
-        Some(fx.toplevel.clone()),
-        ClosureInput::ClosureInfo(fx.dir.clone()),
-        out.clone(),
-    )
-    .store_root(fx.store_root.clone())
-    .partition(TableType::Hybrid)
-    .bootloader(Bootloader::None)
-    .format(format);
+    let spec = common::fixture_spec(&fx, TableType::Hybrid, Bootloader::None, format, &out);
     build(&spec, &mut NoProgress).unwrap();
     // The undamaged image reads back as the hybrid layout.
     let (_, r) = inspect_file(&out).unwrap();
