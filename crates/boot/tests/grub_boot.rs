@@ -245,6 +245,11 @@ fn build(fx: &Fixture, table: TableType, platform: Platform, out: &Path) -> Path
 }
 
 fn boot_cell(table: TableType, platform: Platform, firmware: Firmware) {
+    require_tools!(GRUB_MKIMAGE, QEMU_SYSTEM, SFDISK, APT_GET, DPKG_DEB);
+    match firmware {
+        Firmware::Ovmf => require_tools!(OVMF_CODE, OVMF_VARS),
+        _ => require_tools!(SEABIOS),
+    }
     let fx = imagetool_fixture::ensure().unwrap_or_else(|e| panic!("fixture: {e}"));
     let expected = fx.expected_manifest_sha256().unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -268,66 +273,25 @@ fn boot_cell(table: TableType, platform: Platform, firmware: Firmware) {
 
 #[test]
 fn test_legacy_mbr_gap_boots_under_seabios() {
-    require_tools!(
-        GRUB_MKIMAGE,
-        QEMU_SYSTEM,
-        SEABIOS,
-        SFDISK,
-        APT_GET,
-        DPKG_DEB
-    );
     boot_cell(TableType::Legacy, Platform::I386Pc, Firmware::SeaBios);
 }
 
 #[test]
 fn test_legacy_boot_fat_boot_partition_with_copied_kernels_boots_under_seabios() {
-    require_tools!(
-        GRUB_MKIMAGE,
-        QEMU_SYSTEM,
-        SEABIOS,
-        SFDISK,
-        APT_GET,
-        DPKG_DEB
-    );
     boot_cell(TableType::LegacyBoot, Platform::I386Pc, Firmware::SeaBios);
 }
 
 #[test]
 fn test_legacy_gpt_bios_boot_partition_boots_under_seabios() {
-    require_tools!(
-        GRUB_MKIMAGE,
-        QEMU_SYSTEM,
-        SEABIOS,
-        SFDISK,
-        APT_GET,
-        DPKG_DEB
-    );
     boot_cell(TableType::LegacyGpt, Platform::I386Pc, Firmware::SeaBios);
 }
 
 #[test]
 fn test_hybrid_grub_on_the_esp_boots_under_seabios() {
-    require_tools!(
-        GRUB_MKIMAGE,
-        QEMU_SYSTEM,
-        SEABIOS,
-        SFDISK,
-        APT_GET,
-        DPKG_DEB
-    );
     boot_cell(TableType::Hybrid, Platform::I386Pc, Firmware::SeaBios);
 }
 
 #[test]
 fn test_efi_removable_grub_boots_under_ovmf() {
-    require_tools!(
-        GRUB_MKIMAGE,
-        QEMU_SYSTEM,
-        OVMF_CODE,
-        OVMF_VARS,
-        SFDISK,
-        APT_GET,
-        DPKG_DEB
-    );
     boot_cell(TableType::Efi, Platform::X86_64Efi, Firmware::Ovmf);
 }
