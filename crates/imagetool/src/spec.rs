@@ -797,6 +797,23 @@ impl StructuredAttrs {
         Ok(Self { spec, out, image })
     }
 
+    /// Gets a Nix build ready: `threads` from `$NIX_BUILD_CORES` (the cores Nix grants) when
+    /// the spec leaves it at 0 (the thread count never changes the output), and the `out`
+    /// directory created.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] naming `out` when it cannot be created.
+    pub fn prepare(&mut self) -> Result<()> {
+        if self.spec.threads == 0
+            && let Some(n) = std::env::var("NIX_BUILD_CORES")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        {
+            self.spec.threads = n;
+        }
+        std::fs::create_dir_all(&self.out).map_err(|e| Error::io(&self.out, "creating", e))
+    }
+
     /// Writes `<out>/nix-support/hydra-build-products` (`file <format>-image <image>`), as
     /// make-disk-image does.
     ///

@@ -193,13 +193,14 @@ pub fn run(a: Args) -> Result<()> {
         }
         Some(path) => match SpecFile::read(path)? {
             SpecFile::Plain(s) => (s, Source::Spec),
-            SpecFile::Attrs(attrs) => {
+            SpecFile::Attrs(mut attrs) => {
                 if a.output.is_some() {
                     bail!(
                         "--output: a Nix build writes $out/<baseName>.<ext> (from {})",
                         path.display()
                     );
                 }
+                attrs.prepare()?;
                 (attrs.spec.clone(), Source::Attrs(Box::new(attrs)))
             }
         },
@@ -211,20 +212,8 @@ pub fn run(a: Args) -> Result<()> {
     }
     if let Some(t) = a.threads {
         spec.threads = t;
-    } else if matches!(source, Source::Attrs(_)) && spec.threads == 0 {
-        // In a Nix build, use the cores Nix grants (`--cores`); never changes the output.
-        if let Some(n) = std::env::var("NIX_BUILD_CORES")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-        {
-            spec.threads = n;
-        }
     }
     let image = spec.resolve(super::source_date_epoch()?)?;
-    if let Source::Attrs(attrs) = &source {
-        std::fs::create_dir_all(&attrs.out)
-            .with_context(|| format!("creating {}", attrs.out.display()))?;
-    }
 
     let mode = a.progress.unwrap_or(if std::io::stderr().is_terminal() {
         ProgressMode::Bar
