@@ -266,6 +266,8 @@ mod tests {
 
     use super::*;
 
+    /// A NAR string: its length (u64 LE), the bytes, zero padding to 8 (the format's spec,
+    /// written out independently of the writer under test).
     fn str_token(s: &[u8]) -> Vec<u8> {
         let mut v = (s.len() as u64).to_le_bytes().to_vec();
         v.extend_from_slice(s);
@@ -273,40 +275,40 @@ mod tests {
         v
     }
 
-    #[test]
-    fn test_dump_regular_file_golden_tokens() {
+    /// The concatenated string tokens.
+    fn tokens(ts: &[&[u8]]) -> Vec<u8> {
+        ts.iter().flat_map(|t| str_token(t)).collect()
+    }
+
+    /// The NAR of a one-file tree holding `contents` with permission bits `mode`.
+    fn nar_of_file(contents: &[u8], mode: u32) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("f");
-        fs::write(&f, b"hello").unwrap();
-        fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&f, contents).unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(mode)).unwrap();
         let mut nar = Vec::new();
         dump_path(&f, &mut nar).unwrap();
-        let mut want = Vec::new();
-        for t in [
-            &b"nix-archive-1"[..],
+        nar
+    }
+
+    #[test]
+    fn test_dump_regular_file_golden_tokens() {
+        let want = tokens(&[
+            b"nix-archive-1",
             b"(",
             b"type",
             b"regular",
             b"contents",
             b"hello",
             b")",
-        ] {
-            want.extend(str_token(t));
-        }
-        assert_eq!(nar, want);
+        ]);
+        assert_eq!(nar_of_file(b"hello", 0o644), want);
     }
 
     #[test]
     fn test_dump_executable_flag_from_owner_exec_bit() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("f");
-        fs::write(&f, b"").unwrap();
-        fs::set_permissions(&f, fs::Permissions::from_mode(0o100)).unwrap();
-        let mut nar = Vec::new();
-        dump_path(&f, &mut nar).unwrap();
-        let mut want = Vec::new();
-        for t in [
-            &b"nix-archive-1"[..],
+        let want = tokens(&[
+            b"nix-archive-1",
             b"(",
             b"type",
             b"regular",
@@ -315,10 +317,8 @@ mod tests {
             b"contents",
             b"",
             b")",
-        ] {
-            want.extend(str_token(t));
-        }
-        assert_eq!(nar, want);
+        ]);
+        assert_eq!(nar_of_file(b"", 0o100), want);
     }
 
     #[test]
@@ -330,27 +330,12 @@ mod tests {
         symlink("t2", d.join("B")).unwrap();
         let mut nar = Vec::new();
         dump_path(&d, &mut nar).unwrap();
-        let mut want = Vec::new();
-        want.extend(str_token(b"nix-archive-1"));
-        for t in [&b"("[..], b"type", b"directory"] {
-            want.extend(str_token(t));
-        }
+        let mut want = tokens(&[b"nix-archive-1", b"(", b"type", b"directory"]);
         for (name, target) in [(&b"B"[..], &b"t2"[..]), (b"b", b"target")] {
-            for t in [
-                &b"entry"[..],
-                b"(",
-                b"name",
-                name,
-                b"node",
-                b"(",
-                b"type",
-                b"symlink",
-            ] {
-                want.extend(str_token(t));
-            }
-            for t in [&b"target"[..], target, b")", b")"] {
-                want.extend(str_token(t));
-            }
+            want.extend(tokens(&[
+                b"entry", b"(", b"name", name, b"node", b"(", b"type", b"symlink", b"target",
+                target, b")", b")",
+            ]));
         }
         want.extend(str_token(b")"));
         assert_eq!(nar, want);
