@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{must, patch, place, read, sparse};
 use imagetool_testutil::tools::{FSCK_FAT, MCOPY, MDIR, MKFS_VFAT, MMD};
@@ -41,6 +41,15 @@ fn make_fat(img: &Path, src: &Path) {
     must(MMD, &["-i", i, "::/made-by-mmd"]);
 }
 
+/// The ESP-like tree under `dir/src` and its `mkfs.vfat` + `mcopy` image `dir/esp.img`.
+fn made_fat(dir: &Path) -> (PathBuf, PathBuf) {
+    let src = dir.join("src");
+    make_tree(&src);
+    let img = dir.join("esp.img");
+    make_fat(&img, &src);
+    (src, img)
+}
+
 fn expected(src: &Path) -> fat::FatTree {
     let mut t = fat::tree_from_dir(src).unwrap();
     t.insert("/made-by-mmd".into(), None);
@@ -51,10 +60,7 @@ fn expected(src: &Path) -> fat::FatTree {
 fn clean_fat_passes_fsck_and_listing() {
     require_tools!(MKFS_VFAT, MCOPY, MMD, MDIR, FSCK_FAT);
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    make_tree(&src);
-    let img = tmp.path().join("esp.img");
-    make_fat(&img, &src);
+    let (src, img) = made_fat(tmp.path());
     let t = Target::whole(&img);
     fat::assert_clean(&t);
     let listing = fat::list(&t).unwrap();
@@ -73,10 +79,7 @@ fn clean_fat_passes_fsck_and_listing() {
 fn fat_inside_a_partition_range() {
     require_tools!(MKFS_VFAT, MCOPY, MMD, MDIR, FSCK_FAT);
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    make_tree(&src);
-    let esp = tmp.path().join("esp.img");
-    make_fat(&esp, &src);
+    let (src, esp) = made_fat(tmp.path());
     let disk = tmp.path().join("disk.img");
     sparse(&disk, 20 << 20);
     patch(&disk, 0, &[0xEE; 512]);
@@ -92,10 +95,7 @@ fn fat_inside_a_partition_range() {
 fn corrupted_boot_sector_or_fat_fails_fsck() {
     require_tools!(MKFS_VFAT, MCOPY, MMD, MDIR, FSCK_FAT);
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    make_tree(&src);
-    let img = tmp.path().join("esp.img");
-    make_fat(&img, &src);
+    let (_, img) = made_fat(tmp.path());
     let clean = std::fs::read(&img).unwrap();
 
     // Boot sector: sectors per cluster = 3 (not a power of two).
@@ -120,10 +120,7 @@ fn corrupted_boot_sector_or_fat_fails_fsck() {
 fn different_expected_files_fail_the_comparison() {
     require_tools!(MKFS_VFAT, MCOPY, MMD, MDIR, FSCK_FAT);
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    make_tree(&src);
-    let img = tmp.path().join("esp.img");
-    make_fat(&img, &src);
+    let (src, img) = made_fat(tmp.path());
     let t = Target::whole(&img);
     let mut exp = expected(&src);
     exp.insert(
