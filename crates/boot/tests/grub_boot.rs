@@ -28,12 +28,9 @@ use imagetool_fixture::Fixture;
 use imagetool_fstree::{HostOptions, Meta, Source, Tree};
 use imagetool_ptable::{DiskSize, LayoutOptions, Requirements, Role, TableType};
 use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
+use imagetool_testutil::tools::{APT_GET, DPKG_DEB, GRUB_MKIMAGE};
 use imagetool_testutil::tools::{OVMF_CODE, OVMF_VARS, QEMU_SYSTEM, SEABIOS, SFDISK};
-use imagetool_testutil::{Tool, require_tools, run_ok};
-
-const GRUB_MKIMAGE: Tool = Tool::new("grub-mkimage", "grub-common");
-const APT_GET: Tool = Tool::new("apt-get", "apt");
-const DPKG_DEB: Tool = Tool::new("dpkg-deb", "dpkg");
+use imagetool_testutil::{require_tools, run_ok};
 
 const ROOT_UUID: [u8; 16] = [
     0x5a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f, 0x40, 0x61, 0x82, 0x93, 0xa4, 0xb5, 0xc6, 0xd7, 0xe8, 0xf9,

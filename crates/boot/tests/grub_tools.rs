@@ -10,13 +10,10 @@ use imagetool_boot::ErrorKind;
 use imagetool_boot::grub::{
     self, EmbedArea, GrubConfig, GrubTools, ImageOptions, MenuEntry, MkimageSource, Platform,
 };
+use imagetool_testutil::tools::{APT_GET, DPKG_DEB, GRUB_MKIMAGE, GRUB_SCRIPT_CHECK};
 use imagetool_testutil::{Tool, require_tools, run_ok, run_text};
 
-const GRUB_MKIMAGE: Tool = Tool::new("grub-mkimage", "grub-common");
 const GRUB_EDITENV: Tool = Tool::new("grub-editenv", "grub-common");
-const GRUB_SCRIPT_CHECK: Tool = Tool::new("grub-script-check", "grub-common");
-const APT_GET: Tool = Tool::new("apt-get", "apt");
-const DPKG_DEB: Tool = Tool::new("dpkg-deb", "dpkg");
 
 fn closure() -> Vec<PathBuf> {
     let fx = imagetool_fixture::ensure().unwrap_or_else(|e| panic!("fixture: {e}"));

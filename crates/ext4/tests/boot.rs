@@ -8,12 +8,9 @@ use imagetool_blockio::SparseFile;
 use imagetool_ext4::{Options, plan};
 use imagetool_fstree::{HostOptions, Tree};
 use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
+use imagetool_testutil::tools::{APT_GET, DPKG_DEB};
 use imagetool_testutil::tools::{E2FSCK, QEMU_SYSTEM, SEABIOS};
-use imagetool_testutil::{Target, Tool, ext4, require_tools};
-
-/// apt-get and dpkg-deb build the fixture.
-const APT_GET: Tool = Tool::new("apt-get", "apt");
-const DPKG_DEB: Tool = Tool::new("dpkg-deb", "dpkg");
+use imagetool_testutil::{Target, ext4, require_tools};
 
 #[test]
 fn test_fixture_boots_from_an_imagetool_ext4_root() {

@@ -17,10 +17,11 @@ use imagetool::build::{BuildReport, ImageSpec, NoProgress, build};
 use imagetool::ptable::{Role, TableType};
 use imagetool::vdisk::Format;
 use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
+use imagetool_testutil::tools::GRUB_SCRIPT_CHECK;
 use imagetool_testutil::tools::{
     BLKID, DEBUGFS, E2FSCK, FSCK_FAT, MDIR, OVMF_CODE, QEMU_SYSTEM, SEABIOS, SFDISK, SGDISK,
 };
-use imagetool_testutil::{Target, Tool, ext4, fat, ptable, require_tools};
+use imagetool_testutil::{Target, ext4, fat, ptable, require_tools};
 
 mod common;
 
@@ -33,8 +34,6 @@ fn spec(
 ) -> ImageSpec {
     common::fixture_spec(fx, table, bootloader, Format::Raw, out)
 }
-
-const GRUB_SCRIPT_CHECK: Tool = Tool::new("grub-script-check", "grub-common");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fw {

@@ -51,24 +51,7 @@ fn extract(image: &Path, dest: &Path) -> PathBuf {
 }
 
 fn nix_query(root: &Path, what: &str, path: &str) -> BTreeSet<String> {
-    let out = Command::new("nix-store")
-        .env("NIX_CONFIG", "build-users-group =\nsandbox = false")
-        .env("NIX_REMOTE", "")
-        .arg("--store")
-        .arg(root)
-        .args(["-q", what, path])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect()
+    nix::query(root, what, path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -8,36 +8,19 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use imagetool_nix::closure_info::{PathInfo, parse_registration, write_registration};
 use imagetool_nix::nar::{self, HashSink, TeeSink};
 use imagetool_nix::refscan::RefScanner;
 use imagetool_nix::store_path::make_source_path;
 use imagetool_nix::{StorePath, base32};
+use imagetool_testutil::command_ok as run;
+use imagetool_testutil::nix as nix_kit;
+use imagetool_testutil::nix::command as nix;
+use imagetool_testutil::require_tools;
+use imagetool_testutil::tools::NIX_HASH;
 use imagetool_testutil::tools::NIX_STORE;
-use imagetool_testutil::{Tool, require_tools};
-
-/// `nix-hash` (nix-bin).
-const NIX_HASH: Tool = Tool::new("nix-hash", "nix-bin");
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn nix(cmd: &str) -> Command {
-    let mut c = Command::new(cmd);
-    // Debian's nix.conf names a build-users-group that does not exist on a plain machine.
-    c.env("NIX_CONFIG", "build-users-group =\nsandbox = false");
-    c
-}
 
 /// A tree with every kind of NAR node and the awkward cases: empty files, executables, a file
 /// larger than the copy buffer, dangling and directory symlinks, names whose byte order differs
@@ -172,25 +155,10 @@ fn test_registration_loads_and_verifies() {
     assert_eq!(parse_registration(&reg).unwrap().len(), 2);
     let reg_file = dir.path().join("registration");
     fs::write(&reg_file, &reg).unwrap();
-    run(nix("sh").arg("-c").arg(format!(
-        "nix-store --store {} --load-db < {}",
-        root.display(),
-        reg_file.display()
-    )));
-    run(nix("nix-store")
-        .arg("--store")
-        .arg(&root)
-        .args(["--verify", "--check-contents"]));
-    let refs = run(nix("nix-store")
-        .arg("--store")
-        .arg(&root)
-        .args(["-q", "--references"])
-        .arg(top.as_str()))
-    .stdout;
-    let mut got: Vec<&str> = std::str::from_utf8(&refs).unwrap().lines().collect();
-    got.sort_unstable();
-    let mut want = vec![leaf.as_str(), top.as_str()];
-    want.sort_unstable();
+    nix_kit::load_db(&root, &reg_file).unwrap_or_else(|e| panic!("{e}"));
+    nix_kit::assert_verified(&root);
+    let got = nix_kit::query(&root, "--references", top.as_str()).unwrap_or_else(|e| panic!("{e}"));
+    let want = BTreeSet::from([leaf.to_string(), top.to_string()]);
     assert_eq!(got, want);
 
     // Negative: one changed byte makes Nix's own check fail.

@@ -38,7 +38,7 @@ mod target;
 pub mod tools;
 pub mod tree;
 
-pub use run::{Output, run, run_ok, run_text};
+pub use run::{Output, command_ok, run, run_ok, run_text};
 pub use target::{Materialized, Target};
 pub use tools::{Tool, require, require_with};
 

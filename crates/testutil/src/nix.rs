@@ -10,6 +10,16 @@ use std::path::Path;
 use crate::tools::NIX_STORE;
 use crate::{Error, ErrorKind, Output, Result, run};
 
+/// A Nix command (`nix-store`, `nix-hash`, `sh -c "nix-store ..."`) with a configuration that
+/// works on a plain Debian machine: Debian's nix.conf names a `build-users-group` that does not
+/// exist there, and no sandbox.
+#[must_use]
+pub fn command(program: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(program);
+    c.env("NIX_CONFIG", "build-users-group =\nsandbox = false");
+    c
+}
+
 /// Progress and environment lines of `nix-store --verify` that are not complaints.
 fn is_noise(line: &str) -> bool {
     let l = line.trim();
@@ -100,6 +110,24 @@ pub fn load_db(root: &Path, registration: &Path) -> Result<Output> {
         return Err(out.finding("nix-store --load-db failed"));
     }
     Ok(out)
+}
+
+/// `nix-store --store <root> -q <what> <path>` (`--references`, `--requisites`, ...): the
+/// store paths it prints, sorted.
+///
+/// # Errors
+/// `Finding` with nix-store's output when it fails; `ToolMissing`.
+pub fn query(root: &Path, what: &str, path: &str) -> Result<std::collections::BTreeSet<String>> {
+    let store = store_arg(root)?;
+    let out = run(
+        NIX_STORE,
+        &["--store", store.as_str(), "-q", what, path],
+        &[("NIX_REMOTE", "")],
+    )?;
+    if out.code() != Some(0) {
+        return Err(out.finding(&format!("nix-store -q {what} failed")));
+    }
+    Ok(out.stdout.lines().map(String::from).collect())
 }
 
 /// Adds host paths to the store under `root` with `nix-store --add` (creates the store and

@@ -128,6 +128,22 @@ pub fn run_ok<S: AsRef<std::ffi::OsStr>>(tool: Tool, args: &[S]) -> Output {
     out
 }
 
+/// Runs a prepared command (one that is not a single [`Tool`] call: `cp -a`, a shell pipeline,
+/// a command with its own environment) and panics with its output unless it exits 0.
+///
+/// # Panics
+/// When the command cannot be started or fails.
+pub fn command_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

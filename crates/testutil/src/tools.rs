@@ -57,6 +57,17 @@ pub const OVMF_CODE: Tool = Tool::new("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf")
 /// OVMF variable store template (copied to a writable pflash unit 1).
 pub const OVMF_VARS: Tool = Tool::new("/usr/share/OVMF/OVMF_VARS_4M.fd", "ovmf");
 
+/// `apt-get` (fetches the fixture's Debian packages).
+pub const APT_GET: Tool = Tool::new("apt-get", "apt");
+/// `dpkg-deb` (unpacks them).
+pub const DPKG_DEB: Tool = Tool::new("dpkg-deb", "dpkg");
+/// `nix-hash`.
+pub const NIX_HASH: Tool = Tool::new("nix-hash", "nix-bin");
+/// `grub-mkimage`.
+pub const GRUB_MKIMAGE: Tool = Tool::new("grub-mkimage", "grub-common");
+/// `grub-script-check` (parses a grub.cfg).
+pub const GRUB_SCRIPT_CHECK: Tool = Tool::new("grub-script-check", "grub-common");
+
 /// The environment variable that turns a missing tool into a test failure.
 pub const REQUIRE_ENV: &str = "IMAGETOOL_REQUIRE_TOOLS";
 

@@ -8,12 +8,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
+use imagetool_testutil::tools::{APT_GET, DPKG_DEB};
 use imagetool_testutil::tools::{E2FSCK, MKFS_EXT4, QEMU_SYSTEM, SEABIOS};
-use imagetool_testutil::{Target, Tool, ext4, require_tools, run};
-
-/// apt-get and dpkg-deb build the fixture.
-const APT_GET: Tool = Tool::new("apt-get", "apt");
-const DPKG_DEB: Tool = Tool::new("dpkg-deb", "dpkg");
+use imagetool_testutil::{Target, ext4, require_tools, run};
 
 /// Bytes the tree needs on ext4 with 4 KiB blocks: every file rounded up to a block, plus one
 /// block per entry for inodes and directories.
