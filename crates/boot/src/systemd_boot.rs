@@ -121,17 +121,7 @@ pub fn entry_name(generation: u32, specialisation: Option<&str>) -> String {
 /// `YYYY-MM-DD` (UTC) of a Unix time, as `strftime('%F')`.
 #[must_use]
 pub fn iso_date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = imagetool_fat::civil_date(unix);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

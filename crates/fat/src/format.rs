@@ -641,16 +641,11 @@ fn fsinfo(free: u32, next_free: u32) -> Vec<u8> {
     s
 }
 
-/// (date, time) in DOS format for a Unix timestamp (UTC), clamped to 1980-01-01..2107-12-31.
+/// The UTC calendar date `(year, month 1–12, day 1–31)` of a Unix time (Howard Hinnant's
+/// `civil_from_days`; any `i64`, before 1970 included).
 #[must_use]
-pub fn dos_datetime(unix: i64) -> (u16, u16) {
-    let min = 315_532_800; // 1980-01-01
-    let max = 4_354_819_199; // 2107-12-31T23:59:59
-    let t = unix.clamp(min, max);
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
+pub fn civil_date(unix: i64) -> (i64, i64, i64) {
+    let z = unix.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -658,7 +653,17 @@ pub fn dos_datetime(unix: i64) -> (u16, u16) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// (date, time) in DOS format for a Unix timestamp (UTC), clamped to 1980-01-01..2107-12-31.
+#[must_use]
+pub fn dos_datetime(unix: i64) -> (u16, u16) {
+    let min = 315_532_800; // 1980-01-01
+    let max = 4_354_819_199; // 2107-12-31T23:59:59
+    let t = unix.clamp(min, max);
+    let secs = t.rem_euclid(86_400);
+    let (y, m, d) = civil_date(t);
     let date = (((y - 1980) << 9) | (m << 5) | d) as u16;
     let time = (((secs / 3600) << 11) | (((secs / 60) % 60) << 5) | ((secs % 60) / 2)) as u16;
     (date, time)
