@@ -27,6 +27,7 @@ pub fn all(extra: &[String]) -> Result<()> {
         .current_dir(&root)
         .env("RUSTDOCFLAGS", "-D warnings")
         .args(["doc", "--workspace", "--no-deps", "--lib", "-q"]))?;
+    forget_packaged_sources()?;
     run(Command::new("cargo").current_dir(&root).args([
         "package",
         "--workspace",
@@ -59,6 +60,33 @@ pub fn all(extra: &[String]) -> Result<()> {
         .args(["test", "--workspace", "--doc"]))?;
     run(&mut cmd)?;
     crate::examples::run_examples()
+}
+
+/// `cargo package` verifies through a temporary local registry (`target/package/tmp-registry`)
+/// and unpacks our crates from it into `$CARGO_HOME/registry/src/-<hash of that path>/`. Cargo
+/// keeps those unpacked sources and reuses them when the version is unchanged, so a second run
+/// in the same checkout would verify against the previous run's code (a function added since
+/// is "not found"). Forget them first: only our own crates, only in local registries (the
+/// directories whose name starts with `-`), never crates.io's.
+fn forget_packaged_sources() -> Result<()> {
+    let cargo_home = std::env::var_os("CARGO_HOME").map_or_else(
+        || std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"),
+        std::path::PathBuf::from,
+    );
+    let Ok(registries) = std::fs::read_dir(cargo_home.join("registry/src")) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for krate in std::fs::read_dir(registry.path())?.flatten() {
+            if krate.file_name().to_string_lossy().starts_with("imagetool") {
+                std::fs::remove_dir_all(krate.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn has_nextest() -> bool {
