@@ -14,7 +14,8 @@ use imagetool_testutil::grub as oracle;
 use imagetool_testutil::require_tools;
 use imagetool_testutil::tools::{APT_GET, DPKG_DEB, GRUB_MKIMAGE};
 
-const CONFIG: &[u8] = b"search.fs_uuid 44444444-4444-4444-8888-888888888888 root\nset prefix=($root)'/boot/grub'\n";
+const CONFIG: &[u8] =
+    b"search.fs_uuid 44444444-4444-4444-8888-888888888888 root\nset prefix=($root)'/boot/grub'\n";
 
 fn fixture_moddir(platform: &str) -> PathBuf {
     let fx = imagetool_fixture::ensure().unwrap_or_else(|e| panic!("fixture: {e}"));
@@ -26,8 +27,8 @@ fn fixture_moddir(platform: &str) -> PathBuf {
 }
 
 fn debian_moddir(package: &str, platform: &str) -> PathBuf {
-    let root = imagetool_fixture::debian_package(package)
-        .unwrap_or_else(|e| panic!("{package}: {e}"));
+    let root =
+        imagetool_fixture::debian_package(package).unwrap_or_else(|e| panic!("{package}: {e}"));
     root.join("usr/lib/grub").join(platform)
 }
 
@@ -35,9 +36,31 @@ fn debian_moddir(package: &str, platform: &str) -> PathBuf {
 /// more relocation kinds (normal, linux, crypto, video …).
 const SMALL: &[&str] = &["part_msdos", "part_gpt", "ext2", "fat", "search_fs_uuid"];
 const LARGE: &[&str] = &[
-    "part_msdos", "part_gpt", "ext2", "fat", "search_fs_uuid", "normal", "linux", "echo",
-    "configfile", "gzio", "xzio", "lvm", "btrfs", "xfs", "iso9660", "squash4", "gcry_sha256",
-    "regexp", "test", "loadenv", "all_video", "png", "chain", "reboot", "halt",
+    "part_msdos",
+    "part_gpt",
+    "ext2",
+    "fat",
+    "search_fs_uuid",
+    "normal",
+    "linux",
+    "echo",
+    "configfile",
+    "gzio",
+    "xzio",
+    "lvm",
+    "btrfs",
+    "xfs",
+    "iso9660",
+    "squash4",
+    "gcry_sha256",
+    "regexp",
+    "test",
+    "loadenv",
+    "all_video",
+    "png",
+    "chain",
+    "reboot",
+    "halt",
 ];
 
 fn first_difference(a: &[u8], b: &[u8]) -> String {
@@ -50,7 +73,13 @@ fn first_difference(a: &[u8], b: &[u8]) -> String {
     )
 }
 
-fn compare_efi(format: Format, moddir: &Path, modules: &[&str], prefix: Option<&str>, config: Option<&[u8]>) {
+fn compare_efi(
+    format: Format,
+    moddir: &Path,
+    modules: &[&str],
+    prefix: Option<&str>,
+    config: Option<&[u8]>,
+) {
     let native = mkimage::mkimage(&Request {
         format,
         moddir,
@@ -67,14 +96,24 @@ fn compare_efi(format: Format, moddir: &Path, modules: &[&str], prefix: Option<&
         modules.len(),
         first_difference(&native, &theirs)
     );
-    println!("{format}: {} modules, {} bytes identical", modules.len(), native.len());
+    println!(
+        "{format}: {} modules, {} bytes identical",
+        modules.len(),
+        native.len()
+    );
 }
 
 #[test]
 fn test_x86_64_efi_equals_grub_mkimage() {
     require_tools!(GRUB_MKIMAGE, APT_GET, DPKG_DEB);
     let d = fixture_moddir("x86_64-efi");
-    compare_efi(Format::X86_64Efi, &d, SMALL, Some("/boot/grub"), Some(CONFIG));
+    compare_efi(
+        Format::X86_64Efi,
+        &d,
+        SMALL,
+        Some("/boot/grub"),
+        Some(CONFIG),
+    );
     compare_efi(Format::X86_64Efi, &d, LARGE, Some("/grub"), Some(CONFIG));
     compare_efi(Format::X86_64Efi, &d, &["fat"], Some("/"), None);
 }
@@ -91,14 +130,24 @@ fn test_i386_efi_equals_grub_mkimage() {
 fn test_arm64_efi_equals_grub_mkimage() {
     require_tools!(GRUB_MKIMAGE, APT_GET, DPKG_DEB);
     let d = debian_moddir("grub-efi-arm64-bin:arm64", "arm64-efi");
-    compare_efi(Format::Arm64Efi, &d, SMALL, Some("/boot/grub"), Some(CONFIG));
+    compare_efi(
+        Format::Arm64Efi,
+        &d,
+        SMALL,
+        Some("/boot/grub"),
+        Some(CONFIG),
+    );
     compare_efi(Format::Arm64Efi, &d, LARGE, Some("/grub"), Some(CONFIG));
 }
 
 /// `(diskboot, decompressor, stream)` of an i386-pc image after `skip` bytes (cdboot.img).
 fn split_pc(img: &[u8], skip: usize, decomp_len: usize) -> (&[u8], &[u8], &[u8]) {
     let img = &img[skip..];
-    (&img[..512], &img[512..512 + decomp_len], &img[512 + decomp_len..])
+    (
+        &img[..512],
+        &img[512..512 + decomp_len],
+        &img[512 + decomp_len..],
+    )
 }
 
 fn compare_pc(format: Format, moddir: &Path, modules: &[&str], prefix: &str) {
@@ -120,7 +169,9 @@ fn compare_pc(format: Format, moddir: &Path, modules: &[&str], prefix: &str) {
     } else {
         0
     };
-    let dlen = std::fs::metadata(moddir.join("lzma_decompress.img")).unwrap().len() as usize;
+    let dlen = std::fs::metadata(moddir.join("lzma_decompress.img"))
+        .unwrap()
+        .len() as usize;
     let (nb, nd, ns) = split_pc(&native, skip, dlen);
     let (tb, td, ts) = split_pc(&theirs, skip, dlen);
     let u32at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
@@ -129,7 +180,11 @@ fn compare_pc(format: Format, moddir: &Path, modules: &[&str], prefix: &str) {
     assert_eq!(u32at(td, 8) as usize, ts.len());
     assert_eq!(u32at(nd, 0xc), u32at(td, 0xc), "uncompressed size");
     assert_eq!(nd[..8], td[..8]);
-    assert_eq!(nd[0x10..], td[0x10..], "decompressor beyond the patched fields");
+    assert_eq!(
+        nd[0x10..],
+        td[0x10..],
+        "decompressor beyond the patched fields"
+    );
     // diskboot.img: identical but for the sector count, which is each image's own.
     assert_eq!(nb[..508], tb[..508]);
     assert_eq!(nb[510..], tb[510..]);
@@ -161,4 +216,36 @@ fn test_i386_pc_core_img_decompresses_to_grub_mkimage_payload() {
     large.extend_from_slice(LARGE);
     compare_pc(Format::I386Pc, &d, &large, "/grub");
     compare_pc(Format::I386PcEltorito, &d, &small, "/boot/grub");
+}
+
+#[test]
+fn test_images_are_deterministic_across_threads() {
+    require_tools!(APT_GET, DPKG_DEB);
+    for (format, platform) in [
+        (Format::I386Pc, "i386-pc"),
+        (Format::X86_64Efi, "x86_64-efi"),
+    ] {
+        let d = fixture_moddir(platform);
+        let make = || {
+            mkimage::mkimage(&Request {
+                format,
+                moddir: &d,
+                modules: SMALL,
+                prefix: Some("/grub"),
+                config: Some(CONFIG),
+            })
+            .unwrap()
+        };
+        let first = make();
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..3).map(|_| make()).collect::<Vec<_>>()))
+                .collect();
+            for h in hs {
+                for img in h.join().unwrap() {
+                    assert!(img == first, "{format}: {}", first_difference(&img, &first));
+                }
+            }
+        });
+    }
 }

@@ -267,7 +267,10 @@ impl GrubTools {
         if format.dir_name() != self.platform.name() {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("GRUB modules for {} cannot make a {format} image", self.platform),
+                format!(
+                    "GRUB modules for {} cannot make a {format} image",
+                    self.platform
+                ),
             ));
         }
         let early = opts.early_config()?;
@@ -541,7 +544,10 @@ mod tests {
         let sp = fake_grub(tmp.path(), "i386-pc", "1.99");
         let e = GrubTools::find(Platform::I386Pc, &[sp]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
-        assert!(e.to_string().contains("i386-pc/modinfo.sh: GRUB 1.99"), "{e}");
+        assert!(
+            e.to_string().contains("i386-pc/modinfo.sh: GRUB 1.99"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -562,8 +568,14 @@ mod tests {
             .efi_image(&ImageOptions::new("ABCD-1234", "/grub"))
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Missing);
-        assert!(e.to_string().contains("x86_64-efi/part_msdos.mod is absent"), "{e}");
-        let e = t.core_image(&ImageOptions::new("ABCD-1234", "/grub")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("x86_64-efi/part_msdos.mod is absent"),
+            "{e}"
+        );
+        let e = t
+            .core_image(&ImageOptions::new("ABCD-1234", "/grub"))
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         let e = GrubTools::with_moddir(Platform::I386Pc, &sp.join("nope")).unwrap_err();
         assert!(e.to_string().contains("nope/kernel.img is absent"), "{e}");

@@ -129,7 +129,12 @@ impl<'a> Elf<'a> {
             ));
         }
         let (shoff, shentsize, shnum, shstrndx) = if elf.elf64 {
-            (elf.u64(0x28)?, elf.u16(0x3A)?, elf.u16(0x3C)?, elf.u16(0x3E)?)
+            (
+                elf.u64(0x28)?,
+                elf.u16(0x3A)?,
+                elf.u16(0x3C)?,
+                elf.u16(0x3E)?,
+            )
         } else {
             (
                 u64::from(elf.u32(0x20)?),
@@ -176,10 +181,12 @@ impl<'a> Elf<'a> {
             };
             elf.shdrs.push(s);
         }
-        let strtab = elf
-            .shdrs
-            .get(usize::from(shstrndx))
-            .ok_or_else(|| bad(path, format!("section name table {shstrndx} does not exist")))?;
+        let strtab = elf.shdrs.get(usize::from(shstrndx)).ok_or_else(|| {
+            bad(
+                path,
+                format!("section name table {shstrndx} does not exist"),
+            )
+        })?;
         elf.shstrtab = strtab.offset;
         Ok(elf)
     }
@@ -274,7 +281,9 @@ impl Rules {
         s.flags & (SHF_EXECINSTR | SHF_ALLOC) == SHF_ALLOC && s.kind != SHT_NOBITS
     }
     fn is_bss(&self, s: &Shdr) -> bool {
-        self.relocatable && s.flags & (SHF_EXECINSTR | SHF_ALLOC) == SHF_ALLOC && s.kind == SHT_NOBITS
+        self.relocatable
+            && s.flags & (SHF_EXECINSTR | SHF_ALLOC) == SHF_ALLOC
+            && s.kind == SHT_NOBITS
     }
     fn is_kept(&self, s: &Shdr) -> bool {
         self.is_text(s) || self.is_data(s) || self.is_bss(s)
@@ -483,7 +492,10 @@ fn relocs(elf: &Elf<'_>, s: &Shdr) -> Result<Vec<Rel>> {
     if s.entsize < min {
         return Err(bad(
             elf.path,
-            format!("relocation entry size {} (expected at least {min})", s.entsize),
+            format!(
+                "relocation entry size {} (expected at least {min})",
+                s.entsize
+            ),
         ));
     }
     elf.range(s.offset, s.size)?;
@@ -498,7 +510,11 @@ fn relocs(elf: &Elf<'_>, s: &Shdr) -> Result<Vec<Rel>> {
                 sym: (info >> 32) as u32,
                 kind: info as u32,
                 info,
-                addend: if s.kind == SHT_RELA { elf.u64(at + 16)? } else { 0 },
+                addend: if s.kind == SHT_RELA {
+                    elf.u64(at + 16)?
+                } else {
+                    0
+                },
             }
         } else {
             let info = u64::from(elf.u32(at + 4)?);
@@ -530,7 +546,11 @@ struct Ctx<'t> {
 
 impl Ctx<'_> {
     fn mask(&self, v: u64) -> u64 {
-        if self.target.elf64 { v } else { v & 0xffff_ffff }
+        if self.target.elf64 {
+            v
+        } else {
+            v & 0xffff_ffff
+        }
     }
 
     /// Every symbol's address in the image (GRUB rewrites the symbol table in place), and
@@ -576,9 +596,10 @@ impl Ctx<'_> {
                     continue;
                 }
             } else {
-                let base = self.vaddrs.get(usize::from(shndx)).ok_or_else(|| {
-                    bad(elf.path, format!("section {shndx} does not exist"))
-                })?;
+                let base = self
+                    .vaddrs
+                    .get(usize::from(shndx))
+                    .ok_or_else(|| bad(elf.path, format!("section {shndx} does not exist")))?;
                 self.mask(value.wrapping_add(*base))
             };
             values.push(v);
@@ -591,9 +612,12 @@ impl Ctx<'_> {
     }
 
     fn sym(&self, elf: &Elf<'_>, syms: &[u64], i: u32) -> Result<u64> {
-        syms.get(i as usize)
-            .copied()
-            .ok_or_else(|| bad(elf.path, format!("relocation names symbol {i}, which does not exist")))
+        syms.get(i as usize).copied().ok_or_else(|| {
+            bad(
+                elf.path,
+                format!("relocation names symbol {i}, which does not exist"),
+            )
+        })
     }
 
     fn relocate_addrs(
@@ -618,12 +642,20 @@ impl Ctx<'_> {
             let tsec = elf
                 .shdrs
                 .get(ti)
-                .ok_or_else(|| bad(elf.path, format!("relocations for section {ti}, which does not exist")))?
+                .ok_or_else(|| {
+                    bad(
+                        elf.path,
+                        format!("relocations for section {ti}, which does not exist"),
+                    )
+                })?
                 .clone();
             let tsa = self.addrs[ti];
             let rels = relocs(elf, &s)?;
             for (j, r) in rels.iter().enumerate() {
-                let place = tsec.offset.checked_add(r.offset).ok_or_else(|| bad(elf.path, "relocation offset overflows"))?;
+                let place = tsec
+                    .offset
+                    .checked_add(r.offset)
+                    .ok_or_else(|| bad(elf.path, "relocation offset overflows"))?;
                 let sym = self.sym(elf, syms, r.sym)?;
                 let addend = r.addend;
                 let unsupported = || {
@@ -636,7 +668,10 @@ impl Ctx<'_> {
                     EM_386 => match r.kind {
                         0 => {}
                         1 => {
-                            let v = elf.u32(place)?.wrapping_add(addend as u32).wrapping_add(sym as u32);
+                            let v = elf
+                                .u32(place)?
+                                .wrapping_add(addend as u32)
+                                .wrapping_add(sym as u32);
                             elf.put_u32(place, v)?;
                         }
                         2 => {
@@ -677,7 +712,9 @@ impl Ctx<'_> {
                             elf.put_u64(place, v)?;
                         }
                         10 | 11 => {
-                            let v = u64::from(elf.u32(place)?).wrapping_add(addend).wrapping_add(sym);
+                            let v = u64::from(elf.u32(place)?)
+                                .wrapping_add(addend)
+                                .wrapping_add(sym);
                             elf.put_u32(place, v as u32)?;
                         }
                         _ => return Err(unsupported()),
@@ -697,7 +734,8 @@ impl Ctx<'_> {
                                 elf.put_u32(place, v as u32)?;
                             }
                             R_AARCH64_ADD_ABS_LO12_NC => {
-                                let v = (elf.u32(place)? & 0xffc0_03ff) | ((sym_addr << 10) as u32 & !0xffc0_03ff);
+                                let v = (elf.u32(place)? & 0xffc0_03ff)
+                                    | ((sym_addr << 10) as u32 & !0xffc0_03ff);
                                 elf.put_u32(place, v)?;
                             }
                             R_AARCH64_LDST64_ABS_LO12_NC => {
@@ -708,7 +746,8 @@ impl Ctx<'_> {
                                 if !(-(1i64 << 27)..(1i64 << 27)).contains(&off) {
                                     return Err(bad(elf.path, "CALL26 relocation out of range"));
                                 }
-                                let v = (elf.u32(place)? & 0xfc00_0000) | ((off >> 2) as u32 & !0xfc00_0000);
+                                let v = (elf.u32(place)? & 0xfc00_0000)
+                                    | ((off >> 2) as u32 & !0xfc00_0000);
                                 elf.put_u32(place, v)?;
                             }
                             R_AARCH64_ADR_GOT_PAGE => {
@@ -732,7 +771,10 @@ impl Ctx<'_> {
                                         "ADR_GOT_PAGE without matching LD64_GOT_LO12_NC",
                                     ));
                                 };
-                                let place2 = tsec.offset.checked_add(r2.offset).ok_or_else(|| bad(elf.path, "relocation offset overflows"))?;
+                                let place2 = tsec
+                                    .offset
+                                    .checked_add(r2.offset)
+                                    .ok_or_else(|| bad(elf.path, "relocation offset overflows"))?;
                                 set_ldst64(elf, place2, gp)?;
                                 got_next += 8;
                             }
@@ -748,7 +790,10 @@ impl Ctx<'_> {
                             R_AARCH64_ADR_PREL_PG_HI21 => {
                                 let v = (sym_addr & !0xfff).wrapping_sub(here & !0xfff) as i64;
                                 if v != i64::from(v as i32) {
-                                    return Err(bad(elf.path, "ADR_PREL_PG_HI21 relocation out of range"));
+                                    return Err(bad(
+                                        elf.path,
+                                        "ADR_PREL_PG_HI21 relocation out of range",
+                                    ));
                                 }
                                 set_hi21(elf, place, v)?;
                             }
@@ -774,10 +819,12 @@ impl Ctx<'_> {
             if !is_kept_reloc(elf, self.rules, s)? {
                 continue;
             }
-            let base = *self
-                .vaddrs
-                .get(s.info as usize)
-                .ok_or_else(|| bad(elf.path, format!("relocations for section {}, which does not exist", s.info)))?;
+            let base = *self.vaddrs.get(s.info as usize).ok_or_else(|| {
+                bad(
+                    elf.path,
+                    format!("relocations for section {}, which does not exist", s.info),
+                )
+            })?;
             for r in relocs(elf, s)? {
                 let addr = base.wrapping_add(r.offset);
                 let kind = match (self.target.machine, r.kind) {
@@ -803,7 +850,10 @@ impl Ctx<'_> {
                         bad(elf.path, format!("relocation {k:#x} is not implemented"))
                     })?,
                     (_, k) => {
-                        return Err(bad(elf.path, format!("relocation {k:#x} is not implemented")));
+                        return Err(bad(
+                            elf.path,
+                            format!("relocation {k:#x} is not implemented"),
+                        ));
                     }
                 };
                 if let Some(kind) = kind {
@@ -813,8 +863,11 @@ impl Ctx<'_> {
         }
         if self.target.machine == EM_AARCH64 {
             for i in 0..got_size / 8 {
-                fx.add(super::pe::REL_DIR64, got_off + self.target.vaddr_offset + 8 * i)
-                    .map_err(|m| bad(elf.path, m))?;
+                fx.add(
+                    super::pe::REL_DIR64,
+                    got_off + self.target.vaddr_offset + 8 * i,
+                )
+                .map_err(|m| bad(elf.path, m))?;
             }
         }
         Ok(fx.finish())
@@ -887,12 +940,18 @@ fn riscv(
 ) -> Result<()> {
     let r = rels[j];
     let sym_addr = ctx.sym(elf, syms, r.sym)?.wrapping_add(r.addend);
-    let off = sym_addr.wrapping_sub(tsa).wrapping_sub(r.offset).wrapping_sub(vo) as i64;
+    let off = sym_addr
+        .wrapping_sub(tsa)
+        .wrapping_sub(r.offset)
+        .wrapping_sub(vo) as i64;
     let reach = |elf: &Elf<'_>| {
         if off == i64::from(off as i32) {
             Ok(())
         } else {
-            Err(bad(elf.path, format!("RISC-V target {sym_addr:#x} not reachable")))
+            Err(bad(
+                elf.path,
+                format!("RISC-V target {sym_addr:#x} not reachable"),
+            ))
         }
     };
     let u32at = |elf: &Elf<'_>| elf.u32(place);
@@ -1010,7 +1069,8 @@ fn riscv(
             elf.put_u32(place, v)?;
         }
         R_RISCV_HI20 => {
-            let v = (u32at(elf)? & 0xfff) | ((sym_addr as i32).wrapping_add(0x800) as u32 & 0xffff_f000);
+            let v = (u32at(elf)? & 0xfff)
+                | ((sym_addr as i32).wrapping_add(0x800) as u32 & 0xffff_f000);
             elf.put_u32(place, v)?;
         }
         R_RISCV_LO12_I | R_RISCV_LO12_S => {
@@ -1019,14 +1079,19 @@ fn riscv(
             let v = if r.kind == R_RISCV_LO12_I {
                 (u32at(elf)? & 0xfffff) | ((lo12 & 0xfff) << 20)
             } else {
-                (u32at(elf)? & 0x01ff_f07f) | ((lo12 & 0xfe0) << (31 - 11)) | ((lo12 & 0x1f) << (11 - 4))
+                (u32at(elf)? & 0x01ff_f07f)
+                    | ((lo12 & 0xfe0) << (31 - 11))
+                    | ((lo12 & 0x1f) << (11 - 4))
             };
             elf.put_u32(place, v)?;
         }
         R_RISCV_RELAX => {}
         k => {
             let _ = tsec;
-            return Err(bad(elf.path, format!("relocation {k:#x} is not implemented")));
+            return Err(bad(
+                elf.path,
+                format!("relocation {k:#x} is not implemented"),
+            ));
         }
     }
     Ok(())

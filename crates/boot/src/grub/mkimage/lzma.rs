@@ -40,7 +40,10 @@ pub fn compress(data: &[u8]) -> Result<Vec<u8>> {
         preset_dict: None,
     };
     let fail = |e: std::io::Error| {
-        Error::new(ErrorKind::Io, format!("LZMA-compressing the GRUB core image: {e}"))
+        Error::new(
+            ErrorKind::Io,
+            format!("LZMA-compressing the GRUB core image: {e}"),
+        )
     };
     let mut w = LzmaWriter::new_no_header(Vec::with_capacity(data.len() / 2), &opts, false)
         .map_err(fail)?;
@@ -54,7 +57,10 @@ pub fn compress(data: &[u8]) -> Result<Vec<u8>> {
 /// `InvalidInput` when the stream is not LZMA with GRUB's properties or ends early.
 pub fn decompress(stream: &[u8], size: usize) -> Result<Vec<u8>> {
     let bad = |e: std::io::Error| {
-        Error::new(ErrorKind::InvalidInput, format!("GRUB core image LZMA stream: {e}"))
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("GRUB core image LZMA stream: {e}"),
+        )
     };
     let mut r = LzmaReader::new(stream, size as u64, LC, LP, PB, DICT_SIZE, None).map_err(bad)?;
     let mut out = vec![0; size];

@@ -212,7 +212,11 @@ pub fn mkimage(req: &Request<'_>) -> Result<Vec<u8>> {
     }
     check_version(dir)?;
     for m in req.modules {
-        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if m.is_empty()
+            || !m
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!("GRUB module name {m:?} is not letters, digits, - and _"),

@@ -122,7 +122,10 @@ mod tests {
             ["biosdisk", "fshelp", "ext2", "fat"]
         );
         // deps taken c, b, a: b pulls a first.
-        assert_eq!(d.resolve(&["normal"], p()).unwrap(), ["c", "a", "b", "normal"]);
+        assert_eq!(
+            d.resolve(&["normal"], p()).unwrap(),
+            ["c", "a", "b", "normal"]
+        );
         // A module not in the file has no dependencies.
         assert_eq!(d.resolve(&["zzz"], p()).unwrap(), ["zzz"]);
     }
