@@ -563,7 +563,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let sp = fake_grub(tmp.path(), "x86_64-efi", "2.06");
         std::fs::write(sp.join("lib/grub/x86_64-efi/moddep.lst"), b"fat:\n").unwrap();
-        let t = GrubTools::find(Platform::X86_64Efi, &[sp.clone()]).unwrap();
+        let t = GrubTools::find(Platform::X86_64Efi, std::slice::from_ref(&sp)).unwrap();
         let e = t
             .efi_image(&ImageOptions::new("ABCD-1234", "/grub"))
             .unwrap_err();

@@ -306,3 +306,308 @@ pub fn mkimage(req: &Request<'_>) -> Result<Vec<u8>> {
         })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal RISC-V 64 relocatable "kernel.img" (Debian 12 has no riscv64 GRUB to take one
+    /// from): `.text` with auipc/addi (PCREL_HI20/LO12_I), lui/addi (HI20/LO12_I) and a jal,
+    /// `.data` with a 64-bit absolute address, `.bss`.
+    fn riscv_kernel() -> Vec<u8> {
+        let text: Vec<u8> = [
+            0x0000_0517u32, // auipc a0, 0      PCREL_HI20 data_sym
+            0x0005_0513,    // addi a0, a0, 0   PCREL_LO12_I _start (the auipc)
+            0x0000_05b7,    // lui a1, 0        HI20 data_sym
+            0x0005_8593,    // addi a1, a1, 0   LO12_I data_sym
+            0x0000_00ef,    // jal ra, 0        JAL func
+            0x0000_0013,
+            0x0000_8067, // func: ret
+            0x0000_0013,
+        ]
+        .iter()
+        .flat_map(|i| i.to_le_bytes())
+        .collect();
+        let data = [0u8; 16];
+        let strtab = b"\0_start\0data_sym\0func\0";
+        let shstr = b"\0.text\0.data\0.bss\0.symtab\0.strtab\0.rela.text\0.rela.data\0.shstrtab\0";
+        let name = |n: &[u8]| shstr.windows(n.len()).position(|w| w == n).unwrap() as u32;
+        let sym = |name: u32, info: u8, shndx: u16, value: u64| {
+            let mut b = Vec::new();
+            b.extend_from_slice(&name.to_le_bytes());
+            b.push(info);
+            b.push(0);
+            b.extend_from_slice(&shndx.to_le_bytes());
+            b.extend_from_slice(&value.to_le_bytes());
+            b.extend_from_slice(&0u64.to_le_bytes());
+            b
+        };
+        let symtab = [
+            sym(0, 0, 0, 0),
+            sym(1, 0x10, 1, 0),   // _start
+            sym(8, 0x10, 2, 8),   // data_sym
+            sym(17, 0x12, 1, 24), // func
+        ]
+        .concat();
+        let rela = |off: u64, kind: u32, sym: u32, addend: i64| {
+            let mut b = Vec::new();
+            b.extend_from_slice(&off.to_le_bytes());
+            b.extend_from_slice(&((u64::from(sym) << 32) | u64::from(kind)).to_le_bytes());
+            b.extend_from_slice(&addend.to_le_bytes());
+            b
+        };
+        let rela_text = [
+            rela(0, 23, 2, 0),
+            rela(4, 24, 1, 0),
+            rela(8, 26, 2, 0),
+            rela(12, 27, 2, 0),
+            rela(16, 17, 3, 0),
+        ]
+        .concat();
+        let rela_data = rela(0, 2, 1, 4);
+        let mut f = vec![0u8; 64];
+        let place = |f: &mut Vec<u8>, b: &[u8]| {
+            while !f.len().is_multiple_of(8) {
+                f.push(0);
+            }
+            let at = f.len() as u64;
+            f.extend_from_slice(b);
+            at
+        };
+        let o_text = place(&mut f, &text);
+        let o_data = place(&mut f, &data);
+        let o_sym = place(&mut f, &symtab);
+        let o_str = place(&mut f, strtab);
+        let o_rt = place(&mut f, &rela_text);
+        let o_rd = place(&mut f, &rela_data);
+        let o_shs = place(&mut f, shstr);
+        let shoff = place(&mut f, &[]);
+        #[allow(clippy::too_many_arguments)]
+        let sh = |n: u32,
+                  t: u32,
+                  fl: u64,
+                  off: u64,
+                  size: u64,
+                  link: u32,
+                  info: u32,
+                  al: u64,
+                  es: u64| {
+            let mut b = Vec::new();
+            for v in [n, t] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in [fl, 0, off, size] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in [link, info] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in [al, es] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b
+        };
+        let shdrs = [
+            vec![0; 64],
+            sh(name(b".text\0"), 1, 6, o_text, 32, 0, 0, 4, 0),
+            sh(name(b".data\0"), 1, 3, o_data, 16, 0, 0, 8, 0),
+            sh(name(b".bss\0"), 8, 3, o_data, 32, 0, 0, 8, 0),
+            sh(
+                name(b".symtab\0"),
+                2,
+                0,
+                o_sym,
+                symtab.len() as u64,
+                5,
+                1,
+                8,
+                24,
+            ),
+            sh(
+                name(b".strtab\0"),
+                3,
+                0,
+                o_str,
+                strtab.len() as u64,
+                0,
+                0,
+                1,
+                0,
+            ),
+            sh(
+                name(b".rela.text\0"),
+                4,
+                0x40,
+                o_rt,
+                rela_text.len() as u64,
+                4,
+                1,
+                8,
+                24,
+            ),
+            sh(
+                name(b".rela.data\0"),
+                4,
+                0x40,
+                o_rd,
+                rela_data.len() as u64,
+                4,
+                2,
+                8,
+                24,
+            ),
+            sh(
+                name(b".shstrtab\0"),
+                3,
+                0,
+                o_shs,
+                shstr.len() as u64,
+                0,
+                0,
+                1,
+                0,
+            ),
+        ]
+        .concat();
+        f.extend_from_slice(&shdrs);
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2;
+        f[5] = 1;
+        f[6] = 1;
+        f[16..18].copy_from_slice(&1u16.to_le_bytes()); // ET_REL
+        f[18..20].copy_from_slice(&EM_RISCV.to_le_bytes());
+        f[20..24].copy_from_slice(&1u32.to_le_bytes());
+        f[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        f[0x34..0x36].copy_from_slice(&64u16.to_le_bytes());
+        f[0x3A..0x3C].copy_from_slice(&64u16.to_le_bytes());
+        f[0x3C..0x3E].copy_from_slice(&9u16.to_le_bytes());
+        f[0x3E..0x40].copy_from_slice(&8u16.to_le_bytes());
+        f
+    }
+
+    fn u32at(b: &[u8], o: usize) -> u32 {
+        u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn test_riscv64_efi_structure_and_relocations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("kernel.img"), riscv_kernel()).unwrap();
+        std::fs::write(d.join("moddep.lst"), b"fat: fshelp\nfshelp:\n").unwrap();
+        std::fs::write(d.join("fat.mod"), b"FATMOD").unwrap();
+        std::fs::write(d.join("fshelp.mod"), b"FSHELPMOD!").unwrap();
+        let img = mkimage(&Request {
+            format: Format::Riscv64Efi,
+            moddir: d,
+            modules: &["fat"],
+            prefix: Some("/grub"),
+            config: Some(b"set x=1\n"),
+        })
+        .unwrap();
+        // PE32+ for RISC-V 64, four sections, entry at _start (header 4096 + 0).
+        assert_eq!(&img[..2], b"MZ");
+        assert_eq!(&img[0x80..0x84], b"PE\0\0");
+        assert_eq!(u16::from_le_bytes([img[0x84], img[0x85]]), 0x5064);
+        assert_eq!(u16::from_le_bytes([img[0x86], img[0x87]]), 4);
+        let o = 0x98;
+        assert_eq!(u16::from_le_bytes([img[o], img[o + 1]]), 0x20b);
+        assert_eq!(u32at(&img, o + 16), 4096, "entry");
+        assert_eq!(u32at(&img, o + 4), 4096, "code size");
+        // Instructions patched (GRUB's formulas): data_sym at 8200, func at 4120.
+        let t = 4096;
+        assert_eq!(u32at(&img, t), 0x0000_1517, "auipc +0x1000");
+        assert_eq!(u32at(&img, t + 4), 0x0085_0513, "addi +8");
+        assert_eq!(u32at(&img, t + 8), 0x0000_25b7, "lui 0x2000");
+        assert_eq!(u32at(&img, t + 12), 0x0085_8593, "addi 8");
+        assert_eq!(u32at(&img, t + 16), 0x0080_00ef, "jal +8");
+        // .data at RVA 8192 holds _start + 4.
+        assert_eq!(
+            u64::from_le_bytes(img[8192..8200].try_into().unwrap()),
+            4100
+        );
+        // Modules after the kernel (8192 bytes): mimg header, fshelp before fat, config, prefix.
+        let m = 4096 + 8192;
+        assert_eq!(u32at(&img, m), 0x676d_696d);
+        assert_eq!(
+            u64::from_le_bytes(img[m + 8..m + 16].try_into().unwrap()),
+            24
+        );
+        assert_eq!(&img[m + 24 + 8..m + 24 + 18], b"FSHELPMOD!");
+        assert_eq!(u32at(&img, m + 24 + 4), 8 + 16, "fshelp padded to 16");
+        assert_eq!(&img[m + 48 + 8..m + 48 + 14], b"FATMOD");
+        let cfg = m + 48 + 16;
+        assert_eq!(u32at(&img, cfg), 2, "OBJ_TYPE_CONFIG");
+        assert_eq!(&img[cfg + 8..cfg + 16], b"set x=1\n");
+        let pfx = cfg + 8 + 16;
+        assert_eq!(u32at(&img, pfx), 3, "OBJ_TYPE_PREFIX");
+        assert_eq!(&img[pfx + 8..pfx + 14], b"/grub\0");
+        // .reloc: the fourth section header; HI20 (5) and LOW12I (7) fixups in page 0x1000,
+        // DIR64 (10) for .data in page 0x2000, padded to 4096 bytes.
+        let s4 = o + 240 + 3 * 40;
+        assert_eq!(&img[s4..s4 + 6], b".reloc");
+        let raw = u32at(&img, s4 + 20) as usize;
+        assert_eq!(u32at(&img, s4 + 16), 4096);
+        assert_eq!(u32at(&img, raw), 0x1000);
+        assert_eq!(u32at(&img, raw + 4), 16);
+        assert_eq!(u16::from_le_bytes([img[raw + 8], img[raw + 9]]), 0x5008);
+        assert_eq!(u16::from_le_bytes([img[raw + 10], img[raw + 11]]), 0x700c);
+        assert_eq!(u32at(&img, raw + 16), 0x2000);
+        assert_eq!(u16::from_le_bytes([img[raw + 24], img[raw + 25]]), 0xa000);
+        assert_eq!(img.len(), raw + 4096);
+        // The base relocation directory points at it.
+        assert_eq!(u32at(&img, o + 112 + 5 * 8), u32at(&img, s4 + 12));
+    }
+
+    #[test]
+    fn test_malformed_kernels_are_named_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("moddep.lst"), b"").unwrap();
+        let req = Request {
+            format: Format::Riscv64Efi,
+            moddir: d,
+            modules: &[],
+            prefix: Some("/grub"),
+            config: None,
+        };
+        let e = mkimage(&req).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Missing);
+        assert!(e.to_string().contains("kernel.img is absent"), "{e}");
+        let good = riscv_kernel();
+        for (what, bytes) in [
+            ("truncated", good[..200].to_vec()),
+            (
+                "not ELF",
+                b"MZ not an elf at all, just some bytes to be long enough....".to_vec(),
+            ),
+            ("wrong machine", {
+                let mut b = good.clone();
+                b[18] = 0x3e;
+                b
+            }),
+        ] {
+            std::fs::write(d.join("kernel.img"), &bytes).unwrap();
+            let e = mkimage(&req).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}: {e}");
+            assert!(e.to_string().contains("kernel.img"), "{what}: {e}");
+        }
+        // x86 image from the RISC-V kernel: wrong machine, named.
+        std::fs::write(d.join("kernel.img"), &good).unwrap();
+        let e = mkimage(&Request {
+            format: Format::X86_64Efi,
+            ..req.clone()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("ELF machine 243"), "{e}");
+        assert!(
+            mkimage(&Request {
+                moddir: &d.join("nope"),
+                ..req
+            })
+            .unwrap_err()
+            .to_string()
+            .contains("nope is absent")
+        );
+    }
+}
