@@ -3,13 +3,13 @@
 //!
 //! | format | image |
 //! |---|---|
-//! | `i386-pc` | `diskboot.img` + `lzma_decompress.img` + LZMA(kernel + modules) ([`pc`]) |
+//! | `i386-pc` | `diskboot.img` + `lzma_decompress.img` + LZMA(kernel + modules) (`pc.rs`) |
 //! | `i386-pc-eltorito` | `cdboot.img` + the `i386-pc` image |
-//! | `x86_64-efi`, `i386-efi`, `arm64-efi`, `riscv64-efi` | PE32(+) of the relocated ELF `kernel.img` + modules ([`pe`]) |
+//! | `x86_64-efi`, `i386-efi`, `arm64-efi`, `riscv64-efi` | PE32(+) of the relocated ELF `kernel.img` + modules (`pe.rs`) |
 //!
 //! The kernel and the module area are laid out as GRUB 2.06's `util/mkimage.c` and
-//! `util/grub-mkimagexx.c` lay them out ([`elf`]): the module info header, then each module
-//! (`*.mod`, in [`moddep`] order) behind an 8-byte header, then the early config and the
+//! `util/grub-mkimagexx.c` lay them out (`elf.rs`): the module info header, then each module
+//! (`*.mod`, in [`ModDeps`] order) behind an 8-byte header, then the early config and the
 //! prefix. EFI images are byte-identical to `grub-mkimage`'s; the `i386-pc` LZMA stream is an
 //! equivalent one (see [`lzma`]).
 
