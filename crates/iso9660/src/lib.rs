@@ -13,7 +13,8 @@
 //!   Rock Ridge (RRIP 1991A: `PX`, `TF`, `NM`, `SL`, `PN`, continuation areas for long names
 //!   and targets; `SP` and `ER` on the root) so Linux sees the real names, modes, owners,
 //!   times and symlinks. Files over 4 GiB − 2 KiB are written as multi-extent files.
-//! * **Joliet** (optional): a second directory tree with UCS-2 names of up to 64 characters.
+//! * **Joliet** (optional): a second directory tree with UCS-2 names of up to 64 characters
+//!   (directories and regular files only, as xorriso writes it).
 //! * **El Torito**: a BIOS no-emulation image (with the boot info table patched in, as
 //!   `-boot-info-table`) and an EFI image (platform 0xEF), listed in a visible boot catalog.
 //! * **isohybrid**: the MBR and GPT xorriso's `-isohybrid-mbr` and `-isohybrid-gpt-basdat`
@@ -648,7 +649,11 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         }
         d.iso_size = dir_bytes(lens.into_iter());
         let mut jl = vec![record_len(1, 0), record_len(1, 0)];
-        for c in &d.children {
+        for c in d
+            .children
+            .iter()
+            .filter(|c| matches!(tree.node(c.node).kind, Kind::File(_) | Kind::Dir(_)))
+        {
             let n = extents(0, file_size(&tree, c.node)).len();
             jl.extend(std::iter::repeat_n(record_len(c.joliet_id.len(), 0), n));
         }
@@ -812,7 +817,12 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
             push_record(&mut buf, &rec);
             record(&mut rec_clear(&mut rec), &[1], parent.joliet_lba, parent.joliet_size as u32, 2, mtime(parent.node), &[], None, 0);
             push_record(&mut buf, &rec);
-            let mut kids: Vec<&Child> = d.children.iter().collect();
+            // Joliet has no symlinks or devices: xorriso leaves them out, so do we.
+            let mut kids: Vec<&Child> = d
+                .children
+                .iter()
+                .filter(|c| matches!(tree.node(c.node).kind, Kind::File(_) | Kind::Dir(_)))
+                .collect();
             kids.sort_by(|a, b| a.joliet_id.cmp(&b.joliet_id));
             for c in kids {
                 for (lba, len, flags) in child_extents(&dirs, &dir_index, &data_of, c, true) {

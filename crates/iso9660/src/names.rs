@@ -64,7 +64,8 @@ pub(crate) fn iso_names(names: &[(&[u8], bool)]) -> Vec<Vec<u8>> {
 }
 
 /// Joliet identifiers (UCS-2 big-endian bytes) for the names of one directory, in the order
-/// given. Characters outside the BMP and `* / : ; ? \` become `_`; files get `;1`.
+/// given. Characters outside the BMP and `* / : ; ? \` become `_`; no version suffix (as
+/// xorriso writes them).
 pub(crate) fn joliet_names(names: &[(&[u8], bool)]) -> Vec<Vec<u8>> {
     let mut taken = HashSet::new();
     names
@@ -83,9 +84,6 @@ pub(crate) fn joliet_names(names: &[(&[u8], bool)]) -> Vec<Vec<u8>> {
                 let keep = JOLIET_MAX.saturating_sub(tail.len()).min(units.len());
                 let mut id = units[..keep].to_vec();
                 id.extend_from_slice(&tail);
-                if !*is_dir {
-                    id.extend(";1".encode_utf16());
-                }
                 id
             };
             let mut id = build("");
@@ -156,7 +154,7 @@ mod tests {
     fn test_joliet_names_truncate_and_stay_unique() {
         let long = vec![b'y'; 100];
         let ids = joliet_names(&[(&long, false), (&long[..90], false), (b"a:b", true)]);
-        assert_eq!(ids[0].len(), (JOLIET_MAX + 2) * 2);
+        assert_eq!(ids[0].len(), JOLIET_MAX * 2);
         assert_ne!(ids[0], ids[1]);
         assert_eq!(ids[2], [0, b'a', 0, b'_', 0, b'b']);
     }
