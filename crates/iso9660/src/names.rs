@@ -70,7 +70,7 @@ pub(crate) fn joliet_names(names: &[(&[u8], bool)]) -> Vec<Vec<u8>> {
     let mut taken = HashSet::new();
     names
         .iter()
-        .map(|(name, is_dir)| {
+        .map(|(name, _)| {
             let units: Vec<u16> = String::from_utf8_lossy(name)
                 .chars()
                 .map(|c| match c {
