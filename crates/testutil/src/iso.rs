@@ -343,3 +343,22 @@ fn make_writable(dir: &Path) {
         }
     }
 }
+
+/// Makes a squashfs image of `sources` (each placed at the image's root under its own name, as
+/// `make-squashfs.nix` does with the store paths) with Debian's `mksquashfs`: for tests that
+/// need a store image made by the reference tool.
+///
+/// # Errors
+/// `ToolMissing`; `ToolFailed` when mksquashfs fails.
+pub fn mksquashfs(sources: &[std::path::PathBuf], out: &Path) -> Result<()> {
+    let mut args: Vec<std::ffi::OsString> = sources.iter().map(|s| s.clone().into_os_string()).collect();
+    args.push(out.as_os_str().to_owned());
+    for a in ["-noappend", "-no-progress", "-quiet", "-all-root", "-no-xattrs", "-keep-as-directory"] {
+        args.push(a.into());
+    }
+    let out = run(crate::tools::MKSQUASHFS, &args, &[])?;
+    if !out.status.success() {
+        return Err(out.failed("mksquashfs failed"));
+    }
+    Ok(())
+}
