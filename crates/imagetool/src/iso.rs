@@ -195,14 +195,20 @@ pub fn build_iso(spec: &IsoSpec) -> Result<IsoReport, IsoError> {
             verify: false,
         },
     )?;
-    let paths: Vec<String> = closure.infos().map(|i| i.path.as_str().to_string()).collect();
+    let paths: Vec<String> = closure
+        .infos()
+        .map(|i| i.path.as_str().to_string())
+        .collect();
     let store = boot::Closure::new(&spec.store_root, paths.clone());
     let top_host = store.host(toplevel.as_str());
     let generation = boot::bootspec::Generation::load(&top_host)?;
     let bs = &generation.bootspec;
 
     let read_top = |name: &str| std::fs::read_to_string(top_host.join(name)).ok();
-    let release = read_top("nixos-version").unwrap_or_default().trim().to_string();
+    let release = read_top("nixos-version")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let volume_id = match &spec.volume_id {
         Some(v) => v.clone(),
         None => default_volume_id(&release, &bs.system),
@@ -331,8 +337,16 @@ pub fn build_iso(spec: &IsoSpec) -> Result<IsoReport, IsoError> {
         Source::Bytes(Arc::from(grub_efi.clone())),
         file_meta(false),
     )?;
-    tree.add_file(b"EFI/boot/grub.cfg", bytes(grub_cfg.clone()), file_meta(false))?;
-    tree.add_file(b"EFI/nixos-installer-image", bytes(String::new()), file_meta(false))?;
+    tree.add_file(
+        b"EFI/boot/grub.cfg",
+        bytes(grub_cfg.clone()),
+        file_meta(false),
+    )?;
+    tree.add_file(
+        b"EFI/nixos-installer-image",
+        bytes(String::new()),
+        file_meta(false),
+    )?;
     let efi_img = efi_image(&grub_efi, grub_cfg.as_bytes())?;
     tree.add_file(
         b"boot/efi.img",
@@ -386,7 +400,11 @@ pub fn build_iso(spec: &IsoSpec) -> Result<IsoReport, IsoError> {
 ///
 /// # Errors
 /// As [`nix::closure::load`].
-pub fn registration(closure: &ClosureInput, store_root: &Path, toplevel: &str) -> Result<String, IsoError> {
+pub fn registration(
+    closure: &ClosureInput,
+    store_root: &Path,
+    toplevel: &str,
+) -> Result<String, IsoError> {
     let top = StorePath::parse(toplevel)
         .map_err(|e| IsoError::InvalidInput(format!("--toplevel: {e}")))?;
     let c = nix::closure::load(
@@ -420,7 +438,10 @@ fn isolinux_cfg(label: &str, cmdline: &str, timeout: u32, menu: bool) -> String 
         s.push_str("PROMPT 0\n");
         s.push_str(&format!("TIMEOUT {}\n", (timeout * 10).max(1)));
     } else {
-        s.push_str(&format!("TIMEOUT {}\nUI menu.c32\nMENU TITLE NixOS\n", timeout * 10));
+        s.push_str(&format!(
+            "TIMEOUT {}\nUI menu.c32\nMENU TITLE NixOS\n",
+            timeout * 10
+        ));
     }
     s.push_str("DEFAULT boot\n");
     for (name, suffix, extra) in VARIANTS {
@@ -498,7 +519,10 @@ mod tests {
             default_volume_id("25.11.19700101.imagetool", "x86_64-linux"),
             "nixos-25.11-x86_64"
         );
-        assert_eq!(default_volume_id("24.05pre", "aarch64-linux"), "nixos-24.05pre-aarch64");
+        assert_eq!(
+            default_volume_id("24.05pre", "aarch64-linux"),
+            "nixos-24.05pre-aarch64"
+        );
     }
 
     #[test]
@@ -510,8 +534,14 @@ mod tests {
         let c = isolinux_cfg("NixOS", "init=/x", 10, true);
         assert!(c.contains("TIMEOUT 100\nUI menu.c32\n"), "{c}");
         let g = grub_cfg("NixOS 'q'", "init=/x", 10);
-        assert!(g.contains("linux /boot/bzImage ${isoboot} init=/x\n"), "{g}");
+        assert!(
+            g.contains("linux /boot/bzImage ${isoboot} init=/x\n"),
+            "{g}"
+        );
         assert!(g.contains("set timeout=10\n"), "{g}");
-        assert!(g.contains("menuentry 'NixOS '\\''q'\\''' --class installer"), "{g}");
+        assert!(
+            g.contains("menuentry 'NixOS '\\''q'\\''' --class installer"),
+            "{g}"
+        );
     }
 }

@@ -69,7 +69,14 @@ fn build(dir: &Path, name: &str) -> Built {
 
 #[test]
 fn test_fixture_iso_layout_as_xorriso_and_isoinfo_read_it_and_rebuilds_identically() {
-    require_tools!(XORRISO, ISOINFO, MKSQUASHFS, UNSQUASHFS, GRUB_MKIMAGE, GRUB_SCRIPT_CHECK);
+    require_tools!(
+        XORRISO,
+        ISOINFO,
+        MKSQUASHFS,
+        UNSQUASHFS,
+        GRUB_MKIMAGE,
+        GRUB_SCRIPT_CHECK
+    );
     let tmp = tempfile::tempdir().unwrap();
     let b = build(tmp.path(), "a.iso");
 
@@ -83,23 +90,48 @@ fn test_fixture_iso_layout_as_xorriso_and_isoinfo_read_it_and_rebuilds_identical
     assert_eq!(r.images[0].platform, "BIOS");
     assert_eq!(r.images[0].path.as_deref(), Some("/isolinux/isolinux.bin"));
     assert_eq!(r.images[0].load_size, 4);
-    assert_eq!(r.images[0].options, "boot-info-table isohybrid-suitable", "{}", r.text);
+    assert_eq!(
+        r.images[0].options, "boot-info-table isohybrid-suitable",
+        "{}",
+        r.text
+    );
     assert_eq!(r.images[1].platform, "UEFI");
     assert_eq!(r.images[1].path.as_deref(), Some("/boot/efi.img"));
-    assert_eq!(r.system_area, "MBR isohybrid cyl-align-on GPT", "{}", r.text);
+    assert_eq!(
+        r.system_area, "MBR isohybrid cyl-align-on GPT",
+        "{}",
+        r.text
+    );
     let size = std::fs::metadata(&b.iso).unwrap().len() / 512;
-    assert_eq!((r.mbr[0].2.as_str(), r.mbr[0].3, r.mbr[0].4), ("0x00", 0, size), "{}", r.text);
+    assert_eq!(
+        (r.mbr[0].2.as_str(), r.mbr[0].3, r.mbr[0].4),
+        ("0x00", 0, size),
+        "{}",
+        r.text
+    );
     assert_eq!(r.mbr[1].2, "0xef", "{}", r.text);
-    assert_eq!(r.gpt.iter().map(|g| g.1.as_str()).collect::<Vec<_>>(), ["ISOHybrid", "ISOHybrid1"]);
+    assert_eq!(
+        r.gpt.iter().map(|g| g.1.as_str()).collect::<Vec<_>>(),
+        ["ISOHybrid", "ISOHybrid1"]
+    );
 
     // Every file as libisofs extracts it.
     let t = iso::extract(&b.iso).unwrap();
     let kernel = Tree::new().file("/k", 0o444, &std::fs::read(b.fx.kernel()).unwrap());
-    assert_eq!(t.get("/boot/bzImage").unwrap().kind, kernel.get("/k").unwrap().kind);
+    assert_eq!(
+        t.get("/boot/bzImage").unwrap().kind,
+        kernel.get("/k").unwrap().kind
+    );
     let initrd = Tree::new().file("/i", 0o444, &std::fs::read(b.fx.initrd()).unwrap());
-    assert_eq!(t.get("/boot/initrd").unwrap().kind, initrd.get("/i").unwrap().kind);
+    assert_eq!(
+        t.get("/boot/initrd").unwrap().kind,
+        initrd.get("/i").unwrap().kind
+    );
     let sq = Tree::new().file("/s", 0o444, &std::fs::read(&b.squashfs).unwrap());
-    assert_eq!(t.get("/nix-store.squashfs").unwrap().kind, sq.get("/s").unwrap().kind);
+    assert_eq!(
+        t.get("/nix-store.squashfs").unwrap().kind,
+        sq.get("/s").unwrap().kind
+    );
     for p in [
         "/isolinux/isolinux.bin",
         "/isolinux/ldlinux.c32",
@@ -133,9 +165,15 @@ fn test_fixture_iso_layout_as_xorriso_and_isoinfo_read_it_and_rebuilds_identical
         imagetool_fixture::KERNEL_PARAMS.join(" ")
     );
     let isolinux = file("/isolinux/isolinux.cfg");
-    assert!(isolinux.contains(&format!("APPEND {cmdline}\n")), "{isolinux}");
+    assert!(
+        isolinux.contains(&format!("APPEND {cmdline}\n")),
+        "{isolinux}"
+    );
     let grub = file("/EFI/boot/grub.cfg");
-    assert!(grub.contains(&format!("linux /boot/bzImage ${{isoboot}} {cmdline}\n")), "{grub}");
+    assert!(
+        grub.contains(&format!("linux /boot/bzImage ${{isoboot}} {cmdline}\n")),
+        "{grub}"
+    );
     let cfg = tmp.path().join("grub.cfg");
     std::fs::write(&cfg, &grub).unwrap();
     let (ok, out) = run_text(GRUB_SCRIPT_CHECK, &[cfg.as_os_str()]);
@@ -147,16 +185,33 @@ fn test_fixture_iso_layout_as_xorriso_and_isoinfo_read_it_and_rebuilds_identical
     let start = l.extent.unwrap() as usize * 2048;
     std::fs::write(&inner, &bytes[start..start + l.size as usize]).unwrap();
     let lls = iso::unsquash_lls(&inner).unwrap();
-    assert!(lls.contains_key("/nix-path-registration"), "{:?}", lls.keys().take(3).collect::<Vec<_>>());
+    assert!(
+        lls.contains_key("/nix-path-registration"),
+        "{:?}",
+        lls.keys().take(3).collect::<Vec<_>>()
+    );
     let store = iso::unsquash(&inner).unwrap();
     let mut expected = Tree::from_dir(&b.fx.store_root.join("nix/store")).unwrap();
-    expected.insert("/nix-path-registration", imagetool_testutil::tree::Kind::file(b.registration.as_bytes()), 0o444);
-    let opts = CompareOptions { root: false, owners: false, ..CompareOptions::default() };
-    expected.compare(&store, &opts, "the squashfs store").unwrap();
+    expected.insert(
+        "/nix-path-registration",
+        imagetool_testutil::tree::Kind::file(b.registration.as_bytes()),
+        0o444,
+    );
+    let opts = CompareOptions {
+        root: false,
+        owners: false,
+        ..CompareOptions::default()
+    };
+    expected
+        .compare(&store, &opts, "the squashfs store")
+        .unwrap();
 
     // Deterministic: a second build is byte-identical.
     let again = build(tmp.path(), "b.iso");
-    assert!(std::fs::read(&again.iso).unwrap() == bytes, "two builds differ");
+    assert!(
+        std::fs::read(&again.iso).unwrap() == bytes,
+        "two builds differ"
+    );
 }
 
 /// Four boots of one image: CD-ROM and USB stick, SeaBIOS (isolinux) and OVMF (GRUB).

@@ -26,9 +26,9 @@ fn validation(platform: u8) -> [u8; 32] {
     v[1] = platform;
     v[30] = 0x55;
     v[31] = 0xAA;
-    let sum = v
-        .chunks_exact(2)
-        .fold(0u16, |a, w| a.wrapping_add(u16::from_le_bytes([w[0], w[1]])));
+    let sum = v.chunks_exact(2).fold(0u16, |a, w| {
+        a.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+    });
     v[28..30].copy_from_slice(&0u16.wrapping_sub(sum).to_le_bytes());
     v
 }
@@ -90,10 +90,19 @@ mod tests {
 
     #[test]
     fn test_validation_checksum_sums_to_zero() {
-        let c = catalog(Some(Image { lba: 40, sectors: 4 }), Some(Image { lba: 50, sectors: 2880 }));
-        let sum = c[..32]
-            .chunks_exact(2)
-            .fold(0u16, |a, w| a.wrapping_add(u16::from_le_bytes([w[0], w[1]])));
+        let c = catalog(
+            Some(Image {
+                lba: 40,
+                sectors: 4,
+            }),
+            Some(Image {
+                lba: 50,
+                sectors: 2880,
+            }),
+        );
+        let sum = c[..32].chunks_exact(2).fold(0u16, |a, w| {
+            a.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+        });
         assert_eq!(sum, 0);
         assert_eq!(c[32], 0x88);
         assert_eq!(u32::from_le_bytes(c[40..44].try_into().unwrap()), 40);
@@ -109,6 +118,9 @@ mod tests {
         patch_info_table(&mut img, 99);
         assert_eq!(u32::from_le_bytes(img[12..16].try_into().unwrap()), 99);
         assert_eq!(u32::from_le_bytes(img[16..20].try_into().unwrap()), 2048);
-        assert_eq!(u32::from_le_bytes(img[20..24].try_into().unwrap()), 1 + (1 << 24));
+        assert_eq!(
+            u32::from_le_bytes(img[20..24].try_into().unwrap()),
+            1 + (1 << 24)
+        );
     }
 }

@@ -27,7 +27,11 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, what: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        kind: ErrorKind,
+        what: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             kind,
             what: Some(what.into()),

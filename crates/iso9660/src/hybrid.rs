@@ -153,7 +153,10 @@ mod tests {
         let t = tables(&l);
         let mbr = &t[0].1;
         assert_eq!(u32::from_le_bytes(mbr[432..436].try_into().unwrap()), 3028);
-        assert_eq!(&mbr[446..462], &[0x80, 0, 1, 0, 0, 63, 32, 1, 0, 0, 0, 0, 0, 0x10, 0, 0]);
+        assert_eq!(
+            &mbr[446..462],
+            &[0x80, 0, 1, 0, 0, 63, 32, 1, 0, 0, 0, 0, 0, 0x10, 0, 0]
+        );
         assert_eq!(mbr[462 + 4], 0xef);
         let h = &t[1].1;
         assert_eq!(u64::from_le_bytes(h[48..56].try_into().unwrap()), 4032);

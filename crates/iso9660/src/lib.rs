@@ -378,7 +378,7 @@ fn susp_len(s: &Susp) -> usize {
 /// Length of a directory record with identifier length `id_len` and system use `su` bytes
 /// (padded to an even length).
 fn record_len(id_len: usize, su: usize) -> usize {
-    let base = 33 + id_len + usize::from(id_len % 2 == 0);
+    let base = 33 + id_len + usize::from(id_len.is_multiple_of(2));
     let l = base + su;
     l + l % 2
 }
@@ -441,7 +441,7 @@ fn record(
     out.extend_from_slice(&both16(1));
     out.push(id.len() as u8);
     out.extend_from_slice(id);
-    if id.len() % 2 == 0 {
+    if id.len().is_multiple_of(2) {
         out.push(0);
     }
     out.extend_from_slice(&su);
@@ -524,7 +524,11 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
     let catalog_id = if bios_id.is_some() || efi_id.is_some() {
         let meta = Meta::file(0o444).at(imagetool_fstree::Timestamp::from_secs(opts.epoch));
         let id = tree
-            .add_file(&opts.catalog_path, Source::Bytes(Arc::from(vec![0u8; 2048])), meta)
+            .add_file(
+                &opts.catalog_path,
+                Source::Bytes(Arc::from(vec![0u8; 2048])),
+                meta,
+            )
             .map_err(|e| invalid("catalog_path", e.to_string()))?;
         Some(id)
     } else {
@@ -629,7 +633,11 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         }
         let dot = place_susp(dot, 255 - 34, &mut chunks);
         let parent = dirs[d.parent].node;
-        let dotdot = place_susp(rr_entries(&tree, parent, nl(parent), None), 255 - 34, &mut chunks);
+        let dotdot = place_susp(
+            rr_entries(&tree, parent, nl(parent), None),
+            255 - 34,
+            &mut chunks,
+        );
         let mut kids = Vec::with_capacity(d.children.len());
         for c in &d.children {
             let e = rr_entries(&tree, c.node, nl(c.node), Some(&c.name));
@@ -645,7 +653,10 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         ];
         for (c, s) in d.children.iter().zip(kids) {
             let n = extents(0, file_size(&tree, c.node)).len();
-            lens.extend(std::iter::repeat_n(record_len(c.iso_id.len(), susp_len(s)), n));
+            lens.extend(std::iter::repeat_n(
+                record_len(c.iso_id.len(), susp_len(s)),
+                n,
+            ));
         }
         d.iso_size = dir_bytes(lens.into_iter());
         let mut jl = vec![record_len(1, 0), record_len(1, 0)];
@@ -696,13 +707,18 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
                     vec![0]
                 } else {
                     let parent = &dirs[d.parent];
-                    let c = parent
+                    parent
                         .children
                         .iter()
                         .find(|c| c.node == d.node)
-                        .map(|c| if joliet { c.joliet_id.clone() } else { c.iso_id.clone() })
-                        .unwrap_or_default();
-                    c
+                        .map(|c| {
+                            if joliet {
+                                c.joliet_id.clone()
+                            } else {
+                                c.iso_id.clone()
+                            }
+                        })
+                        .unwrap_or_default()
                 };
                 let lba = if joliet { d.joliet_lba } else { d.iso_lba };
                 (id, lba, number.get(&d.parent).copied().unwrap_or(1))
@@ -722,8 +738,11 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         .collect();
     // Sizes of the path tables do not depend on LBAs.
     let iso_pt_len = path_table(&pt_entries(&iso_order, false, &dirs, &iso_number), false).len();
-    let joliet_pt_len =
-        path_table(&pt_entries(&joliet_order, true, &dirs, &joliet_number), false).len();
+    let joliet_pt_len = path_table(
+        &pt_entries(&joliet_order, true, &dirs, &joliet_number),
+        false,
+    )
+    .len();
     let pt_blocks = u64::from(blocks(iso_pt_len as u64));
     let l_pt = next;
     let m_pt = l_pt + pt_blocks;
@@ -775,7 +794,11 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
             continue;
         }
         let size = file_size(&tree, id);
-        let lba = if size == 0 { 0 } else { to32(next, "file data")? };
+        let lba = if size == 0 {
+            0
+        } else {
+            to32(next, "file data")?
+        };
         next = next
             .checked_add(size.div_ceil(BLOCK))
             .ok_or_else(|| invalid("tree", "file sizes overflow"))?;
@@ -797,15 +820,45 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         let parent = &dirs[d.parent];
         let mut rec = Vec::new();
         let chunk = |s: &Susp| s.chunk.map(|c| &chunks[c]);
-        record(&mut rec, &[0], d.iso_lba, d.iso_size as u32, 2, mtime(d.node), &dot.inline, chunk(dot), ce_lba);
+        record(
+            &mut rec,
+            &[0],
+            d.iso_lba,
+            d.iso_size as u32,
+            2,
+            mtime(d.node),
+            &dot.inline,
+            chunk(dot),
+            ce_lba,
+        );
         push_record(&mut buf, &rec);
         rec.clear();
-        record(&mut rec, &[1], parent.iso_lba, parent.iso_size as u32, 2, mtime(parent.node), &dotdot.inline, chunk(dotdot), ce_lba);
+        record(
+            &mut rec,
+            &[1],
+            parent.iso_lba,
+            parent.iso_size as u32,
+            2,
+            mtime(parent.node),
+            &dotdot.inline,
+            chunk(dotdot),
+            ce_lba,
+        );
         push_record(&mut buf, &rec);
         for (c, s) in d.children.iter().zip(kids) {
             for (lba, len, flags) in child_extents(&dirs, &dir_index, &data_of, c, false) {
                 rec.clear();
-                record(&mut rec, &c.iso_id, lba, len, flags, mtime(c.node), &s.inline, chunk(s), ce_lba);
+                record(
+                    &mut rec,
+                    &c.iso_id,
+                    lba,
+                    len,
+                    flags,
+                    mtime(c.node),
+                    &s.inline,
+                    chunk(s),
+                    ce_lba,
+                );
                 push_record(&mut buf, &rec);
             }
         }
@@ -813,9 +866,29 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         meta.push((u64::from(d.iso_lba) * BLOCK, buf));
         if opts.joliet {
             let mut buf = Vec::with_capacity(d.joliet_size as usize);
-            record(&mut rec_clear(&mut rec), &[0], d.joliet_lba, d.joliet_size as u32, 2, mtime(d.node), &[], None, 0);
+            record(
+                rec_clear(&mut rec),
+                &[0],
+                d.joliet_lba,
+                d.joliet_size as u32,
+                2,
+                mtime(d.node),
+                &[],
+                None,
+                0,
+            );
             push_record(&mut buf, &rec);
-            record(&mut rec_clear(&mut rec), &[1], parent.joliet_lba, parent.joliet_size as u32, 2, mtime(parent.node), &[], None, 0);
+            record(
+                rec_clear(&mut rec),
+                &[1],
+                parent.joliet_lba,
+                parent.joliet_size as u32,
+                2,
+                mtime(parent.node),
+                &[],
+                None,
+                0,
+            );
             push_record(&mut buf, &rec);
             // Joliet has no symlinks or devices: xorriso leaves them out, so do we.
             let mut kids: Vec<&Child> = d
@@ -826,7 +899,17 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
             kids.sort_by(|a, b| a.joliet_id.cmp(&b.joliet_id));
             for c in kids {
                 for (lba, len, flags) in child_extents(&dirs, &dir_index, &data_of, c, true) {
-                    record(&mut rec_clear(&mut rec), &c.joliet_id, lba, len, flags, mtime(c.node), &[], None, 0);
+                    record(
+                        rec_clear(&mut rec),
+                        &c.joliet_id,
+                        lba,
+                        len,
+                        flags,
+                        mtime(c.node),
+                        &[],
+                        None,
+                        0,
+                    );
                     push_record(&mut buf, &rec);
                 }
             }
@@ -863,7 +946,13 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         s[0] = if joliet { 2 } else { 1 };
         s[1..6].copy_from_slice(b"CD001");
         s[6] = 1;
-        let text = |v: &str, n: usize| if joliet { ucs2_padded(v, n) } else { padded(v, n) };
+        let text = |v: &str, n: usize| {
+            if joliet {
+                ucs2_padded(v, n)
+            } else {
+                padded(v, n)
+            }
+        };
         s[8..40].copy_from_slice(&text(&opts.system_id, 32));
         s[40..72].copy_from_slice(&text(&opts.volume_id, 32));
         s[80..88].copy_from_slice(&both32(volume_blocks));
@@ -887,7 +976,17 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         } else {
             (root.iso_lba, root.iso_size)
         };
-        record(&mut rr, &[0], lba, size as u32, 2, mtime(root.node), &[], None, 0);
+        record(
+            &mut rr,
+            &[0],
+            lba,
+            size as u32,
+            2,
+            mtime(root.node),
+            &[],
+            None,
+            0,
+        );
         s[156..190].copy_from_slice(&rr[..34]);
         s[190..318].copy_from_slice(&text("", 128));
         s[318..446].copy_from_slice(&text(&opts.publisher, 128));
@@ -949,7 +1048,11 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         if d.size > MAX_BOOT_FILE {
             return Err(invalid(
                 "bios.path",
-                format!("{} is {} bytes; a BIOS boot file with a boot info table must be under 64 MiB", lossy(&b.path), d.size),
+                format!(
+                    "{} is {} bytes; a BIOS boot file with a boot info table must be under 64 MiB",
+                    lossy(&b.path),
+                    d.size
+                ),
             ));
         }
         let mut bytes = match &tree.node(id).kind {
@@ -963,7 +1066,10 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         if bytes.len() as u64 != d.size {
             return Err(invalid(
                 "bios.path",
-                format!("{} changed size while the image was planned", lossy(&b.path)),
+                format!(
+                    "{} changed size while the image was planned",
+                    lossy(&b.path)
+                ),
             ));
         }
         boot::patch_info_table(&mut bytes, d.lba);
@@ -1000,7 +1106,7 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
             files.push(FileJob {
                 offset,
                 source: Source::Bytes(Arc::from(bytes.clone())),
-                ranges: vec![0..d.size],
+                ranges: std::iter::once(0..d.size).collect(),
                 path,
             });
             continue;

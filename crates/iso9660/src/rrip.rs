@@ -43,12 +43,7 @@ pub(crate) fn sp() -> Vec<u8> {
 
 /// `ER`: the RRIP 1991A extension reference.
 pub(crate) fn er() -> Vec<u8> {
-    let mut body = vec![
-        ER_ID.len() as u8,
-        ER_DES.len() as u8,
-        ER_SRC.len() as u8,
-        1,
-    ];
+    let mut body = vec![ER_ID.len() as u8, ER_DES.len() as u8, ER_SRC.len() as u8, 1];
     body.extend_from_slice(ER_ID);
     body.extend_from_slice(ER_DES);
     body.extend_from_slice(ER_SRC);
@@ -243,7 +238,10 @@ mod tests {
         let long = vec![b'a'; 600];
         let e = sl(&long);
         assert!(e.iter().all(|x| x.len() <= 255 && x[2] as usize == x.len()));
-        assert_eq!(e.iter().map(|x| x.len()).sum::<usize>(), 600 + 3 * 2 + 5 * e.len());
+        assert_eq!(
+            e.iter().map(|x| x.len()).sum::<usize>(),
+            600 + 3 * 2 + 5 * e.len()
+        );
     }
 
     #[test]

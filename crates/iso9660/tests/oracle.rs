@@ -8,9 +8,9 @@ use std::path::Path;
 use imagetool_fstree::{HostOptions, Tree};
 use imagetool_iso9660::{BiosBoot, Hybrid, Options, write_file};
 use imagetool_testutil::iso;
+use imagetool_testutil::require_tools;
 use imagetool_testutil::tools::{ISOINFO, XORRISO};
 use imagetool_testutil::tree::{CompareOptions, Tree as Expected};
-use imagetool_testutil::require_tools;
 
 const EPOCH: i64 = 1_700_000_000;
 
@@ -34,7 +34,8 @@ fn source(dir: &Path) {
     write(&dir.join("store/naïve-ünïcødé.txt"), b"utf8\n", 0o444);
     for i in 0..300 {
         write(
-            &dir.join("store/many").join(format!("{i:04}-a-fairly-long-store-path-name-{i}")),
+            &dir.join("store/many")
+                .join(format!("{i:04}-a-fairly-long-store-path-name-{i}")),
             format!("{i}\n").as_bytes(),
             0o444,
         );
@@ -50,7 +51,10 @@ fn source(dir: &Path) {
     symlink("./a/./b/../c/d", dir.join("bin/odd")).unwrap();
     // libisofs reads targets up to 1024 bytes; this one needs several SL entries and a
     // continuation area.
-    let target = (0..23).map(|i| format!("component{i:02}-{}", "x".repeat(30))).collect::<Vec<_>>().join("/");
+    let target = (0..23)
+        .map(|i| format!("component{i:02}-{}", "x".repeat(30)))
+        .collect::<Vec<_>>()
+        .join("/");
     symlink(&target, dir.join("bin/longlink")).unwrap();
 }
 
@@ -80,7 +84,14 @@ fn test_rock_ridge_tree_matches_the_source_for_xorriso_and_isoinfo() {
     let expected = Expected::from_dir(&src).unwrap();
     let actual = iso::extract(&out).unwrap();
     expected
-        .compare(&actual, &CompareOptions { root: false, ..CompareOptions::default() }, "xorriso extraction")
+        .compare(
+            &actual,
+            &CompareOptions {
+                root: false,
+                ..CompareOptions::default()
+            },
+            "xorriso extraction",
+        )
         .unwrap();
 
     // genisoimage's reader sees the same names, modes and targets.
@@ -88,7 +99,10 @@ fn test_rock_ridge_tree_matches_the_source_for_xorriso_and_isoinfo() {
     // (isoinfo prints no setuid bit; the extraction above checked 04755.)
     assert_eq!(rr["/bin/su"].mode, "-rwxr-xr-x");
     assert_eq!(rr["/version.txt"].mode, "-r--r--r--");
-    assert_eq!(rr["/bin/abs"].target.as_deref(), Some("/nix/store/abc-foo/bin/foo"));
+    assert_eq!(
+        rr["/bin/abs"].target.as_deref(),
+        Some("/nix/store/abc-foo/bin/foo")
+    );
     assert_eq!(rr["/bin/rel"].target.as_deref(), Some("../version.txt"));
     assert_eq!(rr["/boot/bzImage"].size, 70_000);
     assert!(rr.contains_key(&format!("/store/{}", "l".repeat(200) + ".dat")));
@@ -96,12 +110,20 @@ fn test_rock_ridge_tree_matches_the_source_for_xorriso_and_isoinfo() {
     assert_eq!(files, 300);
     // Joliet names for Windows and readers without Rock Ridge.
     let j = iso::listing(&out, true).unwrap();
-    assert!(j.contains_key("/boot/bzImage"), "{:?}", j.keys().take(5).collect::<Vec<_>>());
+    assert!(
+        j.contains_key("/boot/bzImage"),
+        "{:?}",
+        j.keys().take(5).collect::<Vec<_>>()
+    );
     // (isoinfo converts Joliet names to Latin-1: the non-ASCII characters come back as one
     // byte each, so compare the shape.)
     let uni: Vec<&String> = j.keys().filter(|k| k.starts_with("/store/na")).collect();
     assert_eq!(uni.len(), 1, "{uni:?}");
-    assert_eq!(uni[0].chars().count(), "/store/naïve-ünïcødé.txt".chars().count(), "{uni:?}");
+    assert_eq!(
+        uni[0].chars().count(),
+        "/store/naïve-ünïcødé.txt".chars().count(),
+        "{uni:?}"
+    );
     assert!(!j.contains_key("/bin/abs"), "Joliet has no symlinks");
 }
 
@@ -163,35 +185,72 @@ fn test_el_torito_and_isohybrid_as_xorriso_reports_them() {
     assert_eq!(bytes.len() % (1 << 20), 0, "cylinder-aligned");
 
     let r = iso::boot_report(&out).unwrap();
-    assert_eq!(r.catalog_path.as_deref(), Some("/isolinux/boot.cat"), "{}", r.text);
+    assert_eq!(
+        r.catalog_path.as_deref(),
+        Some("/isolinux/boot.cat"),
+        "{}",
+        r.text
+    );
     assert_eq!(r.images.len(), 2, "{}", r.text);
     let (b, e) = (&r.images[0], &r.images[1]);
-    assert_eq!((b.platform.as_str(), b.emulation.as_str(), b.load_size), ("BIOS", "none", 4));
+    assert_eq!(
+        (b.platform.as_str(), b.emulation.as_str(), b.load_size),
+        ("BIOS", "none", 4)
+    );
     assert_eq!(b.path.as_deref(), Some("/isolinux/isolinux.bin"));
     assert!(b.options.contains("boot-info-table"), "{}", r.text);
     assert_eq!((e.platform.as_str(), e.load_size), ("UEFI", 2880));
     assert_eq!(e.path.as_deref(), Some("/boot/efi.img"));
     assert!(r.system_area.contains("GPT"), "{}", r.text);
     let total = bytes.len() as u64 / 512;
-    assert_eq!(r.mbr[0], (1, "0x80".into(), "0x00".into(), 0, total), "{}", r.text);
-    assert_eq!(r.mbr[1], (2, "0x00".into(), "0xef".into(), e.lba * 4, 2880), "{}", r.text);
-    assert_eq!(r.gpt[0], (1, "ISOHybrid".into(), 0, total - 64), "{}", r.text);
-    assert_eq!(r.gpt[1], (2, "ISOHybrid1".into(), e.lba * 4, 2880), "{}", r.text);
+    assert_eq!(
+        r.mbr[0],
+        (1, "0x80".into(), "0x00".into(), 0, total),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.mbr[1],
+        (2, "0x00".into(), "0xef".into(), e.lba * 4, 2880),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.gpt[0],
+        (1, "ISOHybrid".into(), 0, total - 64),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.gpt[1],
+        (2, "ISOHybrid1".into(), e.lba * 4, 2880),
+        "{}",
+        r.text
+    );
     // The MBR code, and the boot file's position in 512-byte sectors at 432.
     assert_eq!(&bytes[..432], &mbr[..]);
-    assert_eq!(u32::from_le_bytes(bytes[432..436].try_into().unwrap()), (b.lba * 4) as u32);
+    assert_eq!(
+        u32::from_le_bytes(bytes[432..436].try_into().unwrap()),
+        (b.lba * 4) as u32
+    );
 
     // The boot info table: PVD at 16, the file's LBA and length, the checksum from byte 64.
     let f = &bytes[b.lba as usize * 2048..][..boot.len()];
     let word = |o: usize| u32::from_le_bytes(f[o..o + 4].try_into().unwrap());
-    assert_eq!((word(8), word(12), word(16)), (16, b.lba as u32, boot.len() as u32));
-    let sum = boot[64..]
-        .chunks(4)
-        .fold(0u32, |a, w| a.wrapping_add(u32::from_le_bytes(w.try_into().unwrap())));
+    assert_eq!(
+        (word(8), word(12), word(16)),
+        (16, b.lba as u32, boot.len() as u32)
+    );
+    let sum = boot[64..].chunks(4).fold(0u32, |a, w| {
+        a.wrapping_add(u32::from_le_bytes(w.try_into().unwrap()))
+    });
     assert_eq!(word(20), sum);
     assert_eq!(&f[64..], &boot[64..]);
     let info = iso::volume_info(&out).unwrap();
-    assert_eq!(info.boot_catalog, Some(r.images[0].lba.min(info.boot_catalog.unwrap())));
+    assert_eq!(
+        info.boot_catalog,
+        Some(r.images[0].lba.min(info.boot_catalog.unwrap()))
+    );
 
     // Deterministic: a second build is byte-identical.
     let again = tmp.path().join("c.iso");

@@ -324,7 +324,12 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
             SEABIOS.path()?;
         }
     }
-    for p in cfg.drives.iter().map(|d| &d.0).chain(cfg.media.iter().map(|m| &m.0)) {
+    for p in cfg
+        .drives
+        .iter()
+        .map(|d| &d.0)
+        .chain(cfg.media.iter().map(|m| &m.0))
+    {
         if !p.is_file() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,

@@ -128,7 +128,10 @@ pub fn boot_report(iso: &Path) -> Result<BootReport> {
             _ => {}
         }
     }
-    r.gpt = gpt.into_iter().map(|(n, (name, s, z))| (n, name, s, z)).collect();
+    r.gpt = gpt
+        .into_iter()
+        .map(|(n, (name, s, z))| (n, name, s, z))
+        .collect();
     Ok(r)
 }
 
@@ -154,7 +157,11 @@ pub struct VolumeInfo {
 /// # Errors
 /// `ToolMissing`; `ToolFailed` when isoinfo fails.
 pub fn volume_info(iso: &Path) -> Result<VolumeInfo> {
-    let out = run(ISOINFO, &["-d".as_ref(), "-R".as_ref(), "-i".as_ref(), iso.as_os_str()], &[])?;
+    let out = run(
+        ISOINFO,
+        &["-d".as_ref(), "-R".as_ref(), "-i".as_ref(), iso.as_os_str()],
+        &[],
+    )?;
     if !out.status.success() {
         return Err(out.failed("isoinfo could not read the image"));
     }
@@ -199,7 +206,11 @@ pub struct Listed {
 /// `ToolMissing`; `ToolFailed` when isoinfo fails; `Parse` for a line it cannot read.
 pub fn listing(iso: &Path, joliet: bool) -> Result<BTreeMap<String, Listed>> {
     let flag = if joliet { "-J" } else { "-R" };
-    let out = run(ISOINFO, &[flag.as_ref(), "-l".as_ref(), "-i".as_ref(), iso.as_os_str()], &[])?;
+    let out = run(
+        ISOINFO,
+        &[flag.as_ref(), "-l".as_ref(), "-i".as_ref(), iso.as_os_str()],
+        &[],
+    )?;
     if !out.status.success() {
         return Err(out.failed("isoinfo could not list the image"));
     }
@@ -214,7 +225,11 @@ pub fn listing(iso: &Path, joliet: bool) -> Result<BTreeMap<String, Listed>> {
             continue;
         }
         let (head, name) = l.split_once("]  ").ok_or_else(|| {
-            Error::new(ErrorKind::Parse, "isoinfo", format!("unexpected line {l:?}"))
+            Error::new(
+                ErrorKind::Parse,
+                "isoinfo",
+                format!("unexpected line {l:?}"),
+            )
         })?;
         let name = name.strip_suffix(' ').unwrap_or(name);
         let (name, target) = match name.split_once(" -> ") {
@@ -225,9 +240,10 @@ pub fn listing(iso: &Path, joliet: bool) -> Result<BTreeMap<String, Listed>> {
             continue;
         }
         let w = words(head);
-        let size = w.get(4).and_then(|s| s.parse().ok()).ok_or_else(|| {
-            Error::new(ErrorKind::Parse, "isoinfo", format!("no size in {l:?}"))
-        })?;
+        let size = w
+            .get(4)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::new(ErrorKind::Parse, "isoinfo", format!("no size in {l:?}")))?;
         map.insert(
             format!("{dir}{name}"),
             Listed {
@@ -284,7 +300,12 @@ pub fn unsquash(img: &Path) -> Result<Tree> {
     let dest = tmp.path().join("x");
     let out = run(
         UNSQUASHFS,
-        &["-no-progress".as_ref(), "-d".as_ref(), dest.as_os_str(), img.as_os_str()],
+        &[
+            "-no-progress".as_ref(),
+            "-d".as_ref(),
+            dest.as_os_str(),
+            img.as_os_str(),
+        ],
         &[],
     )?;
     if !out.status.success() {
@@ -300,14 +321,23 @@ pub fn unsquash(img: &Path) -> Result<Tree> {
 /// # Errors
 /// `ToolMissing`; `Finding` when unsquashfs fails; `Parse`.
 pub fn unsquash_lls(img: &Path) -> Result<BTreeMap<String, Listed>> {
-    let out = run(UNSQUASHFS, &["-lls".as_ref(), "-d".as_ref(), "".as_ref(), img.as_os_str()], &[])?;
+    let out = run(
+        UNSQUASHFS,
+        &["-lls".as_ref(), "-d".as_ref(), "".as_ref(), img.as_os_str()],
+        &[],
+    )?;
     if !out.status.success() {
         return Err(out.finding("unsquashfs -lls failed"));
     }
     let mut map = BTreeMap::new();
     for l in out.stdout.lines() {
         let w = words(l);
-        if w.len() < 6 || !matches!(l.as_bytes().first(), Some(b'd' | b'-' | b'l' | b'c' | b'b' | b'p' | b's')) {
+        if w.len() < 6
+            || !matches!(
+                l.as_bytes().first(),
+                Some(b'd' | b'-' | b'l' | b'c' | b'b' | b'p' | b's')
+            )
+        {
             continue;
         }
         let rest = w[5..].join(" ");
@@ -315,7 +345,11 @@ pub fn unsquash_lls(img: &Path) -> Result<BTreeMap<String, Listed>> {
             Some((p, t)) => (p.to_string(), Some(t.to_string())),
             None => (rest, None),
         };
-        let path = if path.is_empty() { "/".to_string() } else { path };
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path
+        };
         map.insert(
             path,
             Listed {
@@ -351,9 +385,17 @@ fn make_writable(dir: &Path) {
 /// # Errors
 /// `ToolMissing`; `ToolFailed` when mksquashfs fails.
 pub fn mksquashfs(sources: &[std::path::PathBuf], out: &Path) -> Result<()> {
-    let mut args: Vec<std::ffi::OsString> = sources.iter().map(|s| s.clone().into_os_string()).collect();
+    let mut args: Vec<std::ffi::OsString> =
+        sources.iter().map(|s| s.clone().into_os_string()).collect();
     args.push(out.as_os_str().to_owned());
-    for a in ["-noappend", "-no-progress", "-quiet", "-all-root", "-no-xattrs", "-keep-as-directory"] {
+    for a in [
+        "-noappend",
+        "-no-progress",
+        "-quiet",
+        "-all-root",
+        "-no-xattrs",
+        "-keep-as-directory",
+    ] {
         args.push(a.into());
     }
     let out = run(crate::tools::MKSQUASHFS, &args, &[])?;
