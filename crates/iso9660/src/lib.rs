@@ -1193,3 +1193,34 @@ pub fn grub_uuid(epoch: i64) -> String {
         s(14..16)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_files_over_4_gib_split_into_contiguous_extents() {
+        let size = 2 * MAX_EXTENT + 5;
+        let e = extents(100, size);
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0], (100, MAX_EXTENT as u32, false));
+        assert_eq!(
+            e[1],
+            (100 + (MAX_EXTENT / BLOCK) as u32, MAX_EXTENT as u32, false)
+        );
+        assert_eq!(e[2], (100 + (2 * MAX_EXTENT / BLOCK) as u32, 5, true));
+        assert_eq!(extents(7, MAX_EXTENT), vec![(7, MAX_EXTENT as u32, true)]);
+        assert_eq!(extents(0, 0), vec![(0, 0, true)]);
+    }
+
+    #[test]
+    fn test_records_never_straddle_a_block() {
+        // 2048 / 250 = 8 records per block: the ninth starts the second block.
+        assert_eq!(dir_bytes(std::iter::repeat_n(250, 8)), BLOCK);
+        assert_eq!(dir_bytes(std::iter::repeat_n(250, 9)), 2 * BLOCK);
+        assert_eq!(dir_bytes(std::iter::empty()), BLOCK);
+        assert_eq!(record_len(1, 0), 34);
+        assert_eq!(record_len(2, 0), 36);
+        assert_eq!(record_len(1, 3), 38);
+    }
+}
