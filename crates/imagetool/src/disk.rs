@@ -1,7 +1,6 @@
 //! Assembling a partitioned raw disk from filesystem blobs (a root filesystem image, ESP and
 //! BOOT contents), sparse, through an atomic output.
 
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 

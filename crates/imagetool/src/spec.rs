@@ -829,7 +829,12 @@ impl StructuredAttrs {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "creating", e))?;
         let file = dir.join("hydra-build-products");
         let line = format!("file {}-image {}\n", self.spec.format, self.image.display());
-        std::fs::write(&file, line).map_err(|e| Error::io(&file, "writing", e))
+        // As every output: never through a planted symlink, never half-written.
+        let out = imagetool_blockio::AtomicFile::create(&file)
+            .map_err(|e| Error::io(&file, "writing", e))?;
+        std::io::Write::write_all(&mut out.file(), line.as_bytes())
+            .and_then(|()| out.commit())
+            .map_err(|e| Error::io(&file, "writing", e))
     }
 }
 
