@@ -173,7 +173,8 @@ impl AtomicFile {
         // followed (/dev/disk/by-id/…): naming a device is the caller's explicit choice.
         let fd = rustix::fs::open(dest, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| named(e, dest))?;
-        let t = FileType::from_raw_mode(rustix::fs::fstat(&fd).map_err(|e| named(e, dest))?.st_mode);
+        let t =
+            FileType::from_raw_mode(rustix::fs::fstat(&fd).map_err(|e| named(e, dest))?.st_mode);
         if !matches!(t, FileType::BlockDevice | FileType::CharacterDevice) {
             return Err(refuse(
                 dest,
@@ -240,7 +241,8 @@ impl AtomicFile {
             return Ok(());
         }
         let f = self.file();
-        let cap = rustix::fs::seek(f, rustix::fs::SeekFrom::End(0)).map_err(|e| named(e, &self.dest))?;
+        let cap =
+            rustix::fs::seek(f, rustix::fs::SeekFrom::End(0)).map_err(|e| named(e, &self.dest))?;
         if cap < len {
             return Err(refuse(
                 &self.dest,
@@ -248,9 +250,7 @@ impl AtomicFile {
             ));
         }
         use rustix::fs::FallocateFlags as F;
-        if len == 0
-            || rustix::fs::fallocate(f, F::ZERO_RANGE | F::KEEP_SIZE, 0, len).is_ok()
-        {
+        if len == 0 || rustix::fs::fallocate(f, F::ZERO_RANGE | F::KEEP_SIZE, 0, len).is_ok() {
             return Ok(());
         }
         use std::os::unix::fs::FileExt;
@@ -258,7 +258,8 @@ impl AtomicFile {
         let mut off = 0;
         while off < len {
             let n = (len - off).min(zeros.len() as u64) as usize;
-            f.write_all_at(&zeros[..n], off).map_err(|e| named(e, &self.dest))?;
+            f.write_all_at(&zeros[..n], off)
+                .map_err(|e| named(e, &self.dest))?;
             off += n as u64;
         }
         Ok(())
@@ -357,7 +358,10 @@ fn check_replaceable(dir: &OwnedFd, name: &OsStr, dest: &Path) -> io::Result<()>
         )),
         _ => Err(refuse(
             dest,
-            &format!("{how} {}; imagetool replaces only regular files", type_name(t)),
+            &format!(
+                "{how} {}; imagetool replaces only regular files",
+                type_name(t)
+            ),
         )),
     }
 }
@@ -454,25 +458,44 @@ mod tests {
         a.file().write_all(b"image").unwrap();
         a.commit().unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"secret");
-        assert!(!std::fs::symlink_metadata(&dest).unwrap().file_type().is_symlink());
+        assert!(
+            !std::fs::symlink_metadata(&dest)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]
     fn test_special_outputs_are_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(CWD, &fifo, FileType::Fifo, Mode::from_bits_truncate(0o600), 0)
-            .unwrap();
+        rustix::fs::mknodat(
+            CWD,
+            &fifo,
+            FileType::Fifo,
+            Mode::from_bits_truncate(0o600),
+            0,
+        )
+        .unwrap();
         let err = AtomicFile::create(&fifo).unwrap_err();
         assert!(err.to_string().contains("a FIFO"), "{err}");
         let link = dir.path().join("to-null");
         std::os::unix::fs::symlink("/dev/null", &link).unwrap();
         let err = AtomicFile::create(&link).unwrap_err();
-        assert!(err.to_string().contains("symlink to a character device"), "{err}");
+        assert!(
+            err.to_string().contains("symlink to a character device"),
+            "{err}"
+        );
         assert!(err.to_string().contains("--output-device"), "{err}");
         let err = AtomicFile::create(dir.path()).unwrap_err();
         assert!(err.to_string().contains("directory"), "{err}");
-        assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo_like());
+        assert!(
+            std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_fifo_like()
+        );
         // Device mode refuses a regular file and takes a device.
         let f = dir.path().join("plain");
         std::fs::write(&f, b"x").unwrap();

@@ -454,25 +454,39 @@ fn build_inner(
     let overlay = Overlay::new(layout.disk_size);
     // Every worker's read and write checks `cancel`.
     let disk = Cancellable::new(&overlay, cancel);
-    let allocated = timed_bytes(progress, &mut timings, Phase::Write, used, cancel, |count| {
-        let allocated = parts.write(&disk, count, &spec.output)?;
-        let st = overlay.stats();
-        let detail = format!(
-            "{} MiB allocated: {} MiB of metadata in memory, {} MiB of file data to read",
-            allocated >> 20,
-            st.memory >> 20,
-            st.referenced >> 20
-        );
-        Ok((allocated, detail))
-    })?;
+    let allocated = timed_bytes(
+        progress,
+        &mut timings,
+        Phase::Write,
+        used,
+        cancel,
+        |count| {
+            let allocated = parts.write(&disk, count, &spec.output)?;
+            let st = overlay.stats();
+            let detail = format!(
+                "{} MiB allocated: {} MiB of metadata in memory, {} MiB of file data to read",
+                allocated >> 20,
+                st.memory >> 20,
+                st.referenced >> 20
+            );
+            Ok((allocated, detail))
+        },
+    )?;
     stop()?;
-    timed_bytes(progress, &mut timings, Phase::Convert, allocated, cancel, |count| {
-        let mut opts = spec.format_options.clone();
-        opts.threads = spec.threads;
-        let src = Counted::new(&disk, count);
-        let report = vdisk::convert_into(&src, spec.format, &out, &opts)?;
-        Ok(((), format!("{} ({report:?})", spec.format)))
-    })?;
+    timed_bytes(
+        progress,
+        &mut timings,
+        Phase::Convert,
+        allocated,
+        cancel,
+        |count| {
+            let mut opts = spec.format_options.clone();
+            opts.threads = spec.threads;
+            let src = Counted::new(&disk, count);
+            let report = vdisk::convert_into(&src, spec.format, &out, &opts)?;
+            Ok(((), format!("{} ({report:?})", spec.format)))
+        },
+    )?;
     // The last moment to stop: after this the image is in place.
     stop()?;
     out.commit().map_err(io(&spec.output))?;

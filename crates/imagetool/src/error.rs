@@ -33,12 +33,12 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The CLI's exit status for this kind: 2 for a request that cannot be honoured as given
-    /// (bad input, unsupported, missing tool), 130 for a cancelled build (as a shell reports
+    /// (bad input, a malformed input file, unsupported, missing tool), 130 for a cancelled build (as a shell reports
     /// SIGINT), 1 for everything else.
     #[must_use]
     pub fn exit_code(self) -> u8 {
         match self {
-            Self::InvalidInput | Self::Unsupported | Self::Missing => 2,
+            Self::InvalidInput | Self::Corrupt | Self::Unsupported | Self::Missing => 2,
             Self::Interrupted => 130,
             _ => 1,
         }

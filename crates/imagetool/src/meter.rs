@@ -141,14 +141,15 @@ mod tests {
     fn test_counts_writes_and_reports_monotonically() {
         let img = MemImage::new(1 << 20);
         let mut rec = Record::default();
-        let r: Result<u64, io::Error> = run(&mut rec, Phase::Write, 4096, &Cancel::new(), |count| {
-            let c = Counted::new(&img, count);
-            for i in 0..8u64 {
-                c.write_all_at(&[1u8; 512], i * 512)?;
-                std::thread::sleep(Duration::from_millis(60));
-            }
-            Ok(count.load(Ordering::Relaxed))
-        });
+        let r: Result<u64, io::Error> =
+            run(&mut rec, Phase::Write, 4096, &Cancel::new(), |count| {
+                let c = Counted::new(&img, count);
+                for i in 0..8u64 {
+                    c.write_all_at(&[1u8; 512], i * 512)?;
+                    std::thread::sleep(Duration::from_millis(60));
+                }
+                Ok(count.load(Ordering::Relaxed))
+            });
         assert_eq!(r.unwrap(), 4096);
         assert_eq!(rec.0.first(), Some(&(Phase::Write, 0, 4096)));
         assert_eq!(rec.0.last(), Some(&(Phase::Write, 4096, 4096)));
@@ -159,7 +160,9 @@ mod tests {
     #[test]
     fn test_failure_reports_no_completion() {
         let mut rec = Record::default();
-        let r: Result<(), &str> = run(&mut rec, Phase::Convert, 10, &Cancel::new(), |_| Err("boom"));
+        let r: Result<(), &str> = run(&mut rec, Phase::Convert, 10, &Cancel::new(), |_| {
+            Err("boom")
+        });
         assert_eq!(r, Err("boom"));
         assert!(rec.0.iter().all(|e| e.1 < 10), "{:?}", rec.0);
     }
