@@ -79,7 +79,10 @@ fn interrupt(fx: &imagetool_fixture::Fixture, phase: &str, sig: Signal) -> Resul
     if why.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}\nstdout after the signal: {rest:?}\nstderr:\n{err}", why.join("; ")))
+        Err(format!(
+            "{}\nstdout after the signal: {rest:?}\nstderr:\n{err}",
+            why.join("; ")
+        ))
     }
 }
 

@@ -13,8 +13,8 @@
 //! output writer reads that range of the disk.
 //!
 //! Every step before `write` is pure planning, so a size that does not fit, a missing store
-//! path or a malformed input fails before the output is created; the output appears (renamed
-//! from a temporary name in its directory) only when everything succeeded.
+//! path or a malformed input fails before anything is written; the output is an unnamed file
+//! in its directory until everything succeeded, then linked into place.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;

@@ -48,7 +48,11 @@ fn test_cancel_at_each_phase_commits_nothing() {
         assert_eq!(err.kind().exit_code(), 130);
         // It stopped in the phase it was cancelled in: no later phase started.
         assert_eq!(p.2.last(), Some(&phase), "{:?}", p.2);
-        assert!(entries(dir.path()).is_empty(), "{phase:?}: {:?}", entries(dir.path()));
+        assert!(
+            entries(dir.path()).is_empty(),
+            "{phase:?}: {:?}",
+            entries(dir.path())
+        );
     }
     // A cancel from another thread while the container is written.
     let cancel = Cancel::new();
