@@ -22,8 +22,11 @@ struct Run {
     /// planted).
     allowed: Vec<&'static str>,
     /// Checked after the run.
-    after: Option<Box<dyn Fn(&Sandbox) -> Result<(), String>>>,
+    after: Option<Box<After>>,
 }
+
+/// A check after the run.
+type After = dyn Fn(&Sandbox) -> Result<(), String>;
 
 fn os(v: &[&str]) -> Vec<OsString> {
     v.iter().map(OsString::from).collect()
