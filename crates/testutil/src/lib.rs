@@ -30,11 +30,8 @@
 pub mod boot;
 pub mod ext4;
 pub mod fat;
-<<<<<<< HEAD
 pub mod hostile;
-=======
 pub mod iso;
->>>>>>> main
 pub mod nix;
 pub mod ptable;
 pub mod qemu_img;
