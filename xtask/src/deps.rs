@@ -22,6 +22,7 @@ const TOOLS: &[(&str, &str, bool)] = &[
     ("/usr/bin/sqlite3", "sqlite3", false),
     ("/usr/bin/cpio", "cpio", false),
     ("/usr/bin/grub-fstest", "grub-common", false),
+    ("/usr/bin/unsquashfs", "squashfs-tools", false),
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", false),
     ("/usr/share/seabios/bios-256k.bin", "seabios", false),
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86", true),

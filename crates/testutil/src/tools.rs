@@ -68,6 +68,15 @@ pub const GRUB_MKIMAGE: Tool = Tool::new("grub-mkimage", "grub-common");
 /// `grub-script-check` (parses a grub.cfg).
 pub const GRUB_SCRIPT_CHECK: Tool = Tool::new("grub-script-check", "grub-common");
 
+/// `unsquashfs` (squashfs-tools).
+pub const UNSQUASHFS: Tool = Tool::new("unsquashfs", "squashfs-tools");
+/// `mksquashfs` (squashfs-tools), the reference writer for comparisons and benchmarks.
+pub const MKSQUASHFS: Tool = Tool::new("mksquashfs", "squashfs-tools");
+/// `mount` (mount), for the kernel's read-only view of a filesystem image.
+pub const MOUNT: Tool = Tool::new("mount", "mount");
+/// `umount` (mount).
+pub const UMOUNT: Tool = Tool::new("umount", "mount");
+
 /// The environment variable that turns a missing tool into a test failure.
 pub const REQUIRE_ENV: &str = "IMAGETOOL_REQUIRE_TOOLS";
 

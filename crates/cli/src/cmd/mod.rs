@@ -7,6 +7,7 @@ mod inspect;
 mod layout_args;
 mod mkfs;
 mod mkfs_ext4;
+mod mkfs_squashfs;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -16,7 +17,7 @@ use clap::Subcommand;
 pub enum Command {
     /// Build a NixOS disk image from a system closure (make-disk-image without a VM).
     Build(Box<build::Args>),
-    /// Make a filesystem image (ext4, FAT).
+    /// Make a filesystem image (ext4, FAT, squashfs).
     Mkfs(mkfs::Args),
     /// Show an image's partition table and the filesystems in it.
     Inspect(inspect::Args),
