@@ -191,7 +191,7 @@ impl Plan {
 /// Decides and plans the installation.
 ///
 /// # Errors
-/// `Missing` (no bootspec, no systemd-boot for an explicit `systemd-boot`, no grub-mkimage),
+/// `Missing` (no bootspec, no systemd-boot for an explicit `systemd-boot`, no GRUB modules),
 /// `InvalidInput` (a bootspec naming files outside the closure; a bootloader the disk cannot
 /// boot), `Unsupported`, `Tool`, `Io`.
 pub fn plan(req: &Request<'_>) -> Result<Plan> {

@@ -22,7 +22,7 @@ pub enum ErrorKind {
     Overflow,
     /// An input image or file is malformed.
     Corrupt,
-    /// A tool or file the build needs is not available (`grub-mkimage`, systemd-boot).
+    /// A tool or file the build needs is not available (GRUB modules, systemd-boot).
     Missing,
     /// An external tool ran and failed.
     Tool,

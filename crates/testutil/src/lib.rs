@@ -31,6 +31,8 @@
 pub mod boot;
 pub mod ext4;
 pub mod fat;
+pub mod grub;
+pub mod iso;
 pub mod nix;
 pub mod ptable;
 pub mod qemu_img;

@@ -68,9 +68,13 @@ pub const GRUB_MKIMAGE: Tool = Tool::new("grub-mkimage", "grub-common");
 /// `grub-script-check` (parses a grub.cfg).
 pub const GRUB_SCRIPT_CHECK: Tool = Tool::new("grub-script-check", "grub-common");
 
+/// `xorriso` (reads ISO images: El Torito and system-area reports, extraction).
+pub const XORRISO: Tool = Tool::new("xorriso", "xorriso");
+/// `isoinfo` (genisoimage).
+pub const ISOINFO: Tool = Tool::new("isoinfo", "genisoimage");
 /// `unsquashfs` (squashfs-tools).
 pub const UNSQUASHFS: Tool = Tool::new("unsquashfs", "squashfs-tools");
-/// `mksquashfs` (squashfs-tools), the reference writer for comparisons and benchmarks.
+/// `mksquashfs` (squashfs-tools): only tests and the ISO benchmark's reference run use it.
 pub const MKSQUASHFS: Tool = Tool::new("mksquashfs", "squashfs-tools");
 /// `mount` (mount), for the kernel's read-only view of a filesystem image.
 pub const MOUNT: Tool = Tool::new("mount", "mount");
