@@ -58,6 +58,19 @@ impl From<nix::ErrorKind> for ErrorKind {
     }
 }
 
+impl From<crate::squashfs::ErrorKind> for ErrorKind {
+    fn from(k: crate::squashfs::ErrorKind) -> Self {
+        use crate::squashfs::ErrorKind as K;
+        match k {
+            K::Io => Self::Io,
+            K::Unsupported => Self::Unsupported,
+            K::Overflow => Self::Overflow,
+            K::NoSpace => Self::NoSpace,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
 impl From<ext4::ErrorKind> for ErrorKind {
     fn from(k: ext4::ErrorKind) -> Self {
         match k {
@@ -193,6 +206,7 @@ impl MkfsError {
         match self {
             Self::Source { source, .. } => source.kind().into(),
             Self::Ext4(e) => e.kind().into(),
+            Self::Squashfs(e) => e.kind().into(),
             Self::Io { source, .. } => io_kind(source),
             Self::NoRoom { .. } => ErrorKind::NoSpace,
         }

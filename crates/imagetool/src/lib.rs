@@ -15,7 +15,9 @@
 //! * [`spec`]: the build spec as data (make-disk-image's argument names in JSON, Nix structured
 //!   attributes) and the builder methods of [`build::ImageSpec`].
 //! * [`disk`]: a partitioned raw disk assembled from filesystem blobs.
-//! * [`mkfs`]: `mkfs ext4 -d DIR` as a function (a standalone image, or into an image at an offset).
+//! * [`mkfs`]: `mkfs ext4 -d DIR` as a function (a standalone image, or into an image at an offset),
+//!   and `mkfs squashfs` (`mksquashfs DIR OUT`).
+//! * [`squashfs`]: the native squashfs writer (xz, zstd, gzip, lz4; parallel, deterministic).
 //! * [`nix`]: Nix base32, NAR hashing, store paths, reference scanning, closureInfo files.
 //! * [`vdisk`]: container formats (qcow2, VDI, VHD, VHDX, VMDK) written from allocated extents.
 //!
@@ -93,4 +95,5 @@ pub use imagetool_fstree as fstree;
 pub use imagetool_iso9660 as iso9660;
 pub use imagetool_nix as nix;
 pub use imagetool_ptable as ptable;
+pub use imagetool_squashfs as squashfs;
 pub use imagetool_vdisk as vdisk;

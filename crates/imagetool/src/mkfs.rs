@@ -23,6 +23,9 @@ pub enum MkfsError {
     /// The filesystem could not be planned or written.
     #[error("ext4 filesystem")]
     Ext4(#[from] ext4::Error),
+    /// The squashfs filesystem could not be written.
+    #[error("squashfs filesystem")]
+    Squashfs(#[from] imagetool_squashfs::Error),
     /// The output could not be created, opened or written.
     #[error("{}", path.display())]
     Io {
@@ -138,6 +141,56 @@ pub fn mkfs_ext4(job: &Ext4Job) -> Result<ext4::Plan, MkfsError> {
         }
     }
     Ok(plan)
+}
+
+/// A `mkfs squashfs` job: a host directory to a squashfs image file, as
+/// `mksquashfs DIR OUT -comp … -b … -Xcompression-level …`.
+#[derive(Debug, Clone)]
+pub struct SquashfsJob {
+    /// The directory whose contents become the filesystem root.
+    pub source: PathBuf,
+    /// The image file (created atomically).
+    pub output: PathBuf,
+    /// Force every owner to root:root (`-all-root`).
+    pub root_owner: bool,
+    /// `SOURCE_DATE_EPOCH`: later times in the tree are clamped to it and the superblock's
+    /// time is set to it ([`DEFAULT_EPOCH`] when `None`).
+    pub epoch: Option<i64>,
+    /// Compressor, block size, level, threads and the mksquashfs switches;
+    /// `mkfs_time` is set from `epoch`.
+    pub options: imagetool_squashfs::Options,
+}
+
+/// Makes the squashfs image `job` describes; returns what was written.
+///
+/// # Errors
+/// [`MkfsError::Source`] naming the unreadable entry, [`MkfsError::Squashfs`] for bad options
+/// or a tree squashfs cannot hold (naming the option or path) and for I/O errors naming the
+/// output. A failed build leaves no output.
+pub fn mkfs_squashfs(job: &SquashfsJob) -> Result<imagetool_squashfs::Report, MkfsError> {
+    let overrides = Overrides {
+        owner: job.root_owner.then_some((0, 0)),
+        clamp_time: job.epoch,
+        ..Overrides::default()
+    };
+    let tree = Tree::from_host_dir(
+        &job.source,
+        &HostOptions {
+            overrides,
+            xattrs: job.options.xattrs,
+            ..HostOptions::default()
+        },
+    )
+    .map_err(|source| MkfsError::Source {
+        path: job.source.clone(),
+        source,
+    })?;
+    let epoch = job.epoch.unwrap_or(DEFAULT_EPOCH);
+    let opts = imagetool_squashfs::Options {
+        mkfs_time: epoch.clamp(0, i64::from(u32::MAX)) as u32,
+        ..job.options.clone()
+    };
+    Ok(imagetool_squashfs::write_file(&tree, &opts, &job.output)?)
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment: `Ok(None)` when unset.

@@ -11,6 +11,7 @@
 //! | [`fat`] | `fsck.fat -n`, mtools (`mdir`, `mcopy`) | exit 0, no message |
 //! | [`ptable`] | `sfdisk --json` / `--dump`, `sgdisk -v` | "No problems found" |
 //! | [`qemu_img`] | `qemu-img check` / `info` / `compare` | exit 0 / identical |
+//! | [`squashfs`] | `unsquashfs -s`, `-lln`, `-d` (listing and extraction cross-checked); a read-only loop mount (the kernel) | valid superblock, no complaint |
 //! | [`nix`] | Debian's `nix-store --verify --check-contents` on an extracted root | no complaint |
 //! | [`boot`] | QEMU (direct kernel, SeaBIOS, OVMF), serial log, hard timeout | marker + manifest hash |
 //!
@@ -37,6 +38,7 @@ pub mod nix;
 pub mod ptable;
 pub mod qemu_img;
 mod run;
+pub mod squashfs;
 mod target;
 pub mod tools;
 pub mod tree;

@@ -76,6 +76,10 @@ pub const ISOINFO: Tool = Tool::new("isoinfo", "genisoimage");
 pub const UNSQUASHFS: Tool = Tool::new("unsquashfs", "squashfs-tools");
 /// `mksquashfs` (squashfs-tools): only tests and the ISO benchmark's reference run use it.
 pub const MKSQUASHFS: Tool = Tool::new("mksquashfs", "squashfs-tools");
+/// `mount` (mount), for the kernel's read-only view of a filesystem image.
+pub const MOUNT: Tool = Tool::new("mount", "mount");
+/// `umount` (mount).
+pub const UMOUNT: Tool = Tool::new("umount", "mount");
 
 /// The environment variable that turns a missing tool into a test failure.
 pub const REQUIRE_ENV: &str = "IMAGETOOL_REQUIRE_TOOLS";

@@ -21,6 +21,8 @@ enum Fs {
     Ext4(super::mkfs_ext4::Ext4Args),
     /// A FAT12/16/32 filesystem from a directory (type and cluster size as mkfs.fat picks them).
     Vfat(Vfat),
+    /// squashfs 4.0 from a directory, compressed in parallel (a drop-in for `mksquashfs DIR OUT`).
+    Squashfs(super::mkfs_squashfs::SquashfsArgs),
 }
 
 #[derive(Debug, Parser)]
@@ -52,6 +54,7 @@ pub fn run(a: Args) -> Result<()> {
     let v = match a.fs {
         Fs::Vfat(v) => v,
         Fs::Ext4(e) => return super::mkfs_ext4::run(e),
+        Fs::Squashfs(s) => return super::mkfs_squashfs::run(s),
     };
     let size = v
         .size

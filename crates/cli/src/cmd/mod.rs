@@ -8,6 +8,7 @@ mod iso;
 mod layout_args;
 mod mkfs;
 mod mkfs_ext4;
+mod mkfs_squashfs;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -17,7 +18,7 @@ use clap::Subcommand;
 pub enum Command {
     /// Build a NixOS disk image from a system closure (make-disk-image without a VM).
     Build(Box<build::Args>),
-    /// Make a filesystem image (ext4, FAT).
+    /// Make a filesystem image (ext4, FAT, squashfs).
     Mkfs(mkfs::Args),
     /// Show an image's partition table and the filesystems in it.
     Inspect(inspect::Args),
