@@ -68,6 +68,19 @@ pub const GRUB_MKIMAGE: Tool = Tool::new("grub-mkimage", "grub-common");
 /// `grub-script-check` (parses a grub.cfg).
 pub const GRUB_SCRIPT_CHECK: Tool = Tool::new("grub-script-check", "grub-common");
 
+/// GNU `tar`.
+pub const TAR: Tool = Tool::new("tar", "tar");
+/// `gzip`.
+pub const GZIP: Tool = Tool::new("gzip", "gzip");
+/// `bzip2`.
+pub const BZIP2: Tool = Tool::new("bzip2", "bzip2");
+/// `zstd`.
+pub const ZSTD: Tool = Tool::new("zstd", "zstd");
+/// `xz` (xz-utils).
+pub const XZ: Tool = Tool::new("xz", "xz-utils");
+/// `xmllint` (libxml2-utils): XML Schema validation.
+pub const XMLLINT: Tool = Tool::new("xmllint", "libxml2-utils");
+
 /// The environment variable that turns a missing tool into a test failure.
 pub const REQUIRE_ENV: &str = "IMAGETOOL_REQUIRE_TOOLS";
 
