@@ -38,6 +38,7 @@
 
 mod ids;
 mod out;
+pub mod ovf;
 mod qcow2;
 mod qcow2_read;
 mod raw;
@@ -46,6 +47,7 @@ mod vdi;
 mod vhd;
 mod vhdx;
 mod vmdk;
+pub mod vma;
 
 use std::fmt;
 use std::io;
