@@ -114,6 +114,7 @@ impl<'a> Entry<'a> {
 /// Writes a tar archive to `W`.
 pub struct TarWriter<W: Write> {
     inner: tar::Builder<W>,
+    ustar: bool,
 }
 
 impl<W: Write> std::fmt::Debug for TarWriter<W> {
@@ -170,8 +171,12 @@ impl<R: Read> Read for Exact<R> {
     }
 }
 
-fn header(kind: EntryType, meta: &Meta, path: &str) -> Result<Header> {
-    let mut h = Header::new_gnu();
+fn header(kind: EntryType, meta: &Meta, path: &str, ustar: bool) -> Result<Header> {
+    let mut h = if ustar {
+        Header::new_ustar()
+    } else {
+        Header::new_gnu()
+    };
     h.set_entry_type(kind);
     h.set_mode(meta.mode);
     h.set_uid(meta.uid);
@@ -252,12 +257,24 @@ fn sparse_map<S: ReadAt + Extents + ?Sized>(src: &S, name: &str) -> Result<Vec<(
 }
 
 impl<W: Write> TarWriter<W> {
-    /// An archive writing to `inner`.
+    /// A GNU-format archive writing to `inner`.
     pub fn new(inner: W) -> Self {
         let mut b = tar::Builder::new(inner);
         b.mode(tar::HeaderMode::Deterministic);
         b.follow_symlinks(false);
-        Self { inner: b }
+        Self {
+            inner: b,
+            ustar: false,
+        }
+    }
+
+    /// A POSIX ustar archive (what OVF requires of an OVA) writing to `inner`. Names longer
+    /// than ustar holds still get GNU long-name records; sparse members are GNU.
+    pub fn ustar(inner: W) -> Self {
+        Self {
+            ustar: true,
+            ..Self::new(inner)
+        }
     }
 
     /// Appends one entry.
@@ -271,7 +288,7 @@ impl<W: Write> TarWriter<W> {
         let io_err = |e: io::Error| Error::io(format!("tar entry {path}"), e);
         match &entry.kind {
             Kind::Dir => {
-                let mut h = header(EntryType::Directory, &entry.meta, path)?;
+                let mut h = header(EntryType::Directory, &entry.meta, path, self.ustar)?;
                 self.inner
                     .append_data(&mut h, path, io::empty())
                     .map_err(io_err)
@@ -282,13 +299,13 @@ impl<W: Write> TarWriter<W> {
                 } else {
                     EntryType::Link
                 };
-                let mut h = header(t, &entry.meta, path)?;
+                let mut h = header(t, &entry.meta, path, self.ustar)?;
                 self.inner
                     .append_link(&mut h, path, target)
                     .map_err(io_err)
             }
             Kind::File(data) => {
-                let mut h = header(EntryType::Regular, &entry.meta, path)?;
+                let mut h = header(EntryType::Regular, &entry.meta, path, self.ustar)?;
                 match data {
                     Data::Bytes(b) => {
                         h.set_size(b.len() as u64);
@@ -346,7 +363,7 @@ impl<W: Write> TarWriter<W> {
         }
         let map = sparse_map(src, path)?;
         let stored: u64 = map.iter().map(|(_, l)| l).sum();
-        let mut h = header(EntryType::GNUSparse, meta, path)?;
+        let mut h = header(EntryType::GNUSparse, meta, path, false)?;
         h.set_size(stored);
         {
             let g = h

@@ -82,8 +82,10 @@ mod meter;
 pub mod mkfs;
 pub mod probe;
 pub mod spec;
+pub mod variant;
 
 pub use error::ErrorKind;
+pub use imagetool_archive as archive;
 pub use imagetool_blockio as blockio;
 pub use imagetool_boot as boot;
 pub use imagetool_ext4 as ext4;

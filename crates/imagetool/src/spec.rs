@@ -80,6 +80,10 @@ impl Error {
         Self::new(ErrorKind::InvalidInput, key, message)
     }
 
+    pub(crate) fn invalid_key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::invalid(key, message)
+    }
+
     fn io(path: &Path, what: &str, source: std::io::Error) -> Self {
         Self {
             kind: ErrorKind::Io,
@@ -337,6 +341,14 @@ pub struct Spec {
     /// Seconds since the epoch for every timestamp; `SOURCE_DATE_EPOCH` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_date_epoch: Option<i64>,
+    /// An image variant (`amazon`, `proxmox`, …, see [`crate::variant`]): its nixpkgs
+    /// module's defaults fill the keys the spec leaves out, and `output` is a directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The codec of a variant's compressed package (`gzip`, `bzip2`, `zstd`, `xz`), e.g.
+    /// `bzip2` for digital-ocean's `compressionMethod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_compression: Option<String>,
 }
 
 impl Default for Spec {
@@ -381,6 +393,8 @@ impl Default for Spec {
             output: None,
             threads: 0,
             source_date_epoch: None,
+            variant: None,
+            archive_compression: None,
         }
     }
 }
@@ -430,6 +444,15 @@ impl Spec {
     /// [`ErrorKind::InvalidInput`] naming the key path of an unknown key, a wrong type or
     /// malformed JSON (with its line and column).
     pub fn from_json(text: &str) -> Result<Self> {
+        // A variant's defaults fill the keys the spec leaves out (crate::variant).
+        let filled = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(mut map)) if map.contains_key("variant") => {
+                crate::variant::fill_defaults(&mut map).map_err(|e| Error::invalid("variant", e))?;
+                Some(serde_json::Value::Object(map).to_string())
+            }
+            _ => None,
+        };
+        let text = filled.as_deref().unwrap_or(text);
         let de = &mut serde_json::Deserializer::from_str(text);
         let spec: Self = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();

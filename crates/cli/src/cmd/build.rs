@@ -40,6 +40,8 @@ const SETTINGS: &[&str] = &[
     "bootloader",
     "format",
     "compression",
+    "variant",
+    "archive_compression",
 ];
 
 /// Arguments of `build`.
@@ -90,11 +92,21 @@ pub struct Args {
     only_nix_store: bool,
     /// Bootloader: auto (systemd-boot for EFI when the closure has it, else GRUB; GRUB for
     /// BIOS; none for --partition none), systemd-boot, grub or none.
-    #[arg(long, default_value = "auto")]
-    bootloader: String,
-    /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
-    #[arg(long, default_value = "raw")]
-    format: String,
+    /// [default: auto]
+    #[arg(long)]
+    bootloader: Option<String>,
+    /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream [default:
+    /// raw, or the variant's].
+    #[arg(long)]
+    format: Option<String>,
+    /// Build a nixpkgs image variant (`imagetool variants` lists them): its module's table,
+    /// format, sizes and packaging are the defaults, and --output is the directory ($out) that
+    /// receives the artifact under the module's name.
+    #[arg(long)]
+    variant: Option<String>,
+    /// The codec of a variant's compressed package: gzip, bzip2, zstd or xz.
+    #[arg(long, requires = "variant")]
+    archive_compression: Option<String>,
     /// Codec of qcow2-compressed: deflate or zstd.
     #[arg(long)]
     compression: Option<String>,
@@ -113,7 +125,7 @@ pub struct Args {
 
 /// `--progress`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ProgressMode {
+pub enum ProgressMode {
     Plain,
     Bar,
     Json,
@@ -138,6 +150,10 @@ impl Args {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let base = match &self.variant {
+            Some(v) => Spec::from_json(&serde_json::json!({ "variant": v }).to_string())?,
+            None => Spec::default(),
+        };
         let mut spec = Spec {
             toplevel: self.toplevel.clone(),
             closure_info: self.closure_info.clone(),
@@ -151,14 +167,24 @@ impl Args {
             contents,
             channel: self.channel.clone(),
             only_nix_store: self.only_nix_store,
-            bootloader: Some(self.bootloader.clone()),
-            format: self.format.clone(),
+            bootloader: Some(self.bootloader.clone().unwrap_or_else(|| "auto".into())),
+            format: self.format.clone().unwrap_or(base.format.clone()),
             compression: self.compression.clone(),
             output: self.output.clone(),
-            ..Spec::default()
+            archive_compression: self.archive_compression.clone(),
+            ..base
         };
         self.layout.fill_spec(&mut spec);
         Ok(spec)
+    }
+
+    /// `--progress`, or its default for where stderr goes.
+    fn progress_mode(&self) -> ProgressMode {
+        self.progress.unwrap_or(if std::io::stderr().is_terminal() {
+            ProgressMode::Bar
+        } else {
+            ProgressMode::Plain
+        })
     }
 
     /// Whether any settings flag was given (then `$NIX_ATTRS_JSON_FILE` is not used).
@@ -213,13 +239,19 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(t) = a.threads {
         spec.threads = t;
     }
+    if spec.variant.is_some() {
+        let out_dir = match &source {
+            Source::Attrs(attrs) => attrs.out.clone(),
+            _ => spec
+                .output
+                .clone()
+                .ok_or_else(|| anyhow!("--output DIR is required with --variant"))?,
+        };
+        return super::variants::run_build(&spec, &out_dir, a.progress_mode());
+    }
     let image = spec.resolve(super::source_date_epoch()?)?;
 
-    let mode = a.progress.unwrap_or(if std::io::stderr().is_terminal() {
-        ProgressMode::Bar
-    } else {
-        ProgressMode::Plain
-    });
+    let mode = a.progress_mode();
     let output = image.output.clone();
     let result = match mode {
         ProgressMode::Plain => build(&image, &mut Plain::default()),
@@ -252,7 +284,7 @@ fn mib(bytes: u64) -> f64 {
 
 /// One line per phase on stderr: suits a terminal without bars and a Nix build log.
 #[derive(Default)]
-struct Plain {
+pub struct Plain {
     bytes: Option<u64>,
 }
 
@@ -275,15 +307,15 @@ impl Progress for Plain {
 }
 
 /// Nothing.
-struct Quiet;
+pub struct Quiet;
 
 impl Progress for Quiet {}
 
 /// One JSON object per event on stdout.
-struct Json;
+pub struct Json;
 
 /// Prints one event line; a closed stdout does not stop the build.
-fn emit(event: &serde_json::Value) {
+pub fn emit(event: &serde_json::Value) {
     let _ = writeln!(std::io::stdout(), "{event}");
 }
 
@@ -322,7 +354,7 @@ fn report_json(r: &BuildReport) -> serde_json::Value {
 
 /// indicatif: a spinner per phase, a byte bar for write and convert.
 #[derive(Default)]
-struct Bars {
+pub struct Bars {
     bar: Option<ProgressBar>,
 }
 
