@@ -234,10 +234,7 @@ pub fn compress_file(src: &Path, dest: &Path, c: &Compression) -> Result<u64> {
     let file = buf
         .into_inner()
         .map_err(|e| Error::at_path(dest, e.into_error()))?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::at_path(dest, e))?
-        .len();
+    let len = file.metadata().map_err(|e| Error::at_path(dest, e))?.len();
     out.commit().map_err(|e| Error::at_path(dest, e))?;
     Ok(len)
 }

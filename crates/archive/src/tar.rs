@@ -230,7 +230,10 @@ fn sparse_map<S: ReadAt + Extents + ?Sized>(src: &S, name: &str) -> Result<Vec<(
         let mut pos = ext.start / zb * zb;
         let end = ext.end.min(size);
         while pos < end {
-            let n = (end.div_ceil(zb) * zb).min(size).min(pos + buf.len() as u64) - pos;
+            let n = (end.div_ceil(zb) * zb)
+                .min(size)
+                .min(pos + buf.len() as u64)
+                - pos;
             let chunk = &mut buf[..n as usize];
             src.read_exact_at(chunk, pos)
                 .map_err(|e| Error::io(format!("{name} (reading at byte {pos})"), e))?;
@@ -300,9 +303,7 @@ impl<W: Write> TarWriter<W> {
                     EntryType::Link
                 };
                 let mut h = header(t, &entry.meta, path, self.ustar)?;
-                self.inner
-                    .append_link(&mut h, path, target)
-                    .map_err(io_err)
+                self.inner.append_link(&mut h, path, target).map_err(io_err)
             }
             Kind::File(data) => {
                 let mut h = header(EntryType::Regular, &entry.meta, path, self.ustar)?;
@@ -461,10 +462,7 @@ mod tests {
         t.append(&Entry::bytes("note.txt", meta.clone(), b"hi\n"))
             .unwrap();
         t.finish().unwrap();
-        let list = imagetool_testutil::run_ok(
-            tools::TAR,
-            &["-tvf".as_ref(), archive.as_os_str()],
-        );
+        let list = imagetool_testutil::run_ok(tools::TAR, &["-tvf".as_ref(), archive.as_os_str()]);
         assert!(list.stdout.contains("disk.raw"), "{list}");
         let out = dir.path().join("x");
         std::fs::create_dir(&out).unwrap();

@@ -74,6 +74,9 @@ pub struct ImageSpec {
     pub bootloader: Bootloader,
     /// `format`.
     pub format: Format,
+    /// More outputs written from the same plan and the same in-memory disk: (format, file).
+    /// All are written in parallel; on failure none is left.
+    pub also: Vec<(Format, PathBuf)>,
     /// Options of the container writer (compression, seed).
     pub format_options: vdisk::Options,
     /// The output file.
@@ -419,12 +422,18 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         );
         Ok((allocated, detail))
     })?;
-    timed_bytes(progress, &mut timings, Phase::Convert, allocated, |count| {
+    let outputs = 1 + spec.also.len() as u64;
+    let total = allocated.saturating_mul(outputs);
+    timed_bytes(progress, &mut timings, Phase::Convert, total, |count| {
         let mut opts = spec.format_options.clone();
         opts.threads = spec.threads;
         let src = Counted::new(&disk, count);
-        let report = vdisk::convert(&src, spec.format, &spec.output, &opts)?;
-        Ok(((), format!("{} ({report:?})", spec.format)))
+        if spec.also.is_empty() {
+            let report = vdisk::convert(&src, spec.format, &spec.output, &opts)?;
+            return Ok(((), format!("{} ({report:?})", spec.format)));
+        }
+        let detail = crate::outputs::convert_all(&src, spec, &opts)?;
+        Ok(((), detail))
     })?;
     Ok(BuildReport {
         output: spec.output.clone(),

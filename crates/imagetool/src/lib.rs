@@ -80,6 +80,7 @@ pub mod disk;
 mod error;
 mod meter;
 pub mod mkfs;
+mod outputs;
 pub mod probe;
 pub mod spec;
 pub mod variant;

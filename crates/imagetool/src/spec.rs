@@ -245,7 +245,8 @@ pub struct Spec {
     /// `partitionTableType`: legacy, legacy+boot, legacy+gpt, efi, efixbootldr, hybrid, none.
     #[serde(default = "default_table")]
     pub partition_table_type: String,
-    /// `format`: raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
+    /// `format`: raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream;
+    /// comma-separated for several outputs from one plan.
     #[serde(default = "default_format")]
     pub format: String,
     /// `diskSize`: `"auto"` or MiB (number or numeric string).
@@ -447,7 +448,8 @@ impl Spec {
         // A variant's defaults fill the keys the spec leaves out (crate::variant).
         let filled = match serde_json::from_str::<serde_json::Value>(text) {
             Ok(serde_json::Value::Object(mut map)) if map.contains_key("variant") => {
-                crate::variant::fill_defaults(&mut map).map_err(|e| Error::invalid("variant", e))?;
+                crate::variant::fill_defaults(&mut map)
+                    .map_err(|e| Error::invalid("variant", e))?;
                 Some(serde_json::Value::Object(map).to_string())
             }
             _ => None,
@@ -520,9 +522,33 @@ impl Spec {
     }
 
     fn parsed_format(&self) -> Result<Format> {
-        self.format
-            .parse()
-            .map_err(|e: vdisk::Error| Error::invalid("format", e.to_string()))
+        Ok(self.parsed_formats()?[0])
+    }
+
+    /// `format` as a list: `qcow2,vhdx` writes both from one plan (the first is the primary
+    /// output; the others take its name with their own extension).
+    fn parsed_formats(&self) -> Result<Vec<Format>> {
+        let formats = self
+            .format
+            .split(',')
+            .map(|f| {
+                f.trim()
+                    .parse()
+                    .map_err(|e: vdisk::Error| Error::invalid("format", e.to_string()))
+            })
+            .collect::<Result<Vec<Format>>>()?;
+        let mut exts: Vec<&str> = formats.iter().map(|f| f.extension()).collect();
+        exts.sort_unstable();
+        if exts.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::invalid(
+                "format",
+                format!(
+                    "{:?}: two formats with the same file extension",
+                    self.format
+                ),
+            ));
+        }
+        Ok(formats)
     }
 
     /// Checks every setting and makes the [`ImageSpec`] to build. `default_timestamp` is used
@@ -586,7 +612,7 @@ impl Spec {
             .enumerate()
             .map(|(i, c)| c.resolve(i))
             .collect::<Result<Vec<_>>>()?;
-        let mut spec = ImageSpec::new(self.toplevel.clone(), closure, output)
+        let mut spec = ImageSpec::new(self.toplevel.clone(), closure, output.clone())
             .store_root(
                 self.store_root
                     .clone()
@@ -605,6 +631,12 @@ impl Spec {
             .only_nix_store(self.only_nix_store)
             .bootloader(bootloader)
             .format(format)
+            .also_formats(
+                self.parsed_formats()?[1..]
+                    .iter()
+                    .map(|f| (*f, output.with_extension(f.extension())))
+                    .collect(),
+            )
             .compression(compression)
             .threads(self.threads)
             .timestamp(self.source_date_epoch.unwrap_or(default_timestamp));
@@ -846,7 +878,15 @@ impl StructuredAttrs {
         let dir = self.out.join("nix-support");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "creating", e))?;
         let file = dir.join("hydra-build-products");
-        let line = format!("file {}-image {}\n", self.spec.format, self.image.display());
+        let mut line = String::new();
+        for f in self.spec.format.split(',') {
+            let f = f.trim();
+            let image = match f.parse::<Format>() {
+                Ok(fmt) => self.image.with_extension(fmt.extension()),
+                Err(_) => self.image.clone(),
+            };
+            line.push_str(&format!("file {f}-image {}\n", image.display()));
+        }
         std::fs::write(&file, line).map_err(|e| Error::io(&file, "writing", e))
     }
 }
@@ -922,6 +962,7 @@ impl ImageSpec {
             only_nix_store: false,
             bootloader: Bootloader::Auto,
             format: Format::Raw,
+            also: Vec::new(),
             format_options: vdisk::Options::default(),
             output,
             threads: 0,
@@ -1038,6 +1079,13 @@ impl ImageSpec {
     #[must_use]
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;
+        self
+    }
+
+    /// More outputs written from the same plan: (format, file).
+    #[must_use]
+    pub fn also_formats(mut self, outputs: Vec<(Format, PathBuf)>) -> Self {
+        self.also = outputs;
         self
     }
 

@@ -474,7 +474,9 @@ impl Spec {
         };
         let compression = match (&self.archive_compression, variant.profile().packaging) {
             (Some(c), _) => Some(Compression::new(c.parse().map_err(
-                |e: archive::Error| crate::spec::Error::invalid_key("archiveCompression", e.to_string()),
+                |e: archive::Error| {
+                    crate::spec::Error::invalid_key("archiveCompression", e.to_string())
+                },
             )?)),
             (None, Packaging::Compressed(c)) => Some(Compression::new(c)),
             (None, _) => None,
@@ -538,7 +540,12 @@ pub fn build_variant(
     let format = vb.image.format;
     let mut name = vb.variant.file_name(&vb.base_name, Some(format));
     if let (Packaging::Compressed(_), Some(c)) = (profile.packaging, vb.compression) {
-        name = format!("{}.{}.{}", vb.base_name, format.extension(), c.codec.extension());
+        name = format!(
+            "{}.{}.{}",
+            vb.base_name,
+            format.extension(),
+            c.codec.extension()
+        );
     }
     if profile.packaging == Packaging::VmaZst {
         name = format!("vzdump-qemu-{}.vma.zst", proxmox_name(vb));
@@ -579,10 +586,7 @@ pub fn build_variant(
             let opts = vma::VmaOptions {
                 uuid: vma_uuid(&disk),
                 ctime: epoch,
-                configs: vec![(
-                    "qemu-server.conf".into(),
-                    qemu_server_conf(vb).into_bytes(),
-                )],
+                configs: vec![("qemu-server.conf".into(), qemu_server_conf(vb).into_bytes())],
                 device: "drive-virtio0".into(),
             };
             let c = vb.compression.unwrap_or(Compression::new(Codec::Zstd));
@@ -767,13 +771,21 @@ fn write_ova(
         ..Meta::file(0o644)
     };
     let entries = |t: &mut dyn FnMut(Entry<'_>) -> archive::Result<()>| -> archive::Result<()> {
-        t(Entry::bytes(ovf_name.clone(), meta.clone(), descriptor.as_bytes()))?;
+        t(Entry::bytes(
+            ovf_name.clone(),
+            meta.clone(),
+            descriptor.as_bytes(),
+        ))?;
         t(Entry {
             path: vmdk_name.clone(),
             kind: Kind::File(archive::tar::Data::Host(image.output.clone())),
             meta: meta.clone(),
         })?;
-        t(Entry::bytes(format!("{stem}.mf"), meta.clone(), mf.as_bytes()))
+        t(Entry::bytes(
+            format!("{stem}.mf"),
+            meta.clone(),
+            mf.as_bytes(),
+        ))
     };
     match packaging {
         Packaging::VagrantBox => {
@@ -788,9 +800,17 @@ fn write_ova(
                 },
                 |w| {
                     let mut t = TarWriter::new(w);
-                    t.append(&Entry::bytes("Vagrantfile", meta.clone(), vagrantfile.as_bytes()))?;
+                    t.append(&Entry::bytes(
+                        "Vagrantfile",
+                        meta.clone(),
+                        vagrantfile.as_bytes(),
+                    ))?;
                     entries(&mut |e| t.append(&e))?;
-                    t.append(&Entry::bytes("metadata.json", meta.clone(), metadata.as_bytes()))?;
+                    t.append(&Entry::bytes(
+                        "metadata.json",
+                        meta.clone(),
+                        metadata.as_bytes(),
+                    ))?;
                     t.finish()
                 },
             )
@@ -822,16 +842,16 @@ fn write_nix_support(
         _ => format!("{}-image", vb.image.format),
     };
     let products = dir.join("hydra-build-products");
-    std::fs::write(
-        &products,
-        format!("file {kind} {}\n", artifact.display()),
-    )
-    .map_err(io_err(&products))?;
+    std::fs::write(&products, format!("file {kind} {}\n", artifact.display()))
+        .map_err(io_err(&products))?;
     let mut files = vec![products];
     if vb.variant == Variant::Amazon {
         let info = dir.join("image-info.json");
-        std::fs::write(&info, amazon_image_info(vb, disk, artifact).to_string() + "\n")
-            .map_err(io_err(&info))?;
+        std::fs::write(
+            &info,
+            amazon_image_info(vb, disk, artifact).to_string() + "\n",
+        )
+        .map_err(io_err(&info))?;
         files.push(info);
     }
     Ok(files)

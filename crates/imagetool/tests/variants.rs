@@ -46,7 +46,12 @@ fn build_into(fx: &imagetool_fixture::Fixture, variant: Variant, dir: &Path) -> 
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let art = r.artifact.file_name().unwrap().to_string_lossy().into_owned();
+    let art = r
+        .artifact
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let mut want = vec![art, "nix-support".to_string()];
     want.sort();
     assert_eq!(names, want, "{variant}");
@@ -373,7 +378,12 @@ fn test_every_variant_unpacks_to_the_raw_disk_and_rebuilds_identically() {
         );
         let want = variant.file_name(&base, None);
         let want = if variant == Variant::Proxmox {
-            want.replace(&base, &base.replace("nixos-image-", "nixos-").replace("-x86_64-linux", ""))
+            want.replace(
+                &base,
+                &base
+                    .replace("nixos-image-", "nixos-")
+                    .replace("-x86_64-linux", ""),
+            )
         } else {
             want
         };
@@ -388,7 +398,8 @@ fn test_every_variant_unpacks_to_the_raw_disk_and_rebuilds_identically() {
         check_artifact(variant, &art_a, &raw, &work);
         let products = std::fs::read_to_string(a.join("nix-support/hydra-build-products")).unwrap();
         assert!(
-            products.starts_with("file ") && products.trim_end().ends_with(&*art_a.to_string_lossy()),
+            products.starts_with("file ")
+                && products.trim_end().ends_with(&*art_a.to_string_lossy()),
             "{products}"
         );
         match variant {
@@ -405,7 +416,11 @@ fn test_every_variant_unpacks_to_the_raw_disk_and_rebuilds_identically() {
                 .unwrap();
                 let bytes = (3072u64 << 20).to_string();
                 let file = art_a.display().to_string();
-                assert_eq!(info["label"], base.trim_start_matches("nixos-image-").trim_end_matches("-x86_64-linux"));
+                assert_eq!(
+                    info["label"],
+                    base.trim_start_matches("nixos-image-")
+                        .trim_end_matches("-x86_64-linux")
+                );
                 assert_eq!(info["system"], "x86_64-linux");
                 assert_eq!(info["boot_mode"], "legacy-bios");
                 assert_eq!(info["logical_bytes"], bytes.as_str());
@@ -442,13 +457,20 @@ fn test_overrides_win_over_the_variant_and_errors_name_the_key() {
     .unwrap();
     let vb = spec.resolve_variant(tmp.path(), 0).unwrap().unwrap();
     let r = build_variant(&vb, &mut NoProgress).unwrap();
-    assert!(r.artifact.to_string_lossy().ends_with(".qcow2.bz2"), "{r:?}");
+    assert!(
+        r.artifact.to_string_lossy().ends_with(".qcow2.bz2"),
+        "{r:?}"
+    );
     let e = Spec::from_json(r#"{"variant": "ec2"}"#).unwrap_err();
     assert_eq!(e.key(), Some("variant"), "{e}");
-    let e = Spec::from_json(&spec_json(&fx, Variant::Linode, r#", "archiveCompression": "lz4""#))
-        .unwrap()
-        .resolve_variant(tmp.path(), 0)
-        .unwrap_err();
+    let e = Spec::from_json(&spec_json(
+        &fx,
+        Variant::Linode,
+        r#", "archiveCompression": "lz4""#,
+    ))
+    .unwrap()
+    .resolve_variant(tmp.path(), 0)
+    .unwrap_err();
     assert_eq!(e.key(), Some("archiveCompression"), "{e}");
 }
 
@@ -487,7 +509,12 @@ fn test_variant_disks_boot_to_the_marker() {
                     x.as_os_str(),
                 ],
             );
-            let stem = r.artifact.file_stem().unwrap().to_string_lossy().into_owned();
+            let stem = r
+                .artifact
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             x.join(format!("{stem}-disk001.vmdk"))
         } else {
             r.artifact.clone()
@@ -498,4 +525,54 @@ fn test_variant_disks_boot_to_the_marker() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn test_several_formats_from_one_plan_equal_separate_builds_and_fail_together() {
+    let fx = imagetool_fixture::ensure().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let json = |format: &str, out: &Path| {
+        format!(
+            r#"{{"toplevel": "{top}", "closureInfo": "{ci}", "storeRoot": "{sr}",
+                "additionalSpace": "16M", "sourceDateEpoch": 1700000000, "threads": 2,
+                "format": "{format}", "output": "{out}"}}"#,
+            top = fx.toplevel,
+            ci = fx.dir.display(),
+            sr = fx.store_root.display(),
+            out = out.display(),
+        )
+    };
+    let many = tmp.path().join("many");
+    std::fs::create_dir(&many).unwrap();
+    let spec = Spec::from_json(&json("qcow2,vhdx,vmdk", &many.join("nixos.qcow2"))).unwrap();
+    let image = spec.resolve(0).unwrap();
+    assert_eq!(image.also.len(), 2);
+    build(&image, &mut NoProgress).unwrap();
+    for (format, ext) in [("qcow2", "qcow2"), ("vhdx", "vhdx"), ("vmdk", "vmdk")] {
+        // The same file name (a VMDK descriptor names its own file).
+        let dir = tmp.path().join(format!("one-{ext}"));
+        std::fs::create_dir(&dir).unwrap();
+        let one = dir.join(format!("nixos.{ext}"));
+        let spec = Spec::from_json(&json(format, &one)).unwrap();
+        build(&spec.resolve(0).unwrap(), &mut NoProgress).unwrap();
+        assert!(
+            same_files(&one, &many.join(format!("nixos.{ext}"))),
+            "{format}: one plan and a separate build differ"
+        );
+    }
+    // Two formats with one extension are refused, naming the key.
+    let e = Spec::from_json(&json("vmdk,vmdk-stream", &many.join("x.vmdk")))
+        .unwrap()
+        .resolve(0)
+        .unwrap_err();
+    assert_eq!(e.key(), Some("format"), "{e}");
+    // One output that cannot be written: none of them is left.
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir_all(bad.join("nixos.vhdx/blocker")).unwrap();
+    let spec = Spec::from_json(&json("qcow2,vhdx", &bad.join("nixos.qcow2"))).unwrap();
+    assert!(build(&spec.resolve(0).unwrap(), &mut NoProgress).is_err());
+    assert!(
+        !bad.join("nixos.qcow2").exists(),
+        "the qcow2 was left behind"
+    );
 }

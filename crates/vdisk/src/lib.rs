@@ -46,8 +46,8 @@ mod scan;
 mod vdi;
 mod vhd;
 mod vhdx;
-mod vmdk;
 pub mod vma;
+mod vmdk;
 
 use std::fmt;
 use std::io;

@@ -96,7 +96,8 @@ pub struct Args {
     #[arg(long)]
     bootloader: Option<String>,
     /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream [default:
-    /// raw, or the variant's].
+    /// raw, or the variant's]. Comma-separated (`qcow2,vhdx`) writes each from one plan, the
+    /// others next to --output with their own extension.
     #[arg(long)]
     format: Option<String>,
     /// Build a nixpkgs image variant (`imagetool variants` lists them): its module's table,
