@@ -123,8 +123,14 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         Ok(())
     })?;
     println!("| build | wall s |\n|---|---|");
-    println!("| --format qcow2,vhdx,vmdk (one plan) | {:.2} |", one.as_secs_f64());
-    println!("| three builds (qcow2, vhdx, vmdk) | {:.2} |", three.as_secs_f64());
+    println!(
+        "| --format qcow2,vhdx,vmdk (one plan) | {:.2} |",
+        one.as_secs_f64()
+    );
+    println!(
+        "| three builds (qcow2, vhdx, vmdk) | {:.2} |",
+        three.as_secs_f64()
+    );
     println!(
         "\none plan / three builds = {:.2} (goal <= 0.5)\n",
         one.as_secs_f64() / three.as_secs_f64()
@@ -178,7 +184,13 @@ pub fn run_bench(args: &[String]) -> Result<()> {
             std::fs::create_dir_all(&cli)?;
             quiet(
                 imagetool(&bin, &c)
-                    .args(["--partition", partition, "--format", disk_format, "--output"])
+                    .args([
+                        "--partition",
+                        partition,
+                        "--format",
+                        disk_format,
+                        "--output",
+                    ])
                     .arg(cli.join(format!("d.{ext}"))),
             )?;
             sh(&script)

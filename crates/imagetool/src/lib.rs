@@ -78,6 +78,7 @@ pub mod bootloader;
 pub mod build;
 pub mod disk;
 mod error;
+pub mod manifest;
 mod meter;
 pub mod mkfs;
 mod outputs;

@@ -330,6 +330,20 @@ impl Variant {
         }
     }
 
+    /// The artifact's format name for manifests (`qcow2.gz`, `raw.tar.gz`, `vma.zst`, `ova`,
+    /// or the disk format), given the disk format used.
+    #[must_use]
+    pub fn artifact_format(self, format: Format) -> String {
+        match self.profile().packaging {
+            Packaging::Disk => format.name().to_string(),
+            Packaging::Compressed(c) => format!("{}.{}", format.name(), c.extension()),
+            Packaging::SparseTarGz => "raw.tar.gz".into(),
+            Packaging::VmaZst => "vma.zst".into(),
+            Packaging::Ova => "ova".into(),
+            Packaging::VagrantBox => "box".into(),
+        }
+    }
+
     /// What the variant produces, for `imagetool variants`.
     #[must_use]
     pub fn describe(self) -> String {

@@ -547,7 +547,30 @@ fn test_several_formats_from_one_plan_equal_separate_builds_and_fail_together() 
     let spec = Spec::from_json(&json("qcow2,vhdx,vmdk", &many.join("nixos.qcow2"))).unwrap();
     let image = spec.resolve(0).unwrap();
     assert_eq!(image.also.len(), 2);
-    build(&image, &mut NoProgress).unwrap();
+    let report = build(&image, &mut NoProgress).unwrap();
+    // The manifest names every output with its digest, sizes and the partitions' identities.
+    let outputs: Vec<imagetool::manifest::Output> = ["qcow2", "vhdx", "vmdk"]
+        .iter()
+        .map(|f| imagetool::manifest::Output {
+            file: many.join(format!("nixos.{f}")),
+            format: (*f).to_string(),
+            variant: None,
+        })
+        .collect();
+    let m = imagetool::manifest::manifest(&report, &outputs).unwrap();
+    for (o, out) in outputs.iter().zip(m["outputs"].as_array().unwrap()) {
+        assert_eq!(out["sha256"], sha256_hex(&o.file).as_str());
+        assert_eq!(out["size"], std::fs::metadata(&o.file).unwrap().len());
+        let info = qemu_img::info(&o.file, Some(o.format.as_str())).unwrap();
+        assert_eq!(out["virtualSize"], info.virtual_size);
+    }
+    assert_eq!(m["table"], "legacy");
+    assert_eq!(m["partitions"][0]["role"], "root");
+    assert_eq!(
+        m["partitions"][0]["start"],
+        report.layout.partitions[0].first_lba * 512
+    );
+    assert_eq!(m["rootFsUuid"], "f222513b-ded1-49fa-b591-20ce86a2fe7f");
     for (format, ext) in [("qcow2", "qcow2"), ("vhdx", "vhdx"), ("vmdk", "vmdk")] {
         // The same file name (a VMDK descriptor names its own file).
         let dir = tmp.path().join(format!("one-{ext}"));

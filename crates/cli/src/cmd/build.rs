@@ -117,6 +117,10 @@ pub struct Args {
     /// The image file to write (with --spec: overrides the spec's `output`).
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Write a JSON manifest of the outputs (file, format, variant, sizes, sha256, partitions
+    /// with their GUIDs) to this file.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
     /// How progress is shown: bar (default on a terminal), plain (one line per phase with
     /// sizes and times: the default otherwise, e.g. in a Nix build log), json (one object per
     /// event on stdout) or none.
@@ -248,7 +252,12 @@ pub fn run(a: Args) -> Result<()> {
                 .clone()
                 .ok_or_else(|| anyhow!("--output DIR is required with --variant"))?,
         };
-        return super::variants::run_build(&spec, &out_dir, a.progress_mode());
+        return super::variants::run_build(
+            &spec,
+            &out_dir,
+            a.progress_mode(),
+            a.manifest.as_deref(),
+        );
     }
     let image = spec.resolve(super::source_date_epoch()?)?;
 
@@ -263,6 +272,20 @@ pub fn run(a: Args) -> Result<()> {
     let report = result.with_context(|| format!("building {}", output.display()))?;
     if let Source::Attrs(attrs) = &source {
         attrs.write_build_products()?;
+    }
+    if let Some(path) = &a.manifest {
+        let outputs: Vec<imagetool::manifest::Output> =
+            std::iter::once((image.format, image.output.clone()))
+                .chain(image.also.iter().cloned())
+                .map(|(f, file)| imagetool::manifest::Output {
+                    file,
+                    format: f.name().to_string(),
+                    variant: None,
+                })
+                .collect();
+        let m = imagetool::manifest::manifest(&report, &outputs)?;
+        std::fs::write(path, format!("{m:#}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if mode == ProgressMode::Json {
         emit(&report_json(&report));

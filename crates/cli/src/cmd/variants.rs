@@ -40,7 +40,12 @@ pub fn run(a: &Args) -> Result<()> {
 }
 
 /// Builds `spec`'s variant into `out_dir`.
-pub fn run_build(spec: &Spec, out_dir: &Path, mode: ProgressMode) -> Result<()> {
+pub fn run_build(
+    spec: &Spec,
+    out_dir: &Path,
+    mode: ProgressMode,
+    manifest: Option<&Path>,
+) -> Result<()> {
     let vb = spec
         .resolve_variant(out_dir, super::source_date_epoch()?)?
         .context("no variant")?;
@@ -51,6 +56,18 @@ pub fn run_build(spec: &Spec, out_dir: &Path, mode: ProgressMode) -> Result<()> 
         ProgressMode::None => build_variant(&vb, &mut Quiet),
     };
     let report = result.with_context(|| format!("building the {} variant", vb.variant))?;
+    if let Some(path) = manifest {
+        let m = imagetool::manifest::manifest(
+            &report.disk,
+            &[imagetool::manifest::Output {
+                file: report.artifact.clone(),
+                format: vb.variant.artifact_format(report.disk.format),
+                variant: Some(vb.variant.name().to_string()),
+            }],
+        )?;
+        std::fs::write(path, format!("{m:#}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if mode == ProgressMode::Json {
         emit(&serde_json::json!({
             "event": "done",
