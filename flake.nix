@@ -35,6 +35,30 @@
           );
         # The builtins-only derivation ({ imagetool, toplevel, ... } with spec keys).
         imagetoolImage = import ./nix/imagetool-image.nix;
+        # nixos-rebuild build-image's variants: lib.images.amazon { pkgs, config, ... }.
+        images = builtins.mapAttrs (
+          _variant: build:
+          { pkgs, config, ... }@args:
+          build (
+            {
+              imagetool = "${self.packages.${pkgs.stdenv.hostPlatform.system}.default}/bin/imagetool";
+              toplevel = config.system.build.toplevel;
+              system = pkgs.stdenv.hostPlatform.system;
+            }
+            // builtins.removeAttrs args [
+              "pkgs"
+              "config"
+            ]
+          )
+        ) (import ./nix/images.nix);
       };
+
+      # system.build.imagetoolImages.<variant> for a NixOS configuration.
+      nixosModules.default =
+        { pkgs, lib, ... }:
+        {
+          imports = [ ./nix/module.nix ];
+          imagetool.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
     };
 }

@@ -27,6 +27,10 @@ const TOOLS: &[(&str, &str, bool)] = &[
     ("/usr/bin/unsquashfs", "squashfs-tools", false),
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", false),
     ("/usr/share/seabios/bios-256k.bin", "seabios", false),
+    ("/usr/bin/xmllint", "libxml2-utils", false),
+    ("/usr/bin/zstd", "zstd", false),
+    ("/usr/bin/bzip2", "bzip2", false),
+    ("/usr/bin/xz", "xz-utils", false),
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86", true),
 ];
 

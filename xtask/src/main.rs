@@ -10,6 +10,7 @@
 mod bench;
 mod bench_formats;
 mod bench_squashfs;
+mod bench_variants;
 mod demo;
 mod deps;
 mod examples;
@@ -31,6 +32,7 @@ fn main() -> Result<()> {
         "examples" => examples::run_examples(),
         "bench" => match rest.split_first() {
             Some((what, args)) if what == "formats" => bench_formats::run_bench(args),
+            Some((what, args)) if what == "variants" => bench_variants::run_bench(args),
             Some((what, _)) if what == "ext4" => bench::run(&rest),
             Some((what, args)) if what == "squashfs" => bench_squashfs::run_bench(args),
             _ => bail!(
@@ -63,6 +65,7 @@ fn usage() {
          \x20 bench formats [--image RAW]  native qcow2 writers vs qemu-img convert\n\
          \x20 bench squashfs [--closure DIR] [--comp C] [--level L] [--xz-bcj F]\n\
          \x20                      imagetool mkfs squashfs vs mksquashfs (wall, RSS, size)\n\
+         \x20 bench variants [--closure DIR]  one plan, three formats vs three builds; packaging vs CLIs\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
          \x20                      build the benchmark closure"

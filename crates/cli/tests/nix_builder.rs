@@ -424,3 +424,38 @@ import {wrapper} {{
     assert!(!ok);
     assert!(err.contains("touchEFIVars"), "{err}");
 }
+
+/// `nix/images.nix`'s google-compute variant built by Nix: `$out` holds the module's artifact
+/// (`<baseName>.raw.tar.gz` with `disk.raw`) and hydra-build-products, and a second build is
+/// identical.
+#[test]
+fn test_nix_builds_a_variant() {
+    require_tools!(NIX_STORE, NIX_BUILD);
+    let Some(s) = setup() else { return };
+    let images = workspace().join("nix/images.nix");
+    let expr = expression(s, "{ }", false).replace(
+        &format!(
+            "import {} (",
+            workspace().join("nix/imagetool-image.nix").display()
+        ),
+        &format!("(import {}).google-compute (", images.display()),
+    );
+    assert!(expr.contains("images.nix"), "{expr}");
+    let (ok, out, err) = nix_build(s, "variant", &expr, &[]);
+    assert!(ok, "{err}");
+    let out = PathBuf::from(out);
+    let artifact = out.join("fixture.raw.tar.gz");
+    assert!(artifact.is_file(), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("nix-support/hydra-build-products")).unwrap(),
+        format!("file raw-image {}\n", artifact.display())
+    );
+    let list = Command::new("tar")
+        .arg("-tzf")
+        .arg(&artifact)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&list.stdout), "disk.raw\n");
+    let (ok, _, err) = nix_build(s, "variant", &expr, &["--check"]);
+    assert!(ok, "nix-build --check: {err}");
+}

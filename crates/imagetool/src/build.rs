@@ -74,6 +74,9 @@ pub struct ImageSpec {
     pub bootloader: Bootloader,
     /// `format`.
     pub format: Format,
+    /// More outputs written from the same plan and the same in-memory disk: (format, file).
+    /// All are written in parallel; on failure none is left.
+    pub also: Vec<(Format, PathBuf)>,
     /// Options of the container writer (compression, seed).
     pub format_options: vdisk::Options,
     /// The output file.
@@ -301,8 +304,17 @@ fn build_inner(
     let stop = || cancel.check().map_err(|_| BuildError::Cancelled);
     // The output first: a name that cannot be written, or a device, FIFO or directory in its
     // place, fails before any work. Until commit it has no name (or a random hidden one).
-    vdisk::check_output_name(spec.format, &spec.output)?;
-    let out = vdisk::create_output(&spec.output, &spec.format_options)?;
+    // With `also` (several formats from one plan) every output is created now and all are
+    // committed together at the end.
+    let jobs: Vec<(vdisk::Format, std::path::PathBuf)> =
+        std::iter::once((spec.format, spec.output.clone()))
+            .chain(spec.also.iter().cloned())
+            .collect();
+    let mut outs = Vec::with_capacity(jobs.len());
+    for (format, path) in &jobs {
+        vdisk::check_output_name(*format, path)?;
+        outs.push((*format, vdisk::create_output(path, &spec.format_options)?));
+    }
     let mut timings = Vec::new();
     let parse = |p: &str, what: &str| {
         StorePath::parse(p).map_err(|e| BuildError::InvalidInput(format!("{what}: {e}")))
@@ -473,23 +485,25 @@ fn build_inner(
         },
     )?;
     stop()?;
+    let total = allocated.saturating_mul(outs.len() as u64);
     timed_bytes(
         progress,
         &mut timings,
         Phase::Convert,
-        allocated,
+        total,
         cancel,
         |count| {
             let mut opts = spec.format_options.clone();
             opts.threads = spec.threads;
             let src = Counted::new(&disk, count);
-            let report = vdisk::convert_into(&src, spec.format, &out, &opts)?;
-            Ok(((), format!("{} ({report:?})", spec.format)))
+            let detail = crate::outputs::convert_all(&src, &outs, &opts)?;
+            Ok(((), detail))
         },
     )?;
-    // The last moment to stop: after this the image is in place.
+    // The last moment to stop: after this the images are in place.
     stop()?;
-    out.commit().map_err(io(&spec.output))?;
+    let outs: Vec<_> = outs.into_iter().map(|(_, o)| o).collect();
+    imagetool_blockio::AtomicFile::commit_all(outs).map_err(io(&spec.output))?;
     Ok(BuildReport {
         output: spec.output.clone(),
         format: spec.format,

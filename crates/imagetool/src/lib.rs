@@ -81,12 +81,16 @@ pub mod build;
 pub mod disk;
 mod error;
 pub mod iso;
+pub mod manifest;
 mod meter;
 pub mod mkfs;
+mod outputs;
 pub mod probe;
 pub mod spec;
+pub mod variant;
 
 pub use error::ErrorKind;
+pub use imagetool_archive as archive;
 pub use imagetool_blockio as blockio;
 pub use imagetool_boot as boot;
 pub use imagetool_ext4 as ext4;

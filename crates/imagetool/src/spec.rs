@@ -80,6 +80,10 @@ impl Error {
         Self::new(ErrorKind::InvalidInput, key, message)
     }
 
+    pub(crate) fn invalid_key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::invalid(key, message)
+    }
+
     fn io(path: &Path, what: &str, source: std::io::Error) -> Self {
         // The input checks (not a regular file, too large, not UTF-8) are the caller's fault.
         let kind = match source.kind() {
@@ -248,7 +252,8 @@ pub struct Spec {
     /// `partitionTableType`: legacy, legacy+boot, legacy+gpt, efi, efixbootldr, hybrid, none.
     #[serde(default = "default_table")]
     pub partition_table_type: String,
-    /// `format`: raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
+    /// `format`: raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream;
+    /// comma-separated for several outputs from one plan.
     #[serde(default = "default_format")]
     pub format: String,
     /// `diskSize`: `"auto"` or MiB (number or numeric string).
@@ -344,6 +349,14 @@ pub struct Spec {
     /// Seconds since the epoch for every timestamp; `SOURCE_DATE_EPOCH` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_date_epoch: Option<i64>,
+    /// An image variant (`amazon`, `proxmox`, …, see [`crate::variant`]): its nixpkgs
+    /// module's defaults fill the keys the spec leaves out, and `output` is a directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The codec of a variant's compressed package (`gzip`, `bzip2`, `zstd`, `xz`), e.g.
+    /// `bzip2` for digital-ocean's `compressionMethod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_compression: Option<String>,
 }
 
 impl Default for Spec {
@@ -388,6 +401,8 @@ impl Default for Spec {
             output: None,
             threads: 0,
             source_date_epoch: None,
+            variant: None,
+            archive_compression: None,
         }
     }
 }
@@ -437,6 +452,16 @@ impl Spec {
     /// [`ErrorKind::InvalidInput`] naming the key path of an unknown key, a wrong type or
     /// malformed JSON (with its line and column).
     pub fn from_json(text: &str) -> Result<Self> {
+        // A variant's defaults fill the keys the spec leaves out (crate::variant).
+        let filled = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(mut map)) if map.contains_key("variant") => {
+                crate::variant::fill_defaults(&mut map)
+                    .map_err(|e| Error::invalid("variant", e))?;
+                Some(serde_json::Value::Object(map).to_string())
+            }
+            _ => None,
+        };
+        let text = filled.as_deref().unwrap_or(text);
         let de = &mut serde_json::Deserializer::from_str(text);
         let spec: Self = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -503,9 +528,33 @@ impl Spec {
     }
 
     fn parsed_format(&self) -> Result<Format> {
-        self.format
-            .parse()
-            .map_err(|e: vdisk::Error| Error::invalid("format", e.to_string()))
+        Ok(self.parsed_formats()?[0])
+    }
+
+    /// `format` as a list: `qcow2,vhdx` writes both from one plan (the first is the primary
+    /// output; the others take its name with their own extension).
+    fn parsed_formats(&self) -> Result<Vec<Format>> {
+        let formats = self
+            .format
+            .split(',')
+            .map(|f| {
+                f.trim()
+                    .parse()
+                    .map_err(|e: vdisk::Error| Error::invalid("format", e.to_string()))
+            })
+            .collect::<Result<Vec<Format>>>()?;
+        let mut exts: Vec<&str> = formats.iter().map(|f| f.extension()).collect();
+        exts.sort_unstable();
+        if exts.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::invalid(
+                "format",
+                format!(
+                    "{:?}: two formats with the same file extension",
+                    self.format
+                ),
+            ));
+        }
+        Ok(formats)
     }
 
     /// Checks every setting and makes the [`ImageSpec`] to build. `default_timestamp` is used
@@ -569,7 +618,7 @@ impl Spec {
             .enumerate()
             .map(|(i, c)| c.resolve(i))
             .collect::<Result<Vec<_>>>()?;
-        let mut spec = ImageSpec::new(self.toplevel.clone(), closure, output)
+        let mut spec = ImageSpec::new(self.toplevel.clone(), closure, output.clone())
             .store_root(
                 self.store_root
                     .clone()
@@ -588,6 +637,12 @@ impl Spec {
             .only_nix_store(self.only_nix_store)
             .bootloader(bootloader)
             .format(format)
+            .also_formats(
+                self.parsed_formats()?[1..]
+                    .iter()
+                    .map(|f| (*f, output.with_extension(f.extension())))
+                    .collect(),
+            )
             .compression(compression)
             .threads(self.threads)
             .timestamp(self.source_date_epoch.unwrap_or(default_timestamp));
@@ -828,7 +883,15 @@ impl StructuredAttrs {
         let dir = self.out.join("nix-support");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "creating", e))?;
         let file = dir.join("hydra-build-products");
-        let line = format!("file {}-image {}\n", self.spec.format, self.image.display());
+        let mut line = String::new();
+        for f in self.spec.format.split(',') {
+            let f = f.trim();
+            let image = match f.parse::<Format>() {
+                Ok(fmt) => self.image.with_extension(fmt.extension()),
+                Err(_) => self.image.clone(),
+            };
+            line.push_str(&format!("file {f}-image {}\n", image.display()));
+        }
         // As every output: never through a planted symlink, never half-written.
         let out = imagetool_blockio::AtomicFile::create(&file)
             .map_err(|e| Error::io(&file, "writing", e))?;
@@ -908,6 +971,7 @@ impl ImageSpec {
             only_nix_store: false,
             bootloader: Bootloader::Auto,
             format: Format::Raw,
+            also: Vec::new(),
             format_options: vdisk::Options::default(),
             output,
             threads: 0,
@@ -1024,6 +1088,13 @@ impl ImageSpec {
     #[must_use]
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;
+        self
+    }
+
+    /// More outputs written from the same plan: (format, file).
+    #[must_use]
+    pub fn also_formats(mut self, outputs: Vec<(Format, PathBuf)>) -> Self {
+        self.also = outputs;
         self
     }
 

@@ -80,6 +80,18 @@ pub const MKSQUASHFS: Tool = Tool::new("mksquashfs", "squashfs-tools");
 pub const MOUNT: Tool = Tool::new("mount", "mount");
 /// `umount` (mount).
 pub const UMOUNT: Tool = Tool::new("umount", "mount");
+/// GNU `tar`.
+pub const TAR: Tool = Tool::new("tar", "tar");
+/// `gzip`.
+pub const GZIP: Tool = Tool::new("gzip", "gzip");
+/// `bzip2`.
+pub const BZIP2: Tool = Tool::new("bzip2", "bzip2");
+/// `zstd`.
+pub const ZSTD: Tool = Tool::new("zstd", "zstd");
+/// `xz` (xz-utils).
+pub const XZ: Tool = Tool::new("xz", "xz-utils");
+/// `xmllint` (libxml2-utils): XML Schema validation.
+pub const XMLLINT: Tool = Tool::new("xmllint", "libxml2-utils");
 
 /// The environment variable that turns a missing tool into a test failure.
 pub const REQUIRE_ENV: &str = "IMAGETOOL_REQUIRE_TOOLS";

@@ -38,6 +38,7 @@
 
 mod ids;
 mod out;
+pub mod ovf;
 mod qcow2;
 mod qcow2_read;
 mod raw;
@@ -45,6 +46,7 @@ mod scan;
 mod vdi;
 mod vhd;
 mod vhdx;
+pub mod vma;
 mod vmdk;
 
 use std::fmt;

@@ -40,6 +40,8 @@ const SETTINGS: &[&str] = &[
     "bootloader",
     "format",
     "compression",
+    "variant",
+    "archive_compression",
 ];
 
 /// Arguments of `build`.
@@ -90,12 +92,22 @@ pub struct Args {
     only_nix_store: bool,
     /// Bootloader: auto (systemd-boot for EFI when the closure has it, else GRUB; GRUB for
     /// BIOS; none for --partition none), systemd-boot, grub or none.
-    #[arg(long, default_value = "auto")]
-    bootloader: String,
-    /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream, or iso
-    /// (the live/installer ISO; with --compression zstd an .iso.zst).
-    #[arg(long, default_value = "raw")]
-    format: String,
+    /// [default: auto]
+    #[arg(long)]
+    bootloader: Option<String>,
+    /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream, or iso (the
+    /// live/installer ISO; with --compression zstd an .iso.zst) [default: raw, or the variant's]. Comma-separated (`qcow2,vhdx`) writes each from one plan, the
+    /// others next to --output with their own extension.
+    #[arg(long)]
+    format: Option<String>,
+    /// Build a nixpkgs image variant (`imagetool variants` lists them): its module's table,
+    /// format, sizes and packaging are the defaults, and --output is the directory ($out) that
+    /// receives the artifact under the module's name.
+    #[arg(long)]
+    variant: Option<String>,
+    /// The codec of a variant's compressed package: gzip, bzip2, zstd or xz.
+    #[arg(long, requires = "variant")]
+    archive_compression: Option<String>,
     /// --format iso: the store squashfs (the closure's store paths and nix-path-registration).
     #[arg(long)]
     store_image: Option<PathBuf>,
@@ -119,6 +131,10 @@ pub struct Args {
     /// written). Without it, an existing output that is not a regular file is refused.
     #[arg(long)]
     output_device: bool,
+    /// Write a JSON manifest of the outputs (file, format, variant, sizes, sha256, partitions
+    /// with their GUIDs) to this file.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
     /// How progress is shown: bar (default on a terminal), plain (one line per phase with
     /// sizes and times: the default otherwise, e.g. in a Nix build log), json (one object per
     /// event on stdout) or none.
@@ -128,7 +144,7 @@ pub struct Args {
 
 /// `--progress`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ProgressMode {
+pub enum ProgressMode {
     Plain,
     Bar,
     Json,
@@ -153,6 +169,10 @@ impl Args {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let base = match &self.variant {
+            Some(v) => Spec::from_json(&serde_json::json!({ "variant": v }).to_string())?,
+            None => Spec::default(),
+        };
         let mut spec = Spec {
             toplevel: self.toplevel.clone(),
             closure_info: self.closure_info.clone(),
@@ -166,14 +186,24 @@ impl Args {
             contents,
             channel: self.channel.clone(),
             only_nix_store: self.only_nix_store,
-            bootloader: Some(self.bootloader.clone()),
-            format: self.format.clone(),
+            bootloader: Some(self.bootloader.clone().unwrap_or_else(|| "auto".into())),
+            format: self.format.clone().unwrap_or(base.format.clone()),
             compression: self.compression.clone(),
             output: self.output.clone(),
-            ..Spec::default()
+            archive_compression: self.archive_compression.clone(),
+            ..base
         };
         self.layout.fill_spec(&mut spec);
         Ok(spec)
+    }
+
+    /// `--progress`, or its default for where stderr goes.
+    fn progress_mode(&self) -> ProgressMode {
+        self.progress.unwrap_or(if std::io::stderr().is_terminal() {
+            ProgressMode::Bar
+        } else {
+            ProgressMode::Plain
+        })
     }
 
     /// Whether any settings flag was given (then `$NIX_ATTRS_JSON_FILE` is not used).
@@ -190,7 +220,7 @@ enum Source {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if a.format == "iso" && a.spec.is_none() {
+    if a.format.as_deref() == Some("iso") && a.spec.is_none() {
         return super::iso::run(super::iso::IsoArgs {
             toplevel: a.toplevel,
             closure_info: a.closure_info,
@@ -241,6 +271,21 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(t) = a.threads {
         spec.threads = t;
     }
+    if spec.variant.is_some() {
+        let out_dir = match &source {
+            Source::Attrs(attrs) => attrs.out.clone(),
+            _ => spec
+                .output
+                .clone()
+                .ok_or_else(|| anyhow!("--output DIR is required with --variant"))?,
+        };
+        return super::variants::run_build(
+            &spec,
+            &out_dir,
+            a.progress_mode(),
+            a.manifest.as_deref(),
+        );
+    }
     let mut image = spec.resolve(super::source_date_epoch()?)?;
     if a.output_device {
         image.format_options.output_mode = imagetool::blockio::OutputMode::Device;
@@ -248,11 +293,7 @@ pub fn run(a: Args) -> Result<()> {
     super::cancel_on_signals()?;
     let cancel = super::cancel();
 
-    let mode = a.progress.unwrap_or(if std::io::stderr().is_terminal() {
-        ProgressMode::Bar
-    } else {
-        ProgressMode::Plain
-    });
+    let mode = a.progress_mode();
     let output = image.output.clone();
     let result = match mode {
         ProgressMode::Plain => build_cancellable(&image, &mut Plain::default(), cancel),
@@ -263,6 +304,20 @@ pub fn run(a: Args) -> Result<()> {
     let report = result.with_context(|| format!("building {}", output.display()))?;
     if let Source::Attrs(attrs) = &source {
         attrs.write_build_products()?;
+    }
+    if let Some(path) = &a.manifest {
+        let outputs: Vec<imagetool::manifest::Output> =
+            std::iter::once((image.format, image.output.clone()))
+                .chain(image.also.iter().cloned())
+                .map(|(f, file)| imagetool::manifest::Output {
+                    file,
+                    format: f.name().to_string(),
+                    variant: None,
+                })
+                .collect();
+        let m = imagetool::manifest::manifest(&report, &outputs)?;
+        std::fs::write(path, format!("{m:#}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if mode == ProgressMode::Json {
         emit(&report_json(&report));
@@ -285,7 +340,7 @@ fn mib(bytes: u64) -> f64 {
 
 /// One line per phase on stderr: suits a terminal without bars and a Nix build log.
 #[derive(Default)]
-struct Plain {
+pub struct Plain {
     bytes: Option<u64>,
 }
 
@@ -308,15 +363,15 @@ impl Progress for Plain {
 }
 
 /// Nothing.
-struct Quiet;
+pub struct Quiet;
 
 impl Progress for Quiet {}
 
 /// One JSON object per event on stdout.
-struct Json;
+pub struct Json;
 
 /// Prints one event line; a closed stdout does not stop the build.
-fn emit(event: &serde_json::Value) {
+pub fn emit(event: &serde_json::Value) {
     let _ = writeln!(std::io::stdout(), "{event}");
 }
 
@@ -355,7 +410,7 @@ fn report_json(r: &BuildReport) -> serde_json::Value {
 
 /// indicatif: a spinner per phase, a byte bar for write and convert.
 #[derive(Default)]
-struct Bars {
+pub struct Bars {
     bar: Option<ProgressBar>,
 }
 

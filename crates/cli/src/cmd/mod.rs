@@ -9,6 +9,7 @@ mod layout_args;
 mod mkfs;
 mod mkfs_ext4;
 mod mkfs_squashfs;
+mod variants;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -26,6 +27,8 @@ pub enum Command {
     Disk(disk::Args),
     /// Convert a raw disk image to a container format (qcow2, vdi, vhd, vhdx, vmdk).
     Convert(convert::Args),
+    /// List the image variants (nixpkgs' system.build.images) and what each produces.
+    Variants(variants::Args),
 }
 
 /// Runs a parsed subcommand.
@@ -36,6 +39,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Mkfs(a) => mkfs::run(a),
         Command::Inspect(a) => inspect::run(&a),
         Command::Disk(a) => disk::run(a),
+        Command::Variants(a) => variants::run(&a),
     }
 }
 
