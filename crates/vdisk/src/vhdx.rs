@@ -23,7 +23,7 @@ const PHYSICAL_SECTOR: u32 = 4096;
 const PAYLOAD_FULLY_PRESENT: u64 = 6;
 
 /// A GUID written as text (e.g. "2DC27766-F623-4200-9D64-115E9BFD4A08") in on-disk order.
-fn guid(text: &str) -> [u8; 16] {
+pub(crate) fn guid(text: &str) -> [u8; 16] {
     let hex: Vec<u8> = text
         .bytes()
         .filter(u8::is_ascii_hexdigit)
