@@ -13,6 +13,10 @@ use crate::mbr::{self, Geometry, Mbr, MbrEntry};
 
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;
+/// The largest disk imagetool builds: 64 TiB (VHDX's limit and the largest virtual size the
+/// container readers accept). [`plan`] refuses a larger `diskSize` or `additionalSpace` before
+/// anything is allocated.
+pub const MAX_DISK_BYTES: u64 = 64 << 40;
 const MIB_SECTORS: u64 = MIB / SECTOR;
 
 /// make-disk-image's `partitionTableType`.
@@ -374,6 +378,19 @@ pub fn plan(opts: &LayoutOptions, req: Requirements) -> Result<DiskLayout> {
             m
         }
     };
+    if disk_mib > MAX_DISK_BYTES / MIB {
+        let option = match opts.disk_size {
+            DiskSize::Auto { .. } => "additionalSpace (--additional-space)",
+            DiskSize::Mib(_) => "diskSize (--disk-size)",
+        };
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{option}: a {disk_mib} MiB disk is larger than the {} MiB (64 TiB) imagetool builds",
+                MAX_DISK_BYTES / MIB
+            ),
+        ));
+    }
     let disk_sectors = disk_mib
         .checked_mul(MIB_SECTORS)
         .ok_or_else(|| overflow("disk size"))?;

@@ -57,7 +57,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-
 use imagetool_blockio::{AtomicFile, Extents, ReadAt, SparseFile};
 
 pub use ids::Seed;
@@ -332,8 +331,8 @@ pub struct Report {
 /// not a multiple of 512.
 pub fn open_raw(path: &Path) -> Result<SparseFile> {
     let file = open_regular(path)?;
-    let file = SparseFile::from_read_only(file)
-        .map_err(|e| Error::io(path.display().to_string(), e))?;
+    let file =
+        SparseFile::from_read_only(file).map_err(|e| Error::io(path.display().to_string(), e))?;
     let size = file.size();
     if !size.is_multiple_of(SECTOR) {
         return Err(Error::new(
@@ -370,6 +369,16 @@ where
             ErrorKind::InvalidInput,
             "source image",
             format!("size {size} is not a multiple of {SECTOR} bytes"),
+        ));
+    }
+    if size > limits::MAX_VIRTUAL_SIZE {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "source image",
+            format!(
+                "{size} bytes is larger than the {} bytes (64 TiB) imagetool converts",
+                limits::MAX_VIRTUAL_SIZE
+            ),
         ));
     }
     let out = AtomicFile::create(dest).map_err(|e| Error::io("cannot create the output", e))?;

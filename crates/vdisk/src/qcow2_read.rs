@@ -111,7 +111,7 @@ pub(crate) fn open(file: File, name: &str, flen: u64) -> Result<ImageReader> {
         }
         if incompatible & (1 << 3) != 0 && codec == Codec::RawDeflate {
             return Err(bad(
-                "compression-type feature set but the type is zlib".into(),
+                "compression-type feature set but the type is zlib".into()
             ));
         }
     }

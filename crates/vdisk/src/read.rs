@@ -253,6 +253,10 @@ impl MapBuilder {
         self.tables.insert(off)
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn corrupt(&self, what: impl Into<String>) -> Error {
         Error::new(ErrorKind::Corrupt, self.name.clone(), what)
     }
@@ -376,6 +380,31 @@ pub(crate) fn read_table(
     Ok(t)
 }
 
+/// Reads a table of `len` bytes at `off` (checked to lie inside the file) in 1 MiB pieces,
+/// calling `each` with every piece and its byte offset in the table: memory stays one piece
+/// however long the table (a VDI map or VHDX BAT of a 64 TiB disk is hundreds of MiB).
+pub(crate) fn stream_table(
+    file: &File,
+    b: &mut MapBuilder,
+    off: u64,
+    len: u64,
+    what: &'static str,
+    mut each: impl FnMut(&mut MapBuilder, u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    const PIECE: u64 = 1 << 20;
+    b.claim(off, len, what)?;
+    let mut buf = vec![0u8; PIECE.min(len) as usize];
+    let mut at = 0u64;
+    while at < len {
+        let n = PIECE.min(len - at) as usize;
+        file.read_exact_at(&mut buf[..n], off + at)
+            .map_err(|e| Error::io(format!("{} ({what} at byte {})", b.name, off + at), e))?;
+        each(b, at, &buf[..n])?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
 /// A container opened for reading: a sorted map of its allocated guest blocks. Reads of
 /// unmapped ranges are zeros (one fill per run); [`Extents`] lists the mapped blocks.
 #[derive(Debug)]
@@ -442,11 +471,10 @@ impl ImageReader {
                     Codec::Zstd => {
                         // The stored length is rounded to sectors: find where the frame ends
                         // and decode exactly that (qemu ignores the padding the same way).
-                        let n = zstd::zstd_safe::find_frame_compressed_size(&z).map_err(|c| {
-                            corrupt(zstd::zstd_safe::get_error_name(c).to_string())
-                        })?;
-                        let mut d = zstd::bulk::Decompressor::new()
-                            .map_err(|e| corrupt(e.to_string()))?;
+                        let n = zstd::zstd_safe::find_frame_compressed_size(&z)
+                            .map_err(|c| corrupt(zstd::zstd_safe::get_error_name(c).to_string()))?;
+                        let mut d =
+                            zstd::bulk::Decompressor::new().map_err(|e| corrupt(e.to_string()))?;
                         let got = d
                             .decompress_to_buffer(&z[..n], out)
                             .map_err(|e| corrupt(e.to_string()))?;
@@ -595,7 +623,10 @@ pub fn open_image(path: &Path, raw_sectors: bool) -> Result<Input> {
     let file = open_regular(path)?;
     match detect(&file, &name)? {
         Container::Raw => {
-            let size = file.metadata().map_err(|e| Error::io(name.clone(), e))?.len();
+            let size = file
+                .metadata()
+                .map_err(|e| Error::io(name.clone(), e))?
+                .len();
             if raw_sectors && !size.is_multiple_of(crate::SECTOR) {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,

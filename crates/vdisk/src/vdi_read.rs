@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::read::{Codec, ImageReader, MapBuilder, check_virtual_size, read_table};
+use crate::read::{Codec, ImageReader, MapBuilder, check_virtual_size, stream_table};
 use crate::{Error, ErrorKind, Result};
 
 const SIGNATURE: u32 = 0xbeda_107f;
@@ -84,18 +84,30 @@ pub(crate) fn open(file: File, name: &str, flen: u64) -> Result<ImageReader> {
     let needed = size.div_ceil(BLOCK);
     let mut b = MapBuilder::new(name, flen, BLOCK);
     b.claim(0, 512, "VDI header")?;
-    let map = read_table(&file, &mut b, bmap_off, needed * 4, "VDI block map")?;
-    for g in 0..needed {
-        match le32(&map, (g * 4) as usize) {
-            UNALLOCATED | ZERO => {}
-            k => {
-                let off = u64::from(k)
-                    .checked_mul(BLOCK)
-                    .and_then(|o| o.checked_add(data_off))
-                    .ok_or_else(|| bad(format!("block map entry {g} ({k}) overflows")))?;
-                b.data(g, off)?;
+    stream_table(
+        &file,
+        &mut b,
+        bmap_off,
+        needed * 4,
+        "VDI block map",
+        |b, at, piece| {
+            for (k, e) in piece.chunks_exact(4).enumerate() {
+                let g = at / 4 + k as u64;
+                match le32(e, 0) {
+                    UNALLOCATED | ZERO => {}
+                    n => {
+                        let off = u64::from(n)
+                            .checked_mul(BLOCK)
+                            .and_then(|o| o.checked_add(data_off))
+                            .ok_or_else(|| {
+                                b.corrupt(format!("block map entry {g} ({n}) overflows"))
+                            })?;
+                        b.data(g, off)?;
+                    }
+                }
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     b.finish(file, size, Codec::RawDeflate)
 }

@@ -65,7 +65,9 @@ pub(crate) fn open(file: File, name: &str, flen: u64) -> Result<ImageReader> {
         rd(&mut f, 0, "VHD footer copy")?;
         footer_at = 0;
         if &f[..8] != b"conectix" {
-            return Err(bad("no VHD footer (\"conectix\") at the end or the start".into()));
+            return Err(bad(
+                "no VHD footer (\"conectix\") at the end or the start".into()
+            ));
         }
     }
     if checksum(&f, 64) != be32(&f, 64) {
@@ -77,7 +79,9 @@ pub(crate) fn open(file: File, name: &str, flen: u64) -> Result<ImageReader> {
     let size = disk_size(&f);
     check_virtual_size(name, size)?;
     if !size.is_multiple_of(512) {
-        return Err(bad(format!("VHD disk size {size} is not a whole number of sectors")));
+        return Err(bad(format!(
+            "VHD disk size {size} is not a whole number of sectors"
+        )));
     }
     let disk_type = be32(&f, 60);
     match disk_type {

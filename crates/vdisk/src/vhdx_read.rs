@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::read::{Codec, ImageReader, MapBuilder, check_virtual_size, read_table};
+use crate::read::{Codec, ImageReader, MapBuilder, check_virtual_size, read_table, stream_table};
 use crate::vhdx::guid;
 use crate::{Error, ErrorKind, Result};
 
@@ -70,7 +70,9 @@ pub(crate) fn open(file: File, name: &str, flen: u64) -> Result<ImageReader> {
         }
     }
     let Some((_, h)) = current else {
-        return Err(bad("neither VHDX header (bytes 65536, 131072) is valid".into()));
+        return Err(bad(
+            "neither VHDX header (bytes 65536, 131072) is valid".into()
+        ));
     };
     if le16(&h, 66) != 1 {
         return Err(unsupported(format!("VHDX version {}", le16(&h, 66))));
@@ -107,7 +109,9 @@ pub(crate) fn open(file: File, name: &str, flen: u64) -> Result<ImageReader> {
         }
     }
     let (Some((bat_off, bat_len)), Some((meta_off, meta_len))) = (bat, meta) else {
-        return Err(bad("VHDX region table lacks the BAT or the metadata region".into()));
+        return Err(bad(
+            "VHDX region table lacks the BAT or the metadata region".into(),
+        ));
     };
     let mut b = MapBuilder::new(name, flen, MIB);
     b.claim(0, 320 * KIB, "VHDX headers")?;
@@ -184,26 +188,47 @@ pub(crate) fn open(file: File, name: &str, flen: u64) -> Result<ImageReader> {
         )));
     }
     let mut b = b.rebuild(block);
-    let t = read_table(&file, &mut b, bat_off, entries * 8, "VHDX BAT")?;
-    for g in 0..blocks {
-        let k = g + g / chunk_ratio;
-        let e = le64(&t, (k * 8) as usize);
-        match e & 7 {
-            0..=3 => {}
-            6 => {
-                let off = e & !(MIB - 1);
-                if off < MIB {
-                    return Err(bad(format!("VHDX BAT entry {k} points into the headers")));
+    stream_table(
+        &file,
+        &mut b,
+        bat_off,
+        entries * 8,
+        "VHDX BAT",
+        |b, at, piece| {
+            for (n, e) in piece.chunks_exact(8).enumerate() {
+                let k = at / 8 + n as u64;
+                // Every chunk_ratio payload entries, one sector-bitmap entry (skipped).
+                if (k + 1) % (chunk_ratio + 1) == 0 {
+                    continue;
                 }
-                b.data(g, off)?;
+                let g = k - k / (chunk_ratio + 1);
+                if g >= blocks {
+                    break;
+                }
+                let e = le64(e, 0);
+                match e & 7 {
+                    0..=3 => {}
+                    6 => {
+                        let off = e & !(MIB - 1);
+                        if off < MIB {
+                            return Err(
+                                b.corrupt(format!("VHDX BAT entry {k} points into the headers"))
+                            );
+                        }
+                        b.data(g, off)?;
+                    }
+                    7 => {
+                        return Err(Error::new(
+                            ErrorKind::Unsupported,
+                            b.name(),
+                            "VHDX block partially present (a differencing disk)",
+                        ));
+                    }
+                    s => return Err(b.corrupt(format!("VHDX BAT entry {k} has state {s}"))),
+                }
             }
-            7 => {
-                return Err(unsupported(
-                    "VHDX block partially present (a differencing disk)".into(),
-                ));
-            }
-            s => return Err(bad(format!("VHDX BAT entry {k} has state {s}"))),
-        }
-    }
+            Ok(())
+        },
+    )?;
     b.finish(file, size, Codec::RawDeflate)
 }
