@@ -13,6 +13,7 @@ mod demo;
 mod deps;
 mod examples;
 mod fixture;
+mod fuzz;
 mod test;
 
 use anyhow::{Result, bail};
@@ -34,6 +35,10 @@ fn main() -> Result<()> {
             _ => bail!("usage: cargo xtask bench formats [--image RAW] | bench ext4 [--tree DIR]"),
         },
         "fixture" => fixture::run(&rest),
+        "fuzz" => fuzz::run_all(match rest.first() {
+            Some(s) => s.parse()?,
+            None => fuzz::CI_SECONDS,
+        }),
         "demo" => demo::run_demo(&rest),
         "help" | "--help" | "-h" => {
             usage();
@@ -56,6 +61,7 @@ fn usage() {
          \x20 demo [--out DIR]     build the fixture's hybrid qcow2 image with imagetool and boot it\n\
          \x20 bench ext4 [--tree DIR] [--timeout SECS]  imagetool vs mkfs.ext4 -d (wall, peak RSS)\n\
          \x20 bench formats [--image RAW]  native qcow2 writers vs qemu-img convert\n\
+         \x20 fuzz [SECONDS]       every cargo-fuzz target for SECONDS each (default 8)\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
          \x20                      build the benchmark closure"

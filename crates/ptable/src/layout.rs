@@ -693,6 +693,35 @@ mod tests {
     }
 
     #[test]
+    fn test_largest_disk_is_checked_up_front_naming_the_option() {
+        let max = MAX_DISK_BYTES / MIB;
+        assert_eq!(at(TableType::Efi, max).disk_size, MAX_DISK_BYTES);
+        for (size, option) in [
+            (DiskSize::Mib(max + 1), "--disk-size"),
+            (DiskSize::Mib(256 << 20), "--disk-size"),
+            (
+                DiskSize::Auto {
+                    additional_space: 1_000_000 << 40,
+                },
+                "--additional-space",
+            ),
+        ] {
+            let err = plan(
+                &LayoutOptions {
+                    table: TableType::Efi,
+                    disk_size: size,
+                    ..LayoutOptions::default()
+                },
+                Requirements::default(),
+            )
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().contains(option), "{err}");
+            assert!(err.to_string().contains("64 TiB"), "{err}");
+        }
+    }
+
+    #[test]
     fn test_mdi_guids_follow_partition_numbers() {
         let root: Vec<_> = [TableType::LegacyGpt, TableType::Efi, TableType::Hybrid]
             .map(|t| at(t, 2048).partition(Role::Root).unwrap().guid.unwrap())

@@ -61,7 +61,9 @@ use imagetool_blockio::{AtomicFile, Extents, ReadAt, SparseFile};
 
 pub use ids::Seed;
 pub use qcow2_read::{Qcow2Reader, is_qcow2};
-pub use read::{Container, ImageReader, Input, detect, limits, open_image, open_regular};
+pub use read::{
+    Container, ImageReader, Input, detect, limits, open_image, open_image_file, open_regular,
+};
 
 /// The sector size every format here addresses; a raw input must be a whole number of them.
 pub const SECTOR: u64 = 512;

@@ -437,7 +437,12 @@ impl ImageReader {
         }
     }
 
-    pub(crate) fn open_as(file: File, name: &str, c: Container) -> Result<Self> {
+    /// Reads `file` as container `c` whatever its magic says (the fuzz targets use this to
+    /// reach one reader); `name` is used in errors.
+    ///
+    /// # Errors
+    /// As [`ImageReader::open`].
+    pub fn open_as(file: File, name: &str, c: Container) -> Result<Self> {
         let flen = file.metadata().map_err(|e| Error::io(name, e))?.len();
         match c {
             Container::Qcow2 => crate::qcow2_read::open(file, name, flen),
@@ -619,14 +624,27 @@ impl Extents for Input {
 /// # Errors
 /// As [`open_regular`], [`detect`] and the container readers.
 pub fn open_image(path: &Path, raw_sectors: bool) -> Result<Input> {
-    let name = path.display().to_string();
     let file = open_regular(path)?;
-    match detect(&file, &name)? {
+    open_image_file(file, &path.display().to_string(), raw_sectors)
+}
+
+/// [`open_image`] on an open file (`name` is used in errors): refuses it unless it is a
+/// regular file, then detects and reads the container.
+///
+/// # Errors
+/// As [`open_image`].
+pub fn open_image_file(file: File, name: &str, raw_sectors: bool) -> Result<Input> {
+    let meta = file.metadata().map_err(|e| Error::io(name, e))?;
+    if !meta.file_type().is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            name,
+            "is not a regular file",
+        ));
+    }
+    match detect(&file, name)? {
         Container::Raw => {
-            let size = file
-                .metadata()
-                .map_err(|e| Error::io(name.clone(), e))?
-                .len();
+            let size = meta.len();
             if raw_sectors && !size.is_multiple_of(crate::SECTOR) {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,
@@ -640,6 +658,6 @@ pub fn open_image(path: &Path, raw_sectors: bool) -> Result<Input> {
             let f = SparseFile::from_read_only(file).map_err(|e| Error::io(name, e))?;
             Ok(Input::Raw(f))
         }
-        c => Ok(Input::Container(c, ImageReader::open_as(file, &name, c)?)),
+        c => Ok(Input::Container(c, ImageReader::open_as(file, name, c)?)),
     }
 }
