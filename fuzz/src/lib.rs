@@ -112,7 +112,9 @@ pub fn references_graph(data: &[u8]) {
 pub fn spec(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(s) = imagetool::spec::Spec::from_json(text) {
-            let _ = imagetool::spec::ImageSpec::try_from(s);
+            let _ = s.bootloader();
+            let _ = s.file_name();
+            let _ = s.resolve(0);
         }
     }
 }
@@ -126,7 +128,7 @@ pub fn attrs(data: &[u8]) {
 
 /// A bootspec (`boot.json`).
 pub fn bootspec(data: &[u8]) {
-    let _ = imagetool::boot::bootspec::BootSpec::parse(data, Path::new("fuzz/boot.json"));
+    let _ = imagetool::boot::bootspec::Generation::parse(data, Path::new("fuzz/boot.json"));
 }
 
 /// Runs `data` through the target called `name` (the replay of regression inputs).
