@@ -73,9 +73,9 @@ const C: u64 = 64 * KIB;
 /// `edit` applied to (header, L1, L2).
 fn qcow2_with(edit: impl Fn(&mut Vec<u8>, &mut Vec<u64>, &mut Vec<u64>)) -> Vec<(u64, Vec<u8>)> {
     let mut h = qcow2_header(16, MIB, 1, C);
-    let mut l1 = vec![2 * C | COPIED];
+    let mut l1 = vec![(2 * C) | COPIED];
     let mut l2 = vec![0u64; 8192];
-    l2[0] = 3 * C | COPIED;
+    l2[0] = (3 * C) | COPIED;
     edit(&mut h, &mut l1, &mut l2);
     vec![
         (0, h),
@@ -257,8 +257,8 @@ fn cases() -> Vec<Case> {
                 8 * C,
                 vec![
                     (0, qcow2_header(16, 2048 * 8192 * C, 2048, C)),
-                    (C, table(&vec![3 * C | COPIED; 2048])),
-                    (3 * C, table(&vec![4 * C | COPIED; 8192])),
+                    (C, table(&vec![(3 * C) | COPIED; 2048])),
+                    (3 * C, table(&vec![(4 * C) | COPIED; 8192])),
                 ],
             ),
             &["L2 table at byte 196608", "another L1 entry"],
@@ -269,7 +269,7 @@ fn cases() -> Vec<Case> {
                 8 * C,
                 vec![
                     (0, qcow2_header(16, 2048 * 8192 * C, 2048, C)),
-                    (C, table(&vec![3 * C | COPIED; 2048])),
+                    (C, table(&vec![(3 * C) | COPIED; 2048])),
                     (3 * C, table(&vec![1; 8192])),
                 ],
             ),

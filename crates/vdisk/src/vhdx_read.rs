@@ -115,7 +115,7 @@ pub(crate) fn open(file: File, name: &str, flen: u64) -> Result<ImageReader> {
     };
     let mut b = MapBuilder::new(name, flen, MIB);
     b.claim(0, 320 * KIB, "VHDX headers")?;
-    if meta_len < 64 * KIB || meta_len > MIB {
+    if !(64 * KIB..=MIB).contains(&meta_len) {
         return Err(bad(format!("VHDX metadata region of {meta_len} bytes")));
     }
     let m = read_table(&file, &mut b, meta_off, meta_len, "VHDX metadata region")?;
@@ -198,7 +198,7 @@ pub(crate) fn open(file: File, name: &str, flen: u64) -> Result<ImageReader> {
             for (n, e) in piece.chunks_exact(8).enumerate() {
                 let k = at / 8 + n as u64;
                 // Every chunk_ratio payload entries, one sector-bitmap entry (skipped).
-                if (k + 1) % (chunk_ratio + 1) == 0 {
+                if (k + 1).is_multiple_of(chunk_ratio + 1) {
                     continue;
                 }
                 let g = k - k / (chunk_ratio + 1);
