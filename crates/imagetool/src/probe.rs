@@ -76,7 +76,7 @@ pub enum InspectError {
     },
     /// The file cannot be read as an image: not a regular file, a container this reader
     /// refuses (by name) or cannot read (damaged header or tables, beyond a limit).
-    #[error("cannot read the image")]
+    #[error("{}", path.display())]
     Container {
         /// The file.
         path: PathBuf,
