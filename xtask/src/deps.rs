@@ -22,6 +22,9 @@ const TOOLS: &[(&str, &str, bool)] = &[
     ("/usr/bin/sqlite3", "sqlite3", false),
     ("/usr/bin/cpio", "cpio", false),
     ("/usr/bin/grub-fstest", "grub-common", false),
+    ("/usr/bin/xorriso", "xorriso", false),
+    ("/usr/bin/isoinfo", "genisoimage", false),
+    ("/usr/bin/unsquashfs", "squashfs-tools", false),
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", false),
     ("/usr/share/seabios/bios-256k.bin", "seabios", false),
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86", true),
@@ -31,6 +34,7 @@ const BACKPORTS: &str = "/etc/apt/sources.list.d/imagetool-backports.sources";
 
 /// Installs every missing package, or explains what is missing when that is not possible.
 pub fn ensure_all() -> Result<()> {
+    ensure_foreign_arch("arm64")?;
     let missing: Vec<&(&str, &str, bool)> = TOOLS
         .iter()
         .filter(|(path, _, _)| !Path::new(path).exists())
@@ -98,4 +102,28 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// Lets `apt-get download PKG:<arch>` fetch another architecture's packages (GRUB's arm64-efi
+/// modules for the native grub-mkimage tests; they are unpacked, never installed or run).
+fn ensure_foreign_arch(arch: &str) -> Result<()> {
+    let out = Command::new("dpkg")
+        .arg("--print-foreign-architectures")
+        .output();
+    let Ok(out) = out else { return Ok(()) };
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == arch)
+    {
+        return Ok(());
+    }
+    if !is_root() {
+        eprintln!(
+            "xtask: tests fetching {arch} packages need: dpkg --add-architecture {arch} && apt-get update"
+        );
+        return Ok(());
+    }
+    crate::run(Command::new("dpkg").args(["--add-architecture", arch]))?;
+    crate::run(Command::new("apt-get").args(["update", "-qq"]))?;
+    Ok(())
 }

@@ -18,8 +18,11 @@
 //! [`Overlay`] is how `imagetool build` writes a container format with no raw intermediate:
 //! the filesystem writers write into it, and the container writer reads from it.
 //!
-//! [`AtomicFile`] gives every output a temporary name in the target directory and renames it
-//! only when the build has succeeded, so a failed build never leaves a half-written image.
+//! [`AtomicFile`] writes every output as an unnamed file in the target directory (`O_TMPFILE`;
+//! else an exclusive random name, never through a symlink) and links it into place only when
+//! the build has succeeded, so a failed, cancelled or killed build never leaves a half-written
+//! image, and nobody can redirect the output. [`Cancel`] stops every reader and writer of a
+//! [`Cancellable`] backing.
 //!
 //! ```
 //! use imagetool_blockio::{Extents, MemImage, ReadAt, Window, WriteAt};
@@ -35,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod atomic;
+mod cancel;
 mod mem;
 mod overlay;
 mod range_set;
@@ -46,7 +50,8 @@ use std::io;
 use std::ops::Range;
 use std::path::Path;
 
-pub use atomic::AtomicFile;
+pub use atomic::{AtomicFile, OutputMode};
+pub use cancel::{Cancel, Cancellable};
 pub use mem::MemImage;
 pub use overlay::{Overlay, OverlayStats};
 pub use range_set::RangeSet;

@@ -93,8 +93,18 @@ impl Generation {
     /// `Missing` when the file does not exist (a toplevel built without bootspec), `Io`,
     /// `InvalidInput` naming the file and the key for malformed documents.
     pub fn load(toplevel_on_host: &Path) -> Result<Self> {
-        let file = toplevel_on_host.join(FILE_NAME);
-        let bytes = std::fs::read(&file).map_err(|e| {
+        Self::load_file(&toplevel_on_host.join(FILE_NAME))
+    }
+
+    /// Reads the bootspec document `file`: a regular file of at most
+    /// [`MAX_DOCUMENT_BYTES`](imagetool_fstree::input::MAX_DOCUMENT_BYTES).
+    ///
+    /// # Errors
+    /// As [`Generation::load`]; `InvalidInput` for a file that is not regular or too large.
+    pub fn load_file(file: &Path) -> Result<Self> {
+        let file = file.to_path_buf();
+        let limit = imagetool_fstree::input::MAX_DOCUMENT_BYTES;
+        let bytes = imagetool_fstree::input::read_limited(&file, limit).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::new(
                     ErrorKind::Missing,
@@ -106,6 +116,8 @@ impl Generation {
                 )
                 .with_path(&file)
                 .with_source(e)
+            } else if e.kind() == std::io::ErrorKind::InvalidInput {
+                Error::new(ErrorKind::InvalidInput, format!("bootspec: {e}")).with_path(&file)
             } else {
                 Error::io(&file, "cannot read the bootspec", e)
             }

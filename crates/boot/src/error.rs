@@ -11,7 +11,7 @@ pub enum ErrorKind {
     Io,
     /// An input is invalid (a malformed bootspec, a kernel outside the closure, a bad option).
     InvalidInput,
-    /// A tool or file the installation needs is not available (no `grub-mkimage`, no
+    /// A file the installation needs is not available (no GRUB modules for the platform, no
     /// systemd-boot in the closure).
     Missing,
     /// The bootloader does not fit where it must go (core.img larger than the MBR gap or the
@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(e.to_string(), "/x/boot.json: read");
         assert_eq!(e.path(), Some(Path::new("/x/boot.json")));
         assert!(std::error::Error::source(&e).is_some());
-        let e = Error::new(ErrorKind::Missing, "no grub-mkimage")
+        let e = Error::new(ErrorKind::Missing, "no GRUB modules")
             .with_path(Path::new("/p"))
             .with_source(std::fmt::Error);
         assert_eq!(e.kind(), ErrorKind::Missing);

@@ -23,7 +23,7 @@ pub struct BiosStage {
     pub site: BiosSite,
     /// `boot.img` (the MBR code, patched when written).
     pub boot_img: [u8; 512],
-    /// `core.img` as grub-mkimage made it.
+    /// `core.img` as assembled from the closure's GRUB modules.
     pub core_img: Vec<u8>,
 }
 

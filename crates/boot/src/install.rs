@@ -191,7 +191,7 @@ impl Plan {
 /// Decides and plans the installation.
 ///
 /// # Errors
-/// `Missing` (no bootspec, no systemd-boot for an explicit `systemd-boot`, no grub-mkimage),
+/// `Missing` (no bootspec, no systemd-boot for an explicit `systemd-boot`, no GRUB modules),
 /// `InvalidInput` (a bootspec naming files outside the closure; a bootloader the disk cannot
 /// boot), `Unsupported`, `Tool`, `Io`.
 pub fn plan(req: &Request<'_>) -> Result<Plan> {
@@ -224,7 +224,16 @@ pub fn plan(req: &Request<'_>) -> Result<Plan> {
             format!("the toplevel {} is not in the closure", req.toplevel),
         ));
     }
-    let generation = Generation::load(&req.closure.host(req.toplevel))?;
+    // The toplevel and its boot.json are resolved inside the store root: a toplevel (or a
+    // boot.json) that is a symlink out of the closure fails, naming where it leads.
+    let top = req.closure.realpath(req.toplevel)?;
+    let doc = format!("{top}/{}", crate::bootspec::FILE_NAME);
+    let generation = if std::fs::symlink_metadata(req.closure.host(&doc)).is_ok() {
+        let (_, host) = req.closure.file(&doc)?;
+        Generation::load_file(&host)?
+    } else {
+        Generation::load(&req.closure.host(&top))?
+    };
     generation.check_closure(req.closure.paths())?;
 
     let mut out = Plan::default();

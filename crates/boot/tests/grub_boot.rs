@@ -28,7 +28,7 @@ use imagetool_fixture::Fixture;
 use imagetool_fstree::{HostOptions, Meta, Source, Tree};
 use imagetool_ptable::{DiskSize, LayoutOptions, Requirements, Role, TableType};
 use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
-use imagetool_testutil::tools::{APT_GET, DPKG_DEB, GRUB_MKIMAGE};
+use imagetool_testutil::tools::{APT_GET, DPKG_DEB};
 use imagetool_testutil::tools::{OVMF_CODE, OVMF_VARS, QEMU_SYSTEM, SEABIOS, SFDISK};
 use imagetool_testutil::{require_tools, run_ok};
 
@@ -242,7 +242,7 @@ fn build(fx: &Fixture, table: TableType, platform: Platform, out: &Path) -> Path
 }
 
 fn boot_cell(table: TableType, platform: Platform, firmware: Firmware) {
-    require_tools!(GRUB_MKIMAGE, QEMU_SYSTEM, SFDISK, APT_GET, DPKG_DEB);
+    require_tools!(QEMU_SYSTEM, SFDISK, APT_GET, DPKG_DEB);
     match firmware {
         Firmware::Ovmf => require_tools!(OVMF_CODE, OVMF_VARS),
         _ => require_tools!(SEABIOS),

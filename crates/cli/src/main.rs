@@ -19,6 +19,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cmd::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        // Cancelled by SIGINT/SIGTERM: whatever the error says, nothing was committed.
+        Err(_) if cmd::cancel().is_cancelled() => {
+            eprintln!("imagetool: interrupted: nothing was written");
+            ExitCode::from(130)
+        }
         Err(err) => {
             eprintln!("imagetool: error: {err:#}");
             ExitCode::from(exit_code(&err))
@@ -26,8 +31,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// 2 when the request cannot be honoured as given (bad input, unsupported, a missing tool), 1
-/// for everything else (I/O, a full disk, a failing tool), from the library's error kind.
+/// 2 when the request cannot be honoured as given (bad input, unsupported, a missing tool), 130
+/// when cancelled, 1 for everything else (I/O, a full disk, a failing tool, internal errors),
+/// from the library's error kind. (clap's usage errors exit with 2 too.)
 fn exit_code(err: &anyhow::Error) -> u8 {
     use imagetool::build::BuildError;
     use imagetool::disk::DiskError;

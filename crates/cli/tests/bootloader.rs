@@ -1,6 +1,6 @@
 //! `imagetool build --bootloader …` on bad input: a toplevel with no bootspec, a bootspec naming
-//! a kernel outside the closure, no `grub-mkimage` for a BIOS table, a bootloader the table
-//! cannot boot. Each is a clear error naming the file, key or tool, a non-zero exit, and
+//! a kernel outside the closure, a bootloader the table cannot boot; and no `grub-mkimage`
+//! (the closure's or the host's) ever runs. Each is a clear error naming the file, key or tool, a non-zero exit, and
 //! nothing left in the output directory. (The good cases boot in
 //! crates/imagetool/tests/boot_matrix.rs.)
 
@@ -143,22 +143,66 @@ fn test_bootspec_kernel_outside_the_closure_is_named() {
     );
 }
 
+/// A `grub-mkimage` that records that it ran (and fails).
+fn plant_trap(at: &Path, marker: &Path) {
+    std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+    std::fs::write(
+        at,
+        format!(
+            "#!/bin/sh\necho \"$0 $*\" >> '{}'\nexit 1\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 #[test]
-fn test_bios_table_without_grub_mkimage_is_a_clear_error() {
+fn test_grub_images_are_assembled_without_running_any_grub_mkimage() {
+    // issue 14 item 4 / issue 16: a closure is data. Booby-trapped grub-mkimages in the
+    // closure's GRUB store paths (`bin/grub-mkimage`) and as the only program on PATH must
+    // not run, and GRUB images (BIOS core.img and BOOTX64.EFI) are still built.
     let fx = imagetool_fixture::ensure().unwrap();
-    // The fixture's GRUB store paths carry modules but no bin/grub-mkimage; with an empty PATH
-    // there is none at all.
     let c = Case::new();
-    for table in ["legacy", "legacy+gpt", "hybrid"] {
-        let err = c.must_fail(
-            &fx,
-            &fx.store_root,
-            &["--partition", table, "--bootloader", "auto"],
-            "",
-        );
-        assert!(err.contains("grub-mkimage"), "{table}: {err}");
-        assert!(err.contains("BIOS"), "{table}: {err}");
+    let store = c.store_copy(&fx);
+    let marker = c.dir.join("grub-mkimage-ran");
+    let mut planted = 0;
+    for p in &fx.store_paths {
+        let host = store.join(p.trim_start_matches('/'));
+        if host.join("lib/grub").is_dir() {
+            std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o755)).unwrap();
+            plant_trap(&host.join("bin/grub-mkimage"), &marker);
+            planted += 1;
+        }
     }
+    assert_eq!(
+        planted, 2,
+        "the fixture has GRUB for i386-pc and x86_64-efi"
+    );
+    let bin = c.dir.join("path-bin");
+    plant_trap(&bin.join("grub-mkimage"), &marker);
+    for table in ["legacy", "hybrid"] {
+        let out = c.run(
+            &fx,
+            &store,
+            &["--partition", table, "--bootloader", "auto"],
+            &bin.to_string_lossy(),
+        );
+        assert!(
+            out.status.success(),
+            "{table}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let img = std::fs::read(c.out_dir.join("nixos.img")).unwrap();
+        // boot.img in the MBR, the core image behind it.
+        assert_eq!(&img[510..512], &[0x55, 0xAA], "{table}");
+        std::fs::remove_file(c.out_dir.join("nixos.img")).unwrap();
+    }
+    assert!(
+        !marker.exists(),
+        "a grub-mkimage ran: {}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
 }
 
 #[test]

@@ -28,6 +28,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod input;
 mod walk;
 
 use std::collections::BTreeMap;

@@ -13,14 +13,14 @@
 //! output writer reads that range of the disk.
 //!
 //! Every step before `write` is pure planning, so a size that does not fit, a missing store
-//! path or a malformed input fails before the output is created; the output appears (renamed
-//! from a temporary name in its directory) only when everything succeeded.
+//! path or a malformed input fails before anything is written; the output is an unnamed file
+//! in its directory until everything succeeded, then linked into place.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use imagetool_blockio::{Overlay, ReadAt, Tracked, Window, WriteAt};
+use imagetool_blockio::{Cancel, Cancellable, Overlay, ReadAt, Tracked, Window, WriteAt};
 use imagetool_boot::{self as boot, Bootloader};
 use imagetool_ext4 as ext4;
 use imagetool_fat as fat;
@@ -186,6 +186,10 @@ pub enum BuildError {
     /// The container format could not be written.
     #[error("image format")]
     Format(#[from] vdisk::Error),
+    /// The build was cancelled ([`Cancel`], or a panicking [`Progress`]); nothing was
+    /// committed.
+    #[error("cancelled: nothing was written")]
+    Cancelled,
     /// An I/O error on the output.
     #[error("{}", path.display())]
     Io {
@@ -245,11 +249,12 @@ fn timed_bytes<T: Send>(
     timings: &mut Vec<(Phase, Duration)>,
     phase: Phase,
     total: u64,
+    cancel: &Cancel,
     work: impl FnOnce(&AtomicU64) -> Result<(T, String), BuildError> + Send,
 ) -> Result<T, BuildError> {
     progress.started(phase);
     let t0 = Instant::now();
-    let (v, detail) = meter::run(progress, phase, total, work)?;
+    let (v, detail) = meter::run(progress, phase, total, cancel, work)?;
     let dt = t0.elapsed();
     timings.push((phase, dt));
     progress.finished(phase, dt, &detail);
@@ -262,6 +267,42 @@ fn timed_bytes<T: Send>(
 /// [`BuildError`] naming the option, file or store path at fault; nothing is left at
 /// `spec.output` unless the build succeeded.
 pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildReport, BuildError> {
+    build_cancellable(spec, progress, &Cancel::new())
+}
+
+/// [`build`] that stops when `cancel` is cancelled (from any thread, or a signal handler):
+/// every reader and writer checks it, so the build ends within one chunk of I/O and returns
+/// [`BuildError::Cancelled`], committing nothing. A [`Progress`] method that panics cancels
+/// the build too (the panic then continues to the caller).
+///
+/// The output is an unnamed file in its directory until the build succeeded (see
+/// [`AtomicFile`](imagetool_blockio::AtomicFile)); an existing output that is not a regular
+/// file is refused before any work unless `spec.format_options.output_mode` is
+/// [`OutputMode::Device`](imagetool_blockio::OutputMode::Device).
+///
+/// # Errors
+/// As [`build`]; [`BuildError::Cancelled`] when cancelled.
+pub fn build_cancellable(
+    spec: &ImageSpec,
+    progress: &mut dyn Progress,
+    cancel: &Cancel,
+) -> Result<BuildReport, BuildError> {
+    match build_inner(spec, progress, cancel) {
+        Err(_) if cancel.is_cancelled() => Err(BuildError::Cancelled),
+        r => r,
+    }
+}
+
+fn build_inner(
+    spec: &ImageSpec,
+    progress: &mut dyn Progress,
+    cancel: &Cancel,
+) -> Result<BuildReport, BuildError> {
+    let stop = || cancel.check().map_err(|_| BuildError::Cancelled);
+    // The output first: a name that cannot be written, or a device, FIFO or directory in its
+    // place, fails before any work. Until commit it has no name (or a random hidden one).
+    vdisk::check_output_name(spec.format, &spec.output)?;
+    let out = vdisk::create_output(&spec.output, &spec.format_options)?;
     let mut timings = Vec::new();
     let parse = |p: &str, what: &str| {
         StorePath::parse(p).map_err(|e| BuildError::InvalidInput(format!("{what}: {e}")))
@@ -303,6 +344,7 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         Ok((c, detail))
     })?;
 
+    stop()?;
     let mut tree = timed(progress, &mut timings, Phase::RootTree, || {
         let t = nix::root::root_tree(
             &closure,
@@ -344,6 +386,7 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         threads: spec.threads,
         ..ext4::Options::default()
     };
+    stop()?;
     let (layout, fs_plan, fats, boot_plan) = timed(progress, &mut timings, Phase::Plan, || {
         // The bootloader first: its files under /boot count for the root's size.
         let boot_plan = plan_bootloader(spec, &closure, toplevel.as_ref(), &root_uuid)?;
@@ -407,25 +450,46 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
     let used = fs_plan
         .size_bytes()
         .saturating_sub(fs_plan.free_blocks().saturating_mul(ext4::BLOCK_SIZE));
-    let disk = Overlay::new(layout.disk_size);
-    let allocated = timed_bytes(progress, &mut timings, Phase::Write, used, |count| {
-        let allocated = parts.write(&disk, count, &spec.output)?;
-        let st = disk.stats();
-        let detail = format!(
-            "{} MiB allocated: {} MiB of metadata in memory, {} MiB of file data to read",
-            allocated >> 20,
-            st.memory >> 20,
-            st.referenced >> 20
-        );
-        Ok((allocated, detail))
-    })?;
-    timed_bytes(progress, &mut timings, Phase::Convert, allocated, |count| {
-        let mut opts = spec.format_options.clone();
-        opts.threads = spec.threads;
-        let src = Counted::new(&disk, count);
-        let report = vdisk::convert(&src, spec.format, &spec.output, &opts)?;
-        Ok(((), format!("{} ({report:?})", spec.format)))
-    })?;
+    stop()?;
+    let overlay = Overlay::new(layout.disk_size);
+    // Every worker's read and write checks `cancel`.
+    let disk = Cancellable::new(&overlay, cancel);
+    let allocated = timed_bytes(
+        progress,
+        &mut timings,
+        Phase::Write,
+        used,
+        cancel,
+        |count| {
+            let allocated = parts.write(&disk, count, &spec.output)?;
+            let st = overlay.stats();
+            let detail = format!(
+                "{} MiB allocated: {} MiB of metadata in memory, {} MiB of file data to read",
+                allocated >> 20,
+                st.memory >> 20,
+                st.referenced >> 20
+            );
+            Ok((allocated, detail))
+        },
+    )?;
+    stop()?;
+    timed_bytes(
+        progress,
+        &mut timings,
+        Phase::Convert,
+        allocated,
+        cancel,
+        |count| {
+            let mut opts = spec.format_options.clone();
+            opts.threads = spec.threads;
+            let src = Counted::new(&disk, count);
+            let report = vdisk::convert_into(&src, spec.format, &out, &opts)?;
+            Ok(((), format!("{} ({report:?})", spec.format)))
+        },
+    )?;
+    // The last moment to stop: after this the image is in place.
+    stop()?;
+    out.commit().map_err(io(&spec.output))?;
     Ok(BuildReport {
         output: spec.output.clone(),
         format: spec.format,

@@ -1,7 +1,6 @@
 //! Assembling a partitioned raw disk from filesystem blobs (a root filesystem image, ESP and
 //! BOOT contents), sparse, through an atomic output.
 
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -108,9 +107,9 @@ pub fn volume_id(ids: &Identifiers, role: &str) -> u32 {
 /// Layout errors (disk too small, `bootSize` beyond the disk), FAT errors (contents larger
 /// than the ESP), I/O errors naming the file.
 pub fn build_disk(spec: &DiskSpec) -> Result<DiskReport, DiskError> {
-    let root_len = std::fs::metadata(&spec.root_fs)
-        .map_err(io(&spec.root_fs))?
-        .len();
+    // A regular file only: a FIFO would block forever, a device is not an image file.
+    let src = imagetool_fstree::input::open_regular(&spec.root_fs).map_err(io(&spec.root_fs))?;
+    let root_len = src.metadata().map_err(io(&spec.root_fs))?.len();
     let layout = ptable::plan(
         &spec.layout,
         Requirements {
@@ -162,7 +161,6 @@ pub fn build_disk(spec: &DiskSpec) -> Result<DiskReport, DiskError> {
     let disk = SparseFile::from_file(file, layout.disk_size).map_err(io(&spec.output))?;
     let tracked = Tracked::new(&disk);
     layout.write_table(&tracked)?;
-    let src = File::open(&spec.root_fs).map_err(io(&spec.root_fs))?;
     let win = Window::new(
         &tracked,
         root_range.start,

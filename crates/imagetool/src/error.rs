@@ -22,19 +22,24 @@ pub enum ErrorKind {
     Overflow,
     /// An input image or file is malformed.
     Corrupt,
-    /// A tool or file the build needs is not available (`grub-mkimage`, systemd-boot).
+    /// A tool or file the build needs is not available (GRUB modules, systemd-boot).
     Missing,
     /// An external tool ran and failed.
     Tool,
+    /// The work was cancelled (a [`Cancel`](crate::blockio::Cancel) handle, or SIGINT/SIGTERM
+    /// in the CLI) and committed nothing.
+    Interrupted,
 }
 
 impl ErrorKind {
     /// The CLI's exit status for this kind: 2 for a request that cannot be honoured as given
-    /// (bad input, unsupported, missing tool), 1 for everything else.
+    /// (bad input, a malformed input file, unsupported, missing tool), 130 for a cancelled build (as a shell reports
+    /// SIGINT), 1 for everything else.
     #[must_use]
     pub fn exit_code(self) -> u8 {
         match self {
-            Self::InvalidInput | Self::Unsupported | Self::Missing => 2,
+            Self::InvalidInput | Self::Corrupt | Self::Unsupported | Self::Missing => 2,
+            Self::Interrupted => 130,
             _ => 1,
         }
     }
@@ -152,8 +157,18 @@ impl BuildError {
             Self::Fat { source, .. } => source.kind().into(),
             Self::Boot(e) => e.kind().into(),
             Self::Format(e) => e.kind().into(),
-            Self::Io { .. } => ErrorKind::Io,
+            Self::Io { source, .. } => io_kind(source),
+            Self::Cancelled => ErrorKind::Interrupted,
         }
+    }
+}
+
+/// An I/O error's kind: `InvalidInput` for the checks on inputs and outputs (not a regular
+/// file, too large, a device where a file is expected), else `Io`.
+fn io_kind(e: &std::io::Error) -> ErrorKind {
+    match e.kind() {
+        std::io::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+        _ => ErrorKind::Io,
     }
 }
 
@@ -164,7 +179,7 @@ impl DiskError {
         match self {
             Self::Layout(e) => e.kind().into(),
             Self::Fat { source, .. } => source.kind().into(),
-            Self::Io { .. } => ErrorKind::Io,
+            Self::Io { source, .. } => io_kind(source),
             Self::NoSuchPartition { .. } => ErrorKind::InvalidInput,
             Self::RootTooBig { .. } => ErrorKind::NoSpace,
         }
@@ -178,7 +193,7 @@ impl MkfsError {
         match self {
             Self::Source { source, .. } => source.kind().into(),
             Self::Ext4(e) => e.kind().into(),
-            Self::Io { .. } => ErrorKind::Io,
+            Self::Io { source, .. } => io_kind(source),
             Self::NoRoom { .. } => ErrorKind::NoSpace,
         }
     }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use imagetool_blockio::{Extents, ReadAt, WriteAt};
+use imagetool_blockio::{Cancel, Extents, ReadAt, WriteAt};
 
 use crate::build::{Phase, Progress};
 
@@ -76,15 +76,20 @@ impl<T: Extents + ?Sized> Extents for Counted<'_, T> {
 
 /// Runs `work` on a scoped thread with a fresh counter and reports `min(count, total)` of
 /// `total` to `progress` every [`TICK`] until it ends, then `total` of `total` if it succeeded.
+///
+/// A `progress` that panics cancels `cancel` (so `work`, which must check it, stops within a
+/// chunk instead of running to the end), and the panic continues once `work` has returned.
 pub(crate) fn run<T: Send, E: Send>(
     progress: &mut dyn Progress,
     phase: Phase,
     total: u64,
+    cancel: &Cancel,
     work: impl FnOnce(&AtomicU64) -> Result<T, E> + Send,
 ) -> Result<T, E> {
     let count = AtomicU64::new(0);
     progress.bytes(phase, 0, total);
     let caller = std::thread::current();
+    let mut panicked = None;
     let result = std::thread::scope(|s| {
         let handle = s.spawn(|| {
             let r = work(&count);
@@ -93,12 +98,20 @@ pub(crate) fn run<T: Send, E: Send>(
         });
         while !handle.is_finished() {
             std::thread::park_timeout(TICK);
-            if !handle.is_finished() {
-                progress.bytes(phase, count.load(Ordering::Relaxed).min(total), total);
+            if !handle.is_finished() && panicked.is_none() {
+                let done = count.load(Ordering::Relaxed).min(total);
+                let call = std::panic::AssertUnwindSafe(|| progress.bytes(phase, done, total));
+                if let Err(p) = std::panic::catch_unwind(call) {
+                    cancel.cancel();
+                    panicked = Some(p);
+                }
             }
         }
         handle.join()
     });
+    if let Some(p) = panicked {
+        std::panic::resume_unwind(p);
+    }
     match result {
         Ok(r) => {
             if r.is_ok() {
@@ -128,14 +141,15 @@ mod tests {
     fn test_counts_writes_and_reports_monotonically() {
         let img = MemImage::new(1 << 20);
         let mut rec = Record::default();
-        let r: Result<u64, io::Error> = run(&mut rec, Phase::Write, 4096, |count| {
-            let c = Counted::new(&img, count);
-            for i in 0..8u64 {
-                c.write_all_at(&[1u8; 512], i * 512)?;
-                std::thread::sleep(Duration::from_millis(60));
-            }
-            Ok(count.load(Ordering::Relaxed))
-        });
+        let r: Result<u64, io::Error> =
+            run(&mut rec, Phase::Write, 4096, &Cancel::new(), |count| {
+                let c = Counted::new(&img, count);
+                for i in 0..8u64 {
+                    c.write_all_at(&[1u8; 512], i * 512)?;
+                    std::thread::sleep(Duration::from_millis(60));
+                }
+                Ok(count.load(Ordering::Relaxed))
+            });
         assert_eq!(r.unwrap(), 4096);
         assert_eq!(rec.0.first(), Some(&(Phase::Write, 0, 4096)));
         assert_eq!(rec.0.last(), Some(&(Phase::Write, 4096, 4096)));
@@ -146,7 +160,9 @@ mod tests {
     #[test]
     fn test_failure_reports_no_completion() {
         let mut rec = Record::default();
-        let r: Result<(), &str> = run(&mut rec, Phase::Convert, 10, |_| Err("boom"));
+        let r: Result<(), &str> = run(&mut rec, Phase::Convert, 10, &Cancel::new(), |_| {
+            Err("boom")
+        });
         assert_eq!(r, Err("boom"));
         assert!(rec.0.iter().all(|e| e.1 < 10), "{:?}", rec.0);
     }

@@ -81,8 +81,15 @@ impl Error {
     }
 
     fn io(path: &Path, what: &str, source: std::io::Error) -> Self {
+        // The input checks (not a regular file, too large, not UTF-8) are the caller's fault.
+        let kind = match source.kind() {
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                ErrorKind::InvalidInput
+            }
+            _ => ErrorKind::Io,
+        };
         Self {
-            kind: ErrorKind::Io,
+            kind,
             key: Some(path.display().to_string()),
             message: what.to_string(),
             source: Some(Box::new(source)),
@@ -447,8 +454,7 @@ impl Spec {
     /// # Errors
     /// [`ErrorKind::Io`] naming the file; the errors of [`Spec::from_json`].
     pub fn read(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading the spec", e))?;
+        let text = read_spec_text(path, "reading the spec")?;
         Self::from_json(&text).map_err(|e| e.in_file(path))
     }
 
@@ -735,8 +741,7 @@ impl StructuredAttrs {
     /// missing `outputs.out`, an `exportReferencesGraph` whose entry is absent, an unknown
     /// attribute or a wrong type.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(path, "reading the structured attributes", e))?;
+        let text = read_spec_text(path, "reading the structured attributes")?;
         Self::parse(&text, path).map_err(|e| e.in_file(path))
     }
 
@@ -824,7 +829,12 @@ impl StructuredAttrs {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "creating", e))?;
         let file = dir.join("hydra-build-products");
         let line = format!("file {}-image {}\n", self.spec.format, self.image.display());
-        std::fs::write(&file, line).map_err(|e| Error::io(&file, "writing", e))
+        // As every output: never through a planted symlink, never half-written.
+        let out = imagetool_blockio::AtomicFile::create(&file)
+            .map_err(|e| Error::io(&file, "writing", e))?;
+        std::io::Write::write_all(&mut out.file(), line.as_bytes())
+            .and_then(|()| out.commit())
+            .map_err(|e| Error::io(&file, "writing", e))
     }
 }
 
@@ -860,8 +870,7 @@ impl SpecFile {
     /// # Errors
     /// The errors of [`Spec::read`] and [`StructuredAttrs::read`].
     pub fn read(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading the spec", e))?;
+        let text = read_spec_text(path, "reading the spec")?;
         let is_attrs = serde_json::from_str::<serde_json::Value>(&text)
             .is_ok_and(|v| v.get("outputs").is_some_and(serde_json::Value::is_object));
         if is_attrs {
@@ -1038,6 +1047,14 @@ impl ImageSpec {
         self.timestamp = seconds;
         self
     }
+}
+
+/// Reads a spec or `.attrs.json`: a regular file (a FIFO is refused, not waited on) of at most
+/// [`MAX_GRAPH_BYTES`](imagetool_fstree::input::MAX_GRAPH_BYTES) (structured attributes carry
+/// the references graph).
+fn read_spec_text(path: &Path, what: &str) -> Result<String> {
+    imagetool_fstree::input::read_limited_string(path, imagetool_fstree::input::MAX_GRAPH_BYTES)
+        .map_err(|e| Error::io(path, what, e))
 }
 
 #[cfg(test)]

@@ -106,6 +106,18 @@ pub fn host_path(store_root: &Path, path: &StorePath) -> PathBuf {
     store_root.join(path.as_str().trim_start_matches('/'))
 }
 
+/// Reads an untrusted closure description: a regular file of at most
+/// [`MAX_GRAPH_BYTES`](imagetool_fstree::input::MAX_GRAPH_BYTES), as UTF-8.
+fn read_input(file: &Path) -> Result<String> {
+    imagetool_fstree::input::read_limited_string(file, imagetool_fstree::input::MAX_GRAPH_BYTES)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                Error::new(ErrorKind::InvalidInput, e.to_string()).with_path(file)
+            }
+            _ => Error::io(file, e),
+        })
+}
+
 /// A NAR hash and size.
 type NarId = ([u8; 32], u64);
 
@@ -128,7 +140,7 @@ pub fn load(input: &ClosureInput, opts: &LoadOptions) -> Result<Closure> {
     let mut partial = match input {
         ClosureInput::ClosureInfo(dir) => {
             let file = dir.join("registration");
-            let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+            let text = read_input(&file)?;
             parse_registration(&text)
                 .map_err(|e| e.with_path(&file))?
                 .into_iter()
@@ -143,7 +155,7 @@ pub fn load(input: &ClosureInput, opts: &LoadOptions) -> Result<Closure> {
                 .collect()
         }
         ClosureInput::ReferencesGraph(file) => {
-            let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+            let text = read_input(file)?;
             if text.trim_start().starts_with(['{', '[']) {
                 parse_json_graph(&text).map_err(|e| e.with_path(file))?
             } else {
@@ -314,10 +326,19 @@ fn parse_plain_graph(text: &str) -> Result<BTreeMap<StorePath, Partial>> {
                 format!("reference count {count_line:?} is not a number"),
             )
         })?;
-        let end = i + 3 + count;
-        if end > lines.len() {
-            return Err(cut());
-        }
+        // Checked: a count near 2^64 must not wrap around (it cannot fit the file anyway).
+        let end = match count.checked_add(i + 3) {
+            Some(end) if end <= lines.len() => end,
+            _ => {
+                return Err(corrupt(
+                    i + 2,
+                    format!(
+                        "the record of {path} says {count} references, more than the file \
+                         has lines"
+                    ),
+                ));
+            }
+        };
         let mut references = BTreeSet::new();
         for (k, r) in lines[i + 3..end].iter().enumerate() {
             references.insert(parse_path(i + 3 + k, r)?);

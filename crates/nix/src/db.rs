@@ -64,6 +64,36 @@ pub fn write_db(file: &Path, paths: &[PathInfo], registration_time: i64) -> Resu
     if file.exists() {
         return Err(Error::new(ErrorKind::Io, "the database file exists already").with_path(file));
     }
+    let bytes = db_bytes(paths, registration_time)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)
+        .map_err(|e| Error::io(file, e))?;
+    std::io::Write::write_all(&mut f, &bytes).map_err(|e| Error::io(file, e))
+}
+
+/// The bytes of the database [`write_db`] would write, built in memory: no scratch file or
+/// directory anywhere, so an interrupted build leaves nothing behind.
+///
+/// # Errors
+/// As [`write_db`].
+pub fn db_bytes(paths: &[PathInfo], registration_time: i64) -> Result<Vec<u8>> {
+    let name = Path::new("/nix/var/nix/db/db.sqlite");
+    let sql = |e: rusqlite::Error| Error::io(name, std::io::Error::other(format!("sqlite: {e}")));
+    let mut conn = Connection::open_in_memory().map_err(sql)?;
+    fill(&mut conn, paths, registration_time, &sql)?;
+    let bytes = conn.serialize(rusqlite::MAIN_DB).map_err(sql)?.to_vec();
+    conn.close().map_err(|(_, e)| sql(e))?;
+    Ok(bytes)
+}
+
+fn fill(
+    conn: &mut Connection,
+    paths: &[PathInfo],
+    registration_time: i64,
+    sql: &dyn Fn(rusqlite::Error) -> Error,
+) -> Result<()> {
     let mut sorted: BTreeMap<&str, &PathInfo> = BTreeMap::new();
     for p in paths {
         if sorted.insert(p.path.as_str(), p).is_some() {
@@ -83,8 +113,6 @@ pub fn write_db(file: &Path, paths: &[PathInfo], registration_time: i64) -> Resu
             ));
         }
     }
-    let sql = |e: rusqlite::Error| Error::io(file, std::io::Error::other(format!("sqlite: {e}")));
-    let mut conn = Connection::open(file).map_err(sql)?;
     conn.execute_batch("pragma page_size = 4096; pragma journal_mode = delete;")
         .map_err(sql)?;
     conn.execute_batch(SCHEMA).map_err(sql)?;
@@ -126,7 +154,6 @@ pub fn write_db(file: &Path, paths: &[PathInfo], registration_time: i64) -> Resu
         }
     }
     tx.commit().map_err(sql)?;
-    conn.close().map_err(|(_, e)| sql(e))?;
     Ok(())
 }
 

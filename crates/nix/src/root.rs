@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use imagetool_fstree::{HostOptions, Kind, Meta, NodeId, Overrides, Source, Timestamp, Tree};
 
 use crate::closure::Closure;
-use crate::db::{SCHEMA_VERSION, write_db};
+use crate::db::SCHEMA_VERSION;
 use crate::{Error, ErrorKind, PathInfo, Result, StorePath};
 
 /// The group NixOS gives `/nix/store` (`nixbld`, gid 30000) with mode 1775; NixOS resets both
@@ -286,35 +286,8 @@ fn add_store(tree: &mut Tree, closure: &Closure, prefix: &[u8]) -> Result<()> {
 }
 
 fn generate_db(infos: &[PathInfo], timestamp: i64) -> Result<Vec<u8>> {
-    // One scratch directory per call: builds may run in several threads of one process.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "imagetool-db-{}-{}-{n}",
-        std::process::id(),
-        timestamp
-    ));
-    let scratch = Scratch::create(dir)?;
-    let file = scratch.0.join("db.sqlite");
-    write_db(&file, infos, timestamp)?;
-    std::fs::read(&file).map_err(|e| Error::io(&file, e))
-}
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn create(dir: PathBuf) -> Result<Self> {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    // Built in memory: no scratch file or directory that an interrupted build could leave.
+    crate::db::db_bytes(infos, timestamp)
 }
 
 fn add_contents(tree: &mut Tree, contents: &[Content], when: Timestamp) -> Result<()> {

@@ -30,6 +30,9 @@
 pub mod boot;
 pub mod ext4;
 pub mod fat;
+pub mod grub;
+pub mod hostile;
+pub mod iso;
 pub mod nix;
 pub mod ptable;
 pub mod qemu_img;

@@ -57,7 +57,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use imagetool_blockio::{AtomicFile, Extents, ReadAt, SparseFile};
+use imagetool_blockio::{AtomicFile, Extents, OutputMode, ReadAt, SparseFile};
 
 pub use ids::Seed;
 pub use qcow2_read::{Qcow2Reader, is_qcow2};
@@ -298,6 +298,8 @@ pub struct Options {
     /// `fsync` the output before renaming it into place (off by default, like `qemu-img
     /// convert`; a Nix build does not need it).
     pub sync: bool,
+    /// A new file (the default) or an existing device written in place (raw only).
+    pub output_mode: OutputMode,
 }
 
 impl Options {
@@ -356,15 +358,76 @@ pub fn open_input(path: &Path) -> Result<Input> {
     open_image(path, true)
 }
 
-/// Writes `src` as `format` to `dest` (atomically: under a temporary name, renamed on success).
+/// Writes `src` as `format` to `dest` (atomically: an unnamed file linked into place on
+/// success; see [`AtomicFile`]).
 ///
 /// # Errors
-/// `InvalidInput` for a source whose size is not a multiple of 512; `Unsupported` when the
-/// format cannot hold the size; `Io` for read or write failures (the message names the path).
+/// `InvalidInput` for a source whose size is not a multiple of 512, or an output that is not
+/// what [`Options::output_mode`] writes; `Unsupported` when the format cannot hold the size;
+/// `Io` for read or write failures (the message names the path).
 pub fn convert<S>(src: &S, format: Format, dest: &Path, opts: &Options) -> Result<Report>
 where
     S: ReadAt + Extents + Sync + ?Sized,
 {
+    let out = create_output(dest, opts)?;
+    let report = convert_into(src, format, &out, opts)?;
+    out.commit()
+        .map_err(|e| Error::io(dest.display().to_string(), e))?;
+    Ok(report)
+}
+
+/// Checks that `dest` can name an output of `format`: a VMDK embeds its file name in a
+/// quoted text descriptor, which has no escapes, so a name with a `"`, a control character
+/// (a newline would inject a descriptor line) or invalid UTF-8 is refused.
+///
+/// # Errors
+/// `InvalidInput` naming the output and the character at fault.
+pub fn check_output_name(format: Format, dest: &Path) -> Result<()> {
+    if !matches!(format, Format::Vmdk | Format::VmdkStream) {
+        return Ok(());
+    }
+    let name = dest.file_name().unwrap_or_default();
+    let bad = |why: String| {
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            dest.display().to_string(),
+            format!("a {format} output's file name {why} (it is written into the VMDK descriptor)"),
+        ))
+    };
+    let Some(text) = name.to_str() else {
+        return bad("is not valid UTF-8".into());
+    };
+    if let Some(c) = text.chars().find(|c| *c == '"' || c.is_control()) {
+        return bad(format!("must not contain {c:?}"));
+    }
+    Ok(())
+}
+
+/// Creates the output of [`convert_into`] for `dest` as `opts.output_mode` says.
+///
+/// # Errors
+/// `InvalidInput` for an existing output that is not a regular file (or, for
+/// [`OutputMode::Device`], not a device); `Io` when it cannot be created.
+pub fn create_output(dest: &Path, opts: &Options) -> Result<AtomicFile> {
+    AtomicFile::create_with(dest, opts.output_mode).map_err(|e| {
+        if e.kind() == io::ErrorKind::InvalidInput {
+            Error::new(ErrorKind::InvalidInput, "output", e.to_string())
+        } else {
+            Error::io("cannot create the output", e)
+        }
+    })
+}
+
+/// Writes `src` as `format` into `out` without committing it: the caller commits (with
+/// [`AtomicFile::commit_all`] when several outputs must appear together) or drops it.
+///
+/// # Errors
+/// As [`convert`]; `Unsupported` for a container format written to a device.
+pub fn convert_into<S>(src: &S, format: Format, out: &AtomicFile, opts: &Options) -> Result<Report>
+where
+    S: ReadAt + Extents + Sync + ?Sized,
+{
+    let dest = out.dest();
     let size = src.size();
     if !size.is_multiple_of(SECTOR) {
         return Err(Error::new(
@@ -383,9 +446,24 @@ where
             ),
         ));
     }
-    let out = AtomicFile::create(dest).map_err(|e| Error::io("cannot create the output", e))?;
     let ctx = Ctx::new(dest, format, opts)?;
     check_level(&ctx)?;
+    if out.is_device() {
+        if format != Format::Raw {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                dest.display().to_string(),
+                format!("a device is written raw only, not as {format}"),
+            ));
+        }
+        out.prepare_len(size).map_err(|e| {
+            if e.kind() == io::ErrorKind::InvalidInput {
+                Error::new(ErrorKind::InvalidInput, "output", e.to_string())
+            } else {
+                Error::io(dest.display().to_string(), e)
+            }
+        })?;
+    }
     let report = match format {
         Format::Raw => raw::write(src, out.file(), &ctx)?,
         Format::Qcow2 => qcow2::write(src, out.file(), &ctx, None)?,
@@ -402,8 +480,6 @@ where
             .sync_all()
             .map_err(|e| Error::io(dest.display().to_string(), e))?;
     }
-    out.commit()
-        .map_err(|e| Error::io(dest.display().to_string(), e))?;
     Ok(report)
 }
 
@@ -437,6 +513,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     fn new(dest: &Path, format: Format, opts: &Options) -> Result<Self> {
+        check_output_name(format, dest)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
             .build()

@@ -108,9 +108,17 @@ impl<'a> Appender<'a> {
     pub fn finish(mut self) -> Result<u64> {
         self.flush()?;
         let len = self.pos();
-        self.file
-            .set_len(len)
-            .map_err(|e| Error::io(self.name.clone(), e))?;
+        // A device keeps its size (it was zeroed up to the image's length beforehand).
+        let regular = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(self.name.clone(), e))?
+            .is_file();
+        if regular {
+            self.file
+                .set_len(len)
+                .map_err(|e| Error::io(self.name.clone(), e))?;
+        }
         Ok(len)
     }
 }

@@ -5,15 +5,16 @@
 //!
 //! | grub-install | here |
 //! |---|---|
-//! | find the GRUB of the platform, run `grub-mkimage` | [`GrubTools::find`], [`GrubTools::core_image`], [`GrubTools::efi_image`] |
+//! | find the GRUB of the platform, run `grub-mkimage` | [`GrubTools::find`]; [`GrubTools::core_image`], [`GrubTools::efi_image`] assemble the images natively ([`mkimage`]) |
 //! | copy `<platform>/*.mod`, `*.lst`, … under the prefix | [`GrubTools::module_files`], [`grubenv`] |
 //! | `grub-bios-setup`: boot.img into the MBR, core.img into the MBR gap or BIOS boot partition | [`embed_bios`] |
 //! | (install-grub.pl) write `grub.cfg` | [`grub_cfg`] |
 //!
-//! Only `grub-mkimage` runs as an external tool (it links GRUB's own modules, which are
-//! version-bound to it); it needs no root, no device and no mount. Its output is
-//! deterministic (checked by the tests: two runs give identical bytes, for i386-pc and for the
-//! x86_64-efi PE image, whose COFF timestamp GRUB sets to a constant, 2015-01-01).
+//! No program runs: not `grub-mkimage`, neither the host's nor the closure's (a closure is
+//! data). [`mkimage`] lays out GRUB's ELF kernel and modules as `grub-mkimage` does; the EFI
+//! images are byte-identical to its output, the BIOS `core.img` differs only in the
+//! encoding of its LZMA stream (the decompressed kernel and modules are identical; see
+//! [`mkimage::lzma`]).
 //!
 //! The core image finds the filesystem holding GRUB's directory by its UUID
 //! (`search.fs_uuid <uuid> root`, then `set prefix=($root)<dir>`), so one recipe works
@@ -36,6 +37,7 @@
 
 mod bios;
 mod cfg;
+pub mod mkimage;
 mod tools;
 
 pub use bios::{
@@ -43,4 +45,4 @@ pub use bios::{
     patch_core_img,
 };
 pub use cfg::{GrubConfig, MenuEntry, copied_kernel_name, grub_cfg};
-pub use tools::{GrubTools, ImageOptions, MkimageSource, Platform, grubenv};
+pub use tools::{GrubTools, ImageOptions, Platform, grubenv};

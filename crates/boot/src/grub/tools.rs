@@ -1,10 +1,10 @@
-//! Finding GRUB (modules and `grub-mkimage`) and running `grub-mkimage`.
+//! Finding a platform's GRUB modules in the closure and assembling its images natively
+//! ([`super::mkimage`]): nothing from the closure or the host runs.
 
-use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
+use super::mkimage::{self, Format};
 use crate::error::{Error, ErrorKind, Result};
 use crate::{BootFile, FileSource};
 
@@ -15,6 +15,12 @@ pub enum Platform {
     I386Pc,
     /// 64-bit UEFI (`x86_64-efi`): a PE image, installed as `EFI/BOOT/BOOTX64.EFI`.
     X86_64Efi,
+    /// 32-bit UEFI (`i386-efi`): a PE32 image, `EFI/BOOT/BOOTIA32.EFI`.
+    I386Efi,
+    /// 64-bit ARM UEFI (`arm64-efi`): a PE32+ image, `EFI/BOOT/BOOTAA64.EFI`.
+    Arm64Efi,
+    /// 64-bit RISC-V UEFI (`riscv64-efi`): a PE32+ image, `EFI/BOOT/BOOTRISCV64.EFI`.
+    Riscv64Efi,
 }
 
 impl Platform {
@@ -24,7 +30,28 @@ impl Platform {
         match self {
             Platform::I386Pc => "i386-pc",
             Platform::X86_64Efi => "x86_64-efi",
+            Platform::I386Efi => "i386-efi",
+            Platform::Arm64Efi => "arm64-efi",
+            Platform::Riscv64Efi => "riscv64-efi",
         }
+    }
+
+    /// The image format of the platform's boot image.
+    #[must_use]
+    pub fn format(self) -> Format {
+        match self {
+            Platform::I386Pc => Format::I386Pc,
+            Platform::X86_64Efi => Format::X86_64Efi,
+            Platform::I386Efi => Format::I386Efi,
+            Platform::Arm64Efi => Format::Arm64Efi,
+            Platform::Riscv64Efi => Format::Riscv64Efi,
+        }
+    }
+
+    /// Whether the platform boots from UEFI (its image is a PE file).
+    #[must_use]
+    pub fn is_efi(self) -> bool {
+        self != Platform::I386Pc
     }
 
     /// The modules built into the core image: the disk driver (EFI's is in the kernel),
@@ -40,7 +67,9 @@ impl Platform {
                 "fat",
                 "search_fs_uuid",
             ],
-            Platform::X86_64Efi => &["part_msdos", "part_gpt", "ext2", "fat", "search_fs_uuid"],
+            Platform::X86_64Efi | Platform::I386Efi | Platform::Arm64Efi | Platform::Riscv64Efi => {
+                &["part_msdos", "part_gpt", "ext2", "fat", "search_fs_uuid"]
+            }
         }
     }
 }
@@ -48,29 +77,6 @@ impl Platform {
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// Where the `grub-mkimage` in use was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MkimageSource {
-    /// `<grub store path>/bin/grub-mkimage` (a NixOS closure's GRUB).
-    Closure(PathBuf),
-    /// A `grub-mkimage` on `PATH` (Debian's grub-common).
-    SearchPath(PathBuf),
-    /// Given by the caller.
-    Explicit(PathBuf),
-}
-
-impl MkimageSource {
-    /// The program's path.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        match self {
-            MkimageSource::Closure(p)
-            | MkimageSource::SearchPath(p)
-            | MkimageSource::Explicit(p) => p,
-        }
     }
 }
 
@@ -141,126 +147,71 @@ fn validate_prefix(prefix: &str) -> Result<()> {
     }
 }
 
-/// One platform's GRUB: its module directory and a `grub-mkimage` of the same version.
+/// One platform's GRUB: its module directory in the closure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrubTools {
     platform: Platform,
     store_path: PathBuf,
     moddir: PathBuf,
-    mkimage: MkimageSource,
-    mkimage_version: String,
     modules_version: Option<String>,
 }
 
 impl GrubTools {
     /// Finds GRUB for `platform` among `store_paths` (host directories of the closure's store
     /// paths, tried in the given order): the first one holding `lib/grub/<platform>/`.
-    /// `grub-mkimage` is that store path's `bin/grub-mkimage` when it runs on this host, else
-    /// the first `grub-mkimage` on `PATH` that runs.
+    /// Nothing is run: the images are assembled from the modules ([`super::mkimage`]).
     ///
     /// # Errors
-    /// `Missing` when no store path holds the modules or no `grub-mkimage` runs (the message
-    /// names what was looked for and where); `Unsupported` when `grub-mkimage`'s version is
-    /// not the modules' version.
+    /// `Missing` when no store path holds the modules (the message names what was looked
+    /// for); `Unsupported` when the modules are of a GRUB version whose image layout is not
+    /// known; `Io` reading `modinfo.sh`.
     pub fn find(platform: Platform, store_paths: &[PathBuf]) -> Result<Self> {
-        let path_var = std::env::var_os("PATH");
-        Self::find_in(platform, store_paths, path_var.as_deref())
+        let (store_path, moddir) = find_moddir(platform, store_paths)?;
+        Self::at(platform, store_path, moddir)
     }
 
-    /// As [`GrubTools::find`] with `PATH` given (`None`: no `PATH` lookup).
+    /// GRUB for `platform` with the module directory given (`<grub>/lib/grub/<platform>`).
     ///
     /// # Errors
-    /// As [`GrubTools::find`].
-    pub fn find_in(
-        platform: Platform,
-        store_paths: &[PathBuf],
-        path_var: Option<&OsStr>,
-    ) -> Result<Self> {
-        let (store_path, moddir) = find_moddir(platform, store_paths)?;
-        let mut tried = Vec::new();
-        let mut candidates = vec![MkimageSource::Closure(store_path.join("bin/grub-mkimage"))];
-        if let Some(var) = path_var {
-            for dir in std::env::split_paths(var) {
-                if dir.is_absolute() {
-                    candidates.push(MkimageSource::SearchPath(dir.join("grub-mkimage")));
-                }
-            }
-        }
-        for cand in candidates {
-            if !cand.path().is_file() {
-                tried.push(format!("{} (absent)", cand.path().display()));
-                continue;
-            }
-            match mkimage_version(cand.path()) {
-                Ok(version) => return Self::checked(platform, store_path, moddir, cand, version),
-                Err(e) => tried.push(format!("{} ({e})", cand.path().display())),
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Missing,
-            format!(
-                "no grub-mkimage runs for GRUB {platform} at {}: looked for {} \
-                 (install grub-common: apt-get install grub-common)",
-                store_path.display(),
-                tried.join(", ")
-            ),
-        ))
-    }
-
-    /// As [`GrubTools::find`], with the `grub-mkimage` to use given.
-    ///
-    /// # Errors
-    /// As [`GrubTools::find`]; `Missing` when `mkimage` does not run.
-    pub fn find_with_mkimage(
-        platform: Platform,
-        store_paths: &[PathBuf],
-        mkimage: &Path,
-    ) -> Result<Self> {
-        let (store_path, moddir) = find_moddir(platform, store_paths)?;
-        let version = mkimage_version(mkimage).map_err(|e| {
-            Error::new(
+    /// `Missing` when `moddir` has no `kernel.img`; as [`GrubTools::find`].
+    pub fn with_moddir(platform: Platform, moddir: &Path) -> Result<Self> {
+        let k = moddir.join("kernel.img");
+        if !k.is_file() {
+            return Err(Error::new(
                 ErrorKind::Missing,
-                format!("grub-mkimage {} does not run: {e}", mkimage.display()),
+                format!("no GRUB for {platform}: {} is absent", k.display()),
             )
-            .with_path(mkimage)
-        })?;
-        Self::checked(
-            platform,
-            store_path,
-            moddir,
-            MkimageSource::Explicit(mkimage.to_path_buf()),
-            version,
-        )
+            .with_path(&k));
+        }
+        let store_path = moddir
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+            .unwrap_or(moddir)
+            .to_path_buf();
+        Self::at(platform, store_path, moddir.to_path_buf())
     }
 
-    fn checked(
-        platform: Platform,
-        store_path: PathBuf,
-        moddir: PathBuf,
-        mkimage: MkimageSource,
-        mkimage_version: String,
-    ) -> Result<Self> {
-        let modules_version = modules_version(&moddir)?;
-        if let Some(mv) = &modules_version
-            && upstream(mv) != upstream(&mkimage_version)
+    fn at(platform: Platform, store_path: PathBuf, moddir: PathBuf) -> Result<Self> {
+        let modules_version = mkimage::modules_version(&moddir)?;
+        if let Some(v) = &modules_version
+            && !mkimage::KNOWN_VERSIONS.contains(&upstream(v))
         {
+            let p = moddir.join("modinfo.sh");
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "grub-mkimage {} is GRUB {mkimage_version}, but the modules in {} are GRUB {mv}: \
-                     a core image needs both from the same GRUB",
-                    mkimage.path().display(),
-                    moddir.display()
+                    "{}: GRUB {v}, whose image layout imagetool does not know (known: {})",
+                    p.display(),
+                    mkimage::KNOWN_VERSIONS.join(", ")
                 ),
             )
-            .with_path(&moddir));
+            .with_path(&p));
         }
         Ok(Self {
             platform,
             store_path,
             moddir,
-            mkimage,
-            mkimage_version,
             modules_version,
         })
     }
@@ -283,33 +234,14 @@ impl GrubTools {
         &self.moddir
     }
 
-    /// The `grub-mkimage` in use and where it was found.
-    #[must_use]
-    pub fn mkimage_source(&self) -> &MkimageSource {
-        &self.mkimage
-    }
-
-    /// `grub-mkimage --version`'s version (`2.06-13+deb12u2`, `2.12`).
-    #[must_use]
-    pub fn mkimage_version(&self) -> &str {
-        &self.mkimage_version
-    }
-
-    /// The modules' version from `modinfo.sh` (`grub_package_version`), when it says.
+    /// The modules' version from `modinfo.sh` (`grub_version`: `2.06`, `2.12`), when it says.
     #[must_use]
     pub fn modules_version(&self) -> Option<&str> {
         self.modules_version.as_deref()
     }
 
-    /// Runs `grub-mkimage -O <platform> -d <moddir> -p <prefix> -c <early config> <modules>`
-    /// and returns the image.
-    ///
-    /// # Errors
-    /// `InvalidInput` for bad options; `Missing` for a module not in the module directory;
-    /// `Tool` when grub-mkimage fails or writes something that is not an image of the
-    /// platform; `Io` for the temporary config file.
-    pub fn make_image(&self, opts: &ImageOptions) -> Result<Vec<u8>> {
-        let early = opts.early_config()?;
+    /// The modules built in: [`Platform::core_modules`] and `opts.extra_modules`.
+    fn modules<'o>(&self, opts: &'o ImageOptions) -> Result<Vec<&'o str>> {
         let mut modules: Vec<&str> = self.platform.core_modules().to_vec();
         for m in &opts.extra_modules {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -322,110 +254,84 @@ impl GrubTools {
                 modules.push(m);
             }
         }
-        for m in &modules {
-            let f = self.moddir.join(format!("{m}.mod"));
-            if !f.is_file() {
-                return Err(Error::new(
-                    ErrorKind::Missing,
-                    format!("GRUB module {m} not found: {} is absent", f.display()),
-                )
-                .with_path(&f));
-            }
-        }
-        // grub-mkimage fsyncs its output, which fails on a pipe: write into a private
-        // temporary directory and read the image back.
-        let tmp = tempfile::Builder::new()
-            .prefix("imagetool-grub-")
-            .tempdir()
-            .map_err(|e| {
-                Error::io(
-                    Path::new("(temporary directory)"),
-                    "create a directory for grub-mkimage",
-                    e,
-                )
-            })?;
-        let cfg = tmp.path().join("load.cfg");
-        let image = tmp.path().join("image");
-        std::fs::write(&cfg, early.as_bytes())
-            .map_err(|e| Error::io(&cfg, "write the early GRUB config", e))?;
-        let prog = self.mkimage.path();
-        let out = Command::new(prog)
-            .env("LC_ALL", "C")
-            .arg("-O")
-            .arg(self.platform.name())
-            .arg("-d")
-            .arg(&self.moddir)
-            .arg("-p")
-            .arg(&opts.prefix)
-            .arg("-c")
-            .arg(&cfg)
-            .arg("-o")
-            .arg(&image)
-            .args(&modules)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Error::io(prog, "run grub-mkimage", e))?;
-        if !out.status.success() {
+        Ok(modules)
+    }
+
+    /// Assembles the image `grub-mkimage -O <format> -d <moddir> -p <prefix> -c <early
+    /// config> <modules>` makes, natively.
+    ///
+    /// # Errors
+    /// `InvalidInput` for bad options or malformed module files (named); `Missing` for a
+    /// module not in the module directory (the path is named); `Io` reading them.
+    pub fn make_image_as(&self, format: Format, opts: &ImageOptions) -> Result<Vec<u8>> {
+        if format.dir_name() != self.platform.name() {
             return Err(Error::new(
-                ErrorKind::Tool,
+                ErrorKind::Unsupported,
                 format!(
-                    "{} -O {} failed ({}): {}",
-                    prog.display(),
-                    self.platform,
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            )
-            .with_path(prog));
-        }
-        let img =
-            std::fs::read(&image).map_err(|e| Error::io(&image, "read grub-mkimage's image", e))?;
-        let looks_right = match self.platform {
-            Platform::I386Pc => img.len() > 1024,
-            Platform::X86_64Efi => img.starts_with(b"MZ"),
-        };
-        if !looks_right {
-            return Err(Error::new(
-                ErrorKind::Tool,
-                format!(
-                    "{} -O {} wrote {} bytes that are not a {} image",
-                    prog.display(),
-                    self.platform,
-                    img.len(),
+                    "GRUB modules for {} cannot make a {format} image",
                     self.platform
                 ),
-            )
-            .with_path(prog));
+            ));
         }
-        Ok(img)
+        let early = opts.early_config()?;
+        let modules = self.modules(opts)?;
+        mkimage::mkimage(&mkimage::Request {
+            format,
+            moddir: &self.moddir,
+            modules: &modules,
+            prefix: Some(&opts.prefix),
+            config: Some(early.as_bytes()),
+        })
+    }
+
+    /// The platform's boot image ([`GrubTools::make_image_as`] with [`Platform::format`]).
+    ///
+    /// # Errors
+    /// As [`GrubTools::make_image_as`].
+    pub fn make_image(&self, opts: &ImageOptions) -> Result<Vec<u8>> {
+        self.make_image_as(self.platform.format(), opts)
     }
 
     /// The BIOS core image (`core.img`): [`GrubTools::make_image`] for `i386-pc`.
     ///
     /// # Errors
-    /// `Unsupported` when these tools are not for `i386-pc`; as [`GrubTools::make_image`].
+    /// `Unsupported` when these modules are not for `i386-pc`; as [`GrubTools::make_image`].
     pub fn core_image(&self, opts: &ImageOptions) -> Result<Vec<u8>> {
-        self.expect(Platform::I386Pc)?;
+        self.expect_pc(true)?;
         self.make_image(opts)
     }
 
-    /// The removable EFI image (`EFI/BOOT/BOOTX64.EFI`): [`GrubTools::make_image`] for
-    /// `x86_64-efi`.
+    /// The BIOS El Torito boot image (`cdboot.img` + `core.img`, `grub-mkimage -O
+    /// i386-pc-eltorito`).
     ///
     /// # Errors
-    /// `Unsupported` when these tools are not for `x86_64-efi`; as [`GrubTools::make_image`].
+    /// `Unsupported` when these modules are not for `i386-pc`; as [`GrubTools::make_image`].
+    pub fn eltorito_image(&self, opts: &ImageOptions) -> Result<Vec<u8>> {
+        self.expect_pc(true)?;
+        self.make_image_as(Format::I386PcEltorito, opts)
+    }
+
+    /// The removable EFI image (`EFI/BOOT/BOOTX64.EFI`, `BOOTAA64.EFI`, …):
+    /// [`GrubTools::make_image`] for an EFI platform.
+    ///
+    /// # Errors
+    /// `Unsupported` when these modules are for `i386-pc`; as [`GrubTools::make_image`].
     pub fn efi_image(&self, opts: &ImageOptions) -> Result<Vec<u8>> {
-        self.expect(Platform::X86_64Efi)?;
+        self.expect_pc(false)?;
         self.make_image(opts)
     }
 
-    fn expect(&self, p: Platform) -> Result<()> {
-        if self.platform == p {
+    fn expect_pc(&self, pc: bool) -> Result<()> {
+        if (self.platform == Platform::I386Pc) == pc {
             Ok(())
         } else {
             Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("GRUB tools for {} cannot make a {p} image", self.platform),
+                format!(
+                    "GRUB modules for {} cannot make {} image",
+                    self.platform,
+                    if pc { "a BIOS" } else { "an EFI" }
+                ),
             ))
         }
     }
@@ -436,7 +342,7 @@ impl GrubTools {
     /// `Unsupported` for another platform; `Io` reading it; `InvalidInput` when it is not 512
     /// bytes ending in 55 AA.
     pub fn boot_img(&self) -> Result<[u8; 512]> {
-        self.expect(Platform::I386Pc)?;
+        self.expect_pc(true)?;
         let p = self.moddir.join("boot.img");
         let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, "read GRUB's boot.img", e))?;
         let img: [u8; 512] = bytes.as_slice().try_into().map_err(|_| {
@@ -532,46 +438,6 @@ fn find_moddir(platform: Platform, store_paths: &[PathBuf]) -> Result<(PathBuf, 
     ))
 }
 
-/// `grub-mkimage --version` → `2.06-13+deb12u2`.
-fn mkimage_version(prog: &Path) -> std::result::Result<String, String> {
-    let out = Command::new(prog)
-        .env("LC_ALL", "C")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("--version: {}", out.status));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().next().unwrap_or("");
-    // "grub-mkimage (GRUB) 2.06-13+deb12u2"
-    match line.split_whitespace().last() {
-        Some(v) if line.contains("GRUB") && v.starts_with(|c: char| c.is_ascii_digit()) => {
-            Ok(v.to_string())
-        }
-        _ => Err(format!("--version printed {line:?}, not a GRUB version")),
-    }
-}
-
-/// `modinfo.sh`'s `grub_package_version` (else `grub_version`), if the file is there.
-fn modules_version(moddir: &Path) -> Result<Option<String>> {
-    let p = moddir.join("modinfo.sh");
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&p, "read GRUB's modinfo.sh", e)),
-    };
-    let value = |key: &str| {
-        text.lines().find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.strip_prefix('='))
-                .map(|v| v.trim().trim_matches('"').to_string())
-        })
-    };
-    Ok(value("grub_package_version").or_else(|| value("grub_version")))
-}
-
 /// The upstream part of a version: `2.06-13+deb12u2` → `2.06`.
 fn upstream(v: &str) -> &str {
     v.split(['-', '+', '~']).next().unwrap_or(v)
@@ -619,6 +485,13 @@ mod tests {
     }
 
     #[test]
+    fn test_platform_formats() {
+        assert_eq!(Platform::Arm64Efi.format().name(), "arm64-efi");
+        assert!(Platform::Riscv64Efi.is_efi());
+        assert!(!Platform::I386Pc.is_efi());
+    }
+
+    #[test]
     fn test_upstream_version() {
         assert_eq!(upstream("2.06-13+deb12u2"), "2.06");
         assert_eq!(upstream("2.12"), "2.12");
@@ -660,40 +533,52 @@ mod tests {
     fn test_no_grub_in_the_closure_is_missing() {
         let tmp = tempfile::tempdir().unwrap();
         let sp = fake_grub(tmp.path(), "x86_64-efi", "2.06");
-        let e = GrubTools::find_in(Platform::I386Pc, &[sp], None).unwrap_err();
+        let e = GrubTools::find(Platform::I386Pc, &[sp]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Missing);
         assert!(e.to_string().contains("lib/grub/i386-pc"), "{e}");
     }
 
     #[test]
-    fn test_no_mkimage_is_missing_naming_where_it_looked() {
+    fn test_an_unknown_grub_version_is_refused_naming_modinfo() {
         let tmp = tempfile::tempdir().unwrap();
-        let sp = fake_grub(tmp.path(), "i386-pc", "2.06");
-        let empty = tmp.path().join("empty-bin");
-        std::fs::create_dir(&empty).unwrap();
-        let e = GrubTools::find_in(Platform::I386Pc, &[sp], Some(empty.as_os_str())).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Missing);
-        let msg = e.to_string();
-        assert!(msg.contains("bin/grub-mkimage (absent)"), "{msg}");
-        assert!(msg.contains("empty-bin/grub-mkimage (absent)"), "{msg}");
-    }
-
-    #[test]
-    fn test_a_program_that_is_not_grub_mkimage_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let sp = fake_grub(tmp.path(), "i386-pc", "2.06");
-        let e = GrubTools::find_with_mkimage(Platform::I386Pc, &[sp], Path::new("/bin/true"))
-            .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Missing);
-        assert!(e.to_string().contains("not a GRUB version"), "{e}");
+        let sp = fake_grub(tmp.path(), "i386-pc", "1.99");
+        let e = GrubTools::find(Platform::I386Pc, &[sp]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(
+            e.to_string().contains("i386-pc/modinfo.sh: GRUB 1.99"),
+            "{e}"
+        );
     }
 
     #[test]
     fn test_module_version_is_read_from_modinfo() {
         let tmp = tempfile::tempdir().unwrap();
         let sp = fake_grub(tmp.path(), "i386-pc", "2.06");
-        let v = modules_version(&sp.join("lib/grub/i386-pc")).unwrap();
-        assert_eq!(v.as_deref(), Some("2.06-1"));
+        let t = GrubTools::find(Platform::I386Pc, &[sp]).unwrap();
+        assert_eq!(t.modules_version(), Some("2.06"));
+    }
+
+    #[test]
+    fn test_missing_module_names_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sp = fake_grub(tmp.path(), "x86_64-efi", "2.06");
+        std::fs::write(sp.join("lib/grub/x86_64-efi/moddep.lst"), b"fat:\n").unwrap();
+        let t = GrubTools::find(Platform::X86_64Efi, std::slice::from_ref(&sp)).unwrap();
+        let e = t
+            .efi_image(&ImageOptions::new("ABCD-1234", "/grub"))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Missing);
+        assert!(
+            e.to_string()
+                .contains("x86_64-efi/part_msdos.mod is absent"),
+            "{e}"
+        );
+        let e = t
+            .core_image(&ImageOptions::new("ABCD-1234", "/grub"))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        let e = GrubTools::with_moddir(Platform::I386Pc, &sp.join("nope")).unwrap_err();
+        assert!(e.to_string().contains("nope/kernel.img is absent"), "{e}");
     }
 
     #[test]
@@ -704,8 +589,6 @@ mod tests {
             platform: Platform::I386Pc,
             moddir: sp.join("lib/grub/i386-pc"),
             store_path: sp,
-            mkimage: MkimageSource::Explicit(PathBuf::from("/x")),
-            mkimage_version: "2.06".into(),
             modules_version: None,
         };
         let files = tools.module_files("/boot/grub/").unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, ValueEnum};
-use imagetool::build::{BuildReport, Phase, Progress, build};
+use imagetool::build::{BuildReport, Phase, Progress, build_cancellable};
 use imagetool::nix::root::Content;
 use imagetool::spec::{ContentSpec, Spec, SpecFile, StructuredAttrs};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -92,9 +92,19 @@ pub struct Args {
     /// BIOS; none for --partition none), systemd-boot, grub or none.
     #[arg(long, default_value = "auto")]
     bootloader: String,
-    /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
+    /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream, or iso
+    /// (the live/installer ISO; with --compression zstd an .iso.zst).
     #[arg(long, default_value = "raw")]
     format: String,
+    /// --format iso: the store squashfs (the closure's store paths and nix-path-registration).
+    #[arg(long)]
+    store_image: Option<PathBuf>,
+    /// --format iso: the volume ID (default nixos-<release>-<arch>), the label stage 1 finds.
+    #[arg(long)]
+    volume_id: Option<String>,
+    /// --format iso: the boot menu timeout in seconds (default 10, as upstream; 0 boots at once).
+    #[arg(long)]
+    menu_timeout: Option<u32>,
     /// Codec of qcow2-compressed: deflate or zstd.
     #[arg(long)]
     compression: Option<String>,
@@ -104,6 +114,11 @@ pub struct Args {
     /// The image file to write (with --spec: overrides the spec's `output`).
     #[arg(long)]
     output: Option<PathBuf>,
+    /// --output names an existing block or character device to write the raw image to, in
+    /// place (no temporary, no rename; a failed or interrupted build leaves the device partly
+    /// written). Without it, an existing output that is not a regular file is refused.
+    #[arg(long)]
+    output_device: bool,
     /// How progress is shown: bar (default on a terminal), plain (one line per phase with
     /// sizes and times: the default otherwise, e.g. in a Nix build log), json (one object per
     /// event on stdout) or none.
@@ -175,6 +190,19 @@ enum Source {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.format == "iso" && a.spec.is_none() {
+        return super::iso::run(super::iso::IsoArgs {
+            toplevel: a.toplevel,
+            closure_info: a.closure_info,
+            references_graph: a.references_graph,
+            store_root: a.store_root,
+            output: a.output,
+            volume_id: a.volume_id,
+            store_image: a.store_image,
+            compression: a.compression,
+            timeout: a.menu_timeout,
+        });
+    }
     let attrs_env = imagetool::spec::attrs_file_from_env();
     let spec_file = match (&a.spec, attrs_env) {
         (Some(p), _) => Some(p.clone()),
@@ -213,7 +241,12 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(t) = a.threads {
         spec.threads = t;
     }
-    let image = spec.resolve(super::source_date_epoch()?)?;
+    let mut image = spec.resolve(super::source_date_epoch()?)?;
+    if a.output_device {
+        image.format_options.output_mode = imagetool::blockio::OutputMode::Device;
+    }
+    super::cancel_on_signals()?;
+    let cancel = super::cancel();
 
     let mode = a.progress.unwrap_or(if std::io::stderr().is_terminal() {
         ProgressMode::Bar
@@ -222,10 +255,10 @@ pub fn run(a: Args) -> Result<()> {
     });
     let output = image.output.clone();
     let result = match mode {
-        ProgressMode::Plain => build(&image, &mut Plain::default()),
-        ProgressMode::Bar => build(&image, &mut Bars::default()),
-        ProgressMode::Json => build(&image, &mut Json),
-        ProgressMode::None => build(&image, &mut Quiet),
+        ProgressMode::Plain => build_cancellable(&image, &mut Plain::default(), cancel),
+        ProgressMode::Bar => build_cancellable(&image, &mut Bars::default(), cancel),
+        ProgressMode::Json => build_cancellable(&image, &mut Json, cancel),
+        ProgressMode::None => build_cancellable(&image, &mut Quiet, cancel),
     };
     let report = result.with_context(|| format!("building {}", output.display()))?;
     if let Source::Attrs(attrs) = &source {
@@ -234,14 +267,14 @@ pub fn run(a: Args) -> Result<()> {
     if mode == ProgressMode::Json {
         emit(&report_json(&report));
     } else {
-        println!(
+        super::out(format_args!(
             "{}: {} {} table, {} MiB, {} store paths",
             report.output.display(),
             report.format,
             report.layout.table,
             report.disk_size >> 20,
             report.store_paths
-        );
+        ))?;
     }
     Ok(())
 }

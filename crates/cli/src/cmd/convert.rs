@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use imagetool::blockio::{Cancellable, OutputMode};
 use imagetool::vdisk::{self, Compression, Format, Options};
 
 /// Arguments of `convert`.
@@ -25,6 +26,11 @@ pub struct Args {
     /// Worker threads (default: one per core); never changes the output.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// --output names an existing block or character device to write in place (raw only; a
+    /// failed or interrupted write leaves it partly written). Without it, an existing output
+    /// that is not a regular file is refused.
+    #[arg(long)]
+    output_device: bool,
 }
 
 /// Runs `convert`.
@@ -39,17 +45,24 @@ pub fn run(args: &Args) -> Result<()> {
         compression,
         threads: args.threads,
         level: args.level,
+        output_mode: if args.output_device {
+            OutputMode::Device
+        } else {
+            OutputMode::Replace
+        },
         ..Options::default()
     };
+    super::cancel_on_signals()?;
+    let cancel = super::cancel();
+    let src = Cancellable::new(&src, cancel);
     let report = vdisk::convert(&src, format, &args.output, &opts)
         .with_context(|| format!("converting {} to {format}", args.input.display()))?;
-    println!(
+    super::out(format_args!(
         "{}: {} ({} bytes virtual, {} bytes written, {} data grains)",
         args.output.display(),
         report.format,
         report.virtual_size,
         report.file_size,
         report.data_grains
-    );
-    Ok(())
+    ))
 }

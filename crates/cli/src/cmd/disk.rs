@@ -42,14 +42,14 @@ pub fn run(a: Args) -> Result<()> {
     };
     let report = build_disk(&spec).with_context(|| format!("building {}", a.output.display()))?;
     let l = &report.layout;
-    println!(
+    super::out(format_args!(
         "{}: {} table, {} bytes",
         a.output.display(),
         l.table,
         l.disk_size
-    );
+    ))?;
     for p in &l.partitions {
-        println!(
+        super::out(format_args!(
             "  {} {:?}: sectors {}..={} ({} bytes){}",
             p.number,
             p.role,
@@ -57,12 +57,12 @@ pub fn run(a: Args) -> Result<()> {
             p.last_lba,
             p.sectors() * 512,
             p.guid.map_or(String::new(), |g| format!(" GUID {g}"))
-        );
+        ))?;
     }
     let written: u64 = report.written.iter().map(|r| r.end - r.start).sum();
-    println!(
+    super::out(format_args!(
         "  {written} bytes allocated in {} extents",
         report.written.len()
-    );
+    ))?;
     Ok(())
 }

@@ -86,7 +86,7 @@ pub fn run(a: Args) -> Result<()> {
     let plan = mkfs_vfat(&tree, &v.output, size, &opts)
         .with_context(|| format!("making {}", v.output.display()))?;
     let p = plan.params();
-    println!(
+    super::out(format_args!(
         "{}: FAT{}, {} bytes, {} clusters of {} bytes, {} used",
         v.output.display(),
         p.fat_type.bits(),
@@ -94,6 +94,6 @@ pub fn run(a: Args) -> Result<()> {
         p.clusters,
         p.cluster_bytes(),
         plan.used_clusters()
-    );
+    ))?;
     Ok(())
 }

@@ -87,11 +87,11 @@ pub fn run(a: Ext4Args) -> Result<()> {
         output: a.output,
     };
     let plan = mkfs_ext4(&job)?;
-    println!(
+    super::out(format_args!(
         "{}: ext4, {} MiB, {} inodes",
         job.output.display(),
         plan.size_bytes() >> 20,
         plan.inode_count()
-    );
+    ))?;
     Ok(())
 }
