@@ -15,6 +15,7 @@ mod demo;
 mod deps;
 mod examples;
 mod fixture;
+mod fuzz;
 mod test;
 
 use anyhow::{Result, bail};
@@ -41,6 +42,10 @@ fn main() -> Result<()> {
             ),
         },
         "fixture" => fixture::run(&rest),
+        "fuzz" => fuzz::run_all(match rest.first() {
+            Some(s) => s.parse()?,
+            None => fuzz::CI_SECONDS,
+        }),
         "demo" => demo::run_demo(&rest),
         "help" | "--help" | "-h" => {
             usage();
@@ -66,6 +71,7 @@ fn usage() {
          \x20 bench squashfs [--closure DIR] [--comp C] [--level L] [--xz-bcj F]\n\
          \x20                      imagetool mkfs squashfs vs mksquashfs (wall, RSS, size)\n\
          \x20 bench variants [--closure DIR]  one plan, three formats vs three builds; packaging vs CLIs\n\
+         \x20 fuzz [SECONDS]       every cargo-fuzz target for SECONDS each (default 8)\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
          \x20                      build the benchmark closure"

@@ -59,7 +59,9 @@ pub fn all(extra: &[String]) -> Result<()> {
         .current_dir(&root)
         .args(["test", "--workspace", "--doc"]))?;
     run(&mut cmd)?;
-    crate::examples::run_examples()
+    crate::examples::run_examples()?;
+    // Every reader of untrusted bytes, fuzzed for a bounded time (docs/testing.md).
+    crate::fuzz::run_all(crate::fuzz::CI_SECONDS)
 }
 
 /// `cargo package` verifies through a temporary local registry (`target/package/tmp-registry`)

@@ -57,6 +57,15 @@ impl SparseFile {
         Ok(Self { file, size })
     }
 
+    /// Uses a file opened read-only (by the caller's own checks); its size is its length.
+    ///
+    /// # Errors
+    /// Any error reading the file's metadata.
+    pub fn from_read_only(file: File) -> io::Result<Self> {
+        let size = file.metadata()?.len();
+        Ok(Self { file, size })
+    }
+
     /// The underlying file.
     #[must_use]
     pub fn file(&self) -> &File {

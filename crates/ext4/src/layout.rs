@@ -18,6 +18,9 @@ pub const FLEX_GROUPS: u64 = 16;
 pub const MAX_EXTENT_LEN: u64 = 32768;
 /// The smallest filesystem with a journal (mke2fs gives none below 2048 blocks).
 pub const MIN_BLOCKS: u64 = 2048;
+/// The largest filesystem written: 64 TiB (imagetool's largest disk; the inode count stays
+/// below ext4's 2^32 and the group count below 2^19).
+pub const MAX_BYTES: u64 = 64 << 40;
 
 /// The shape of a filesystem of a given size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +103,10 @@ pub fn has_super(g: u64) -> bool {
     [3u64, 5, 7].iter().any(|&b| {
         let mut p = b;
         while p < g {
-            p *= b;
+            match p.checked_mul(b) {
+                Some(n) => p = n,
+                None => return false,
+            }
         }
         p == g
     })

@@ -403,7 +403,21 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         }
     }
 
-    // 4. Size.
+    // 4. Size: refuse an absurd one before any per-group work (1000000 TiB is 8 G groups).
+    let asked = match opts.size {
+        Size::Auto { reserve } => reserve,
+        Size::Fixed(bytes) => bytes,
+    };
+    if asked > crate::layout::MAX_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "size",
+            format!(
+                "{asked} bytes is larger than the {} bytes (64 TiB) imagetool's ext4 writer makes",
+                crate::layout::MAX_BYTES
+            ),
+        ));
+    }
     let data: u64 = inodes
         .iter()
         .map(|i| i.runs.iter().map(|r| r.1).sum::<u64>() + u64::from(!i.xattrs.block.is_empty()))

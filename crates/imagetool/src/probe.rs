@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use imagetool_blockio::{ReadAt, SparseFile, Window};
+use imagetool_blockio::{ReadAt, Window};
 use imagetool_fat::probe as fatprobe;
 use imagetool_ptable::{self as ptable, Guid, TableKind};
 
@@ -74,9 +74,9 @@ pub enum InspectError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is a qcow2 image this reader cannot read (damaged header or tables, a backing
-    /// file, encryption).
-    #[error("{} (qcow2)", path.display())]
+    /// The file cannot be read as an image: not a regular file, a container this reader
+    /// refuses (by name) or cannot read (damaged header or tables, beyond a limit).
+    #[error("{}", path.display())]
     Container {
         /// The file.
         path: PathBuf,
@@ -95,18 +95,16 @@ pub enum InspectError {
     },
 }
 
-/// Inspects the image file at `path`: raw, or qcow2 (read through imagetool's qcow2 reader, so
-/// `imagetool build --format qcow2` output can be inspected without converting it). Returns
-/// the container's name (`raw` or `qcow2`) and what [`inspect`] finds in the disk it holds.
+/// Inspects the image file at `path`: raw, or any container `imagetool_vdisk::open_image`
+/// reads (qcow2, VDI, VHD, VHDX, VMDK; detected by magic, so `imagetool build` output of any
+/// format can be inspected without converting it). Non-regular files (a FIFO, a device) and
+/// containers that are not read are refused by name. Returns the container's name and what
+/// [`inspect`] finds in the disk it holds.
 ///
 /// # Errors
-/// [`InspectError`] naming the file: it cannot be read, it is a qcow2 image the reader rejects,
-/// or its partition table is unreadable.
+/// [`InspectError`] naming the file: it cannot be read, it is not a regular file, it is a
+/// container the readers refuse, or its partition table is unreadable.
 pub fn inspect_file(path: &Path) -> Result<(&'static str, Inspection), InspectError> {
-    let io = |source| InspectError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     let container = |source| InspectError::Container {
         path: path.to_path_buf(),
         source,
@@ -115,13 +113,8 @@ pub fn inspect_file(path: &Path) -> Result<(&'static str, Inspection), InspectEr
         path: path.to_path_buf(),
         source,
     };
-    if imagetool_vdisk::is_qcow2(path).map_err(container)? {
-        let img = imagetool_vdisk::Qcow2Reader::open(path).map_err(container)?;
-        Ok(("qcow2", inspect(&img).map_err(table)?))
-    } else {
-        let img = SparseFile::open(path).map_err(io)?;
-        Ok(("raw", inspect(&img).map_err(table)?))
-    }
+    let img = imagetool_vdisk::open_image(path, false).map_err(container)?;
+    Ok((img.container().name(), inspect(&img).map_err(table)?))
 }
 
 /// Reads the table of `img` and probes each partition.

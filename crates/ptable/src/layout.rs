@@ -13,6 +13,10 @@ use crate::mbr::{self, Geometry, Mbr, MbrEntry};
 
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;
+/// The largest disk imagetool builds: 64 TiB (VHDX's limit and the largest virtual size the
+/// container readers accept). [`plan`] refuses a larger `diskSize` or `additionalSpace` before
+/// anything is allocated.
+pub const MAX_DISK_BYTES: u64 = 64 << 40;
 const MIB_SECTORS: u64 = MIB / SECTOR;
 
 /// make-disk-image's `partitionTableType`.
@@ -374,6 +378,19 @@ pub fn plan(opts: &LayoutOptions, req: Requirements) -> Result<DiskLayout> {
             m
         }
     };
+    if disk_mib > MAX_DISK_BYTES / MIB {
+        let option = match opts.disk_size {
+            DiskSize::Auto { .. } => "additionalSpace (--additional-space)",
+            DiskSize::Mib(_) => "diskSize (--disk-size)",
+        };
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{option}: a {disk_mib} MiB disk is larger than the {} MiB (64 TiB) imagetool builds",
+                MAX_DISK_BYTES / MIB
+            ),
+        ));
+    }
     let disk_sectors = disk_mib
         .checked_mul(MIB_SECTORS)
         .ok_or_else(|| overflow("disk size"))?;
@@ -673,6 +690,35 @@ mod tests {
             [(16384, 509_952), (34, 2015), (526_336, 3_665_920)]
         );
         assert_eq!(ranges(&at(TableType::None, 2048)), [(0, 4_194_304)]);
+    }
+
+    #[test]
+    fn test_largest_disk_is_checked_up_front_naming_the_option() {
+        let max = MAX_DISK_BYTES / MIB;
+        assert_eq!(at(TableType::Efi, max).disk_size, MAX_DISK_BYTES);
+        for (size, option) in [
+            (DiskSize::Mib(max + 1), "--disk-size"),
+            (DiskSize::Mib(256 << 20), "--disk-size"),
+            (
+                DiskSize::Auto {
+                    additional_space: 1_000_000 << 40,
+                },
+                "--additional-space",
+            ),
+        ] {
+            let err = plan(
+                &LayoutOptions {
+                    table: TableType::Efi,
+                    disk_size: size,
+                    ..LayoutOptions::default()
+                },
+                Requirements::default(),
+            )
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().contains(option), "{err}");
+            assert!(err.to_string().contains("64 TiB"), "{err}");
+        }
     }
 
     #[test]

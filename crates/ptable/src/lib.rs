@@ -48,8 +48,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use guid::Guid;
 pub use layout::{
     BootSizeRounding, DEFAULT_ROOT_GUID, DiskLayout, DiskSize, Identifiers, LayoutOptions,
-    MDI_DISK_GUID, MDI_PART1_GUID, MDI_PART2_GUID, MIB, PartType, Partition, Requirements, Role,
-    TableType, plan,
+    MAX_DISK_BYTES, MDI_DISK_GUID, MDI_PART1_GUID, MDI_PART2_GUID, MIB, PartType, Partition,
+    Requirements, Role, TableType, plan,
 };
 
 /// The kind of table found on a disk.

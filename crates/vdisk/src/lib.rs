@@ -42,24 +42,30 @@ pub mod ovf;
 mod qcow2;
 mod qcow2_read;
 mod raw;
+mod read;
 mod scan;
 mod vdi;
+mod vdi_read;
 mod vhd;
+mod vhd_read;
 mod vhdx;
 pub mod vma;
+mod vhdx_read;
 mod vmdk;
+mod vmdk_read;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use std::ops::Range;
-
 use imagetool_blockio::{AtomicFile, Extents, OutputMode, ReadAt, SparseFile};
 
 pub use ids::Seed;
 pub use qcow2_read::{Qcow2Reader, is_qcow2};
+pub use read::{
+    Container, ImageReader, Input, detect, limits, open_image, open_image_file, open_regular,
+};
 
 /// The sector size every format here addresses; a raw input must be a whole number of them.
 pub const SECTOR: u64 = 512;
@@ -323,12 +329,16 @@ pub struct Report {
     pub data_grains: u64,
 }
 
-/// Opens a raw image as conversion input, checking that its size is a whole number of sectors.
+/// Opens a raw image as conversion input, checking that it is a regular file whose size is a
+/// whole number of sectors (the bytes are taken as they are, whatever container they hold).
 ///
 /// # Errors
-/// `Io` when it cannot be opened; `InvalidInput` when the size is not a multiple of 512.
+/// `Io` when it cannot be opened; `InvalidInput` when it is not a regular file or its size is
+/// not a multiple of 512.
 pub fn open_raw(path: &Path) -> Result<SparseFile> {
-    let file = SparseFile::open(path).map_err(|e| Error::io("cannot open the raw input", e))?;
+    let file = open_regular(path)?;
+    let file =
+        SparseFile::from_read_only(file).map_err(|e| Error::io(path.display().to_string(), e))?;
     let size = file.size();
     if !size.is_multiple_of(SECTOR) {
         return Err(Error::new(
@@ -340,52 +350,14 @@ pub fn open_raw(path: &Path) -> Result<SparseFile> {
     Ok(file)
 }
 
-/// A conversion input: a raw image, or a qcow2 image (imagetool's own, or qemu's without
-/// backing file or encryption).
-#[derive(Debug)]
-pub enum Input {
-    /// A raw image.
-    Raw(SparseFile),
-    /// A qcow2 image.
-    Qcow2(Qcow2Reader),
-}
-
-impl ReadAt for Input {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        match self {
-            Input::Raw(r) => r.read_exact_at(buf, offset),
-            Input::Qcow2(q) => q.read_exact_at(buf, offset),
-        }
-    }
-
-    fn size(&self) -> u64 {
-        match self {
-            Input::Raw(r) => r.size(),
-            Input::Qcow2(q) => q.size(),
-        }
-    }
-}
-
-impl Extents for Input {
-    fn data_extents(&self) -> io::Result<Vec<Range<u64>>> {
-        match self {
-            Input::Raw(r) => r.data_extents(),
-            Input::Qcow2(q) => q.data_extents(),
-        }
-    }
-}
-
-/// Opens a conversion input: qcow2 when the file starts with the qcow2 magic, else raw (whose
-/// size must be a multiple of 512).
+/// Opens a conversion input: a container [`detect`] recognises (qcow2, VDI, VHD, VHDX, VMDK),
+/// read through its map, else raw (whose size must be a multiple of 512). Non-regular files
+/// and unsupported containers are refused by name.
 ///
 /// # Errors
-/// As [`open_raw`] and [`Qcow2Reader::open`].
+/// As [`open_image`].
 pub fn open_input(path: &Path) -> Result<Input> {
-    if is_qcow2(path)? {
-        Ok(Input::Qcow2(Qcow2Reader::open(path)?))
-    } else {
-        Ok(Input::Raw(open_raw(path)?))
-    }
+    open_image(path, true)
 }
 
 /// Writes `src` as `format` to `dest` (atomically: an unnamed file linked into place on
@@ -464,6 +436,16 @@ where
             ErrorKind::InvalidInput,
             "source image",
             format!("size {size} is not a multiple of {SECTOR} bytes"),
+        ));
+    }
+    if size > limits::MAX_VIRTUAL_SIZE {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "source image",
+            format!(
+                "{size} bytes is larger than the {} bytes (64 TiB) imagetool converts",
+                limits::MAX_VIRTUAL_SIZE
+            ),
         ));
     }
     let ctx = Ctx::new(dest, format, opts)?;

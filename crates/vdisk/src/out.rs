@@ -154,6 +154,47 @@ pub(crate) fn put_at(file: &File, name: &str, data: &[u8], offset: u64) -> Resul
     Ok(())
 }
 
+/// Writes a table of `width`-byte entries at `base`, `count` entries long, where only `set`
+/// (index and encoded entry, ascending by index) differ from `fill`. Memory is one 64 KiB
+/// chunk whatever the table's length; all-zero chunks of a fresh file stay holes.
+pub(crate) fn put_table(
+    file: &File,
+    name: &str,
+    base: u64,
+    count: u64,
+    width: usize,
+    fill: u8,
+    set: &[(u64, [u8; 8])],
+) -> Result<()> {
+    const CHUNK: u64 = 64 << 10;
+    let w = width as u64;
+    let total = count * w;
+    let mut buf = vec![fill; CHUNK as usize];
+    let mut k = 0usize;
+    let mut at = 0u64;
+    while at < total {
+        let n = CHUNK.min(total - at);
+        let chunk = &mut buf[..n as usize];
+        chunk.fill(fill);
+        let mut touched = false;
+        while let Some(&(i, e)) = set.get(k) {
+            let off = i * w;
+            if off >= at + n {
+                break;
+            }
+            let o = (off - at) as usize;
+            chunk[o..o + width].copy_from_slice(&e[..width]);
+            touched = true;
+            k += 1;
+        }
+        if touched || fill != 0 {
+            put_at(file, name, chunk, base + at)?;
+        }
+        at += n;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,8 @@ where
     }
     let bmap_bytes = (blocks * 4).div_ceil(512) * 512;
     let data_offset = BMAP_OFFSET + bmap_bytes;
-    let mut bmap = vec![0xffu8; bmap_bytes as usize];
+    // Only the allocated entries are kept (memory follows the content, not the disk size).
+    let mut bmap: Vec<(u64, [u8; 8])> = Vec::new();
     let mut allocated = 0u32;
     let mut app = Appender::new(file, ctx.name(), data_offset);
     let s = scan(
@@ -41,7 +42,9 @@ where
         BLOCK,
         |_, _| Ok(()),
         |i, (), data| {
-            bmap[(i * 4) as usize..(i * 4 + 4) as usize].copy_from_slice(&allocated.to_le_bytes());
+            let mut e = [0u8; 8];
+            e[..4].copy_from_slice(&allocated.to_le_bytes());
+            bmap.push((i, e));
             allocated += 1;
             app.write(data)
         },
@@ -68,7 +71,8 @@ where
     put(0x198, &uuid(&seed, "vdi last snapshot uuid"));
     let name = ctx.name();
     put_at(file, &name, &h, 0)?;
-    put_at(file, &name, &bmap, BMAP_OFFSET)?;
+    // The map is bmap_bytes long: 0xff (unallocated) past the last block too.
+    crate::out::put_table(file, &name, BMAP_OFFSET, bmap_bytes / 4, 4, 0xff, &bmap)?;
     Ok(Report {
         format: Format::Vdi,
         virtual_size: size,

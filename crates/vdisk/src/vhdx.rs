@@ -23,7 +23,7 @@ const PHYSICAL_SECTOR: u32 = 4096;
 const PAYLOAD_FULLY_PRESENT: u64 = 6;
 
 /// A GUID written as text (e.g. "2DC27766-F623-4200-9D64-115E9BFD4A08") in on-disk order.
-fn guid(text: &str) -> [u8; 16] {
+pub(crate) fn guid(text: &str) -> [u8; 16] {
     let hex: Vec<u8> = text
         .bytes()
         .filter(u8::is_ascii_hexdigit)
@@ -65,7 +65,8 @@ where
         blocks + (blocks - 1) / chunk_ratio
     };
     let bat_len = crate::round_up((bat_entries * 8).max(1), MIB, "vhdx BAT size")?;
-    let mut bat = vec![0u8; bat_len as usize];
+    // Only the present entries are kept (memory follows the content, not the disk size).
+    let mut bat: Vec<(u64, [u8; 8])> = Vec::new();
     let data_start = BAT_OFFSET + bat_len;
     let mut app = Appender::new(file, ctx.name(), data_start);
     let s = scan(
@@ -76,7 +77,7 @@ where
         |i, (), data| {
             let e = i + i / chunk_ratio;
             let v = app.pos() | PAYLOAD_FULLY_PRESENT;
-            bat[(e * 8) as usize..(e * 8 + 8) as usize].copy_from_slice(&v.to_le_bytes());
+            bat.push((e, v.to_le_bytes()));
             app.write(data)
         },
     )?;
@@ -173,7 +174,7 @@ where
         data_at += data.len().div_ceil(8) * 8;
     }
     put_at(file, &name, &meta, META_OFFSET)?;
-    put_at(file, &name, &bat, BAT_OFFSET)?;
+    crate::out::put_table(file, &name, BAT_OFFSET, bat_len / 8, 8, 0, &bat)?;
     Ok(Report {
         format: Format::Vhdx,
         virtual_size: size,

@@ -107,6 +107,13 @@ fn sectors32(offset_bytes: u64, ctx: &Ctx) -> Result<u32> {
     })
 }
 
+/// A 32-bit table entry in [`crate::out::put_table`]'s form.
+fn entry(v: u32) -> [u8; 8] {
+    let mut e = [0u8; 8];
+    e[..4].copy_from_slice(&v.to_le_bytes());
+    e
+}
+
 fn table_bytes(t: &[u32]) -> Vec<u8> {
     t.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -124,7 +131,8 @@ where
     let gd = rgd + gd_sectors + gt_count * GT_SECTORS;
     let grain_offset =
         (gd + gd_sectors + gt_count * GT_SECTORS).div_ceil(GRAIN_SECTORS) * GRAIN_SECTORS;
-    let mut gt = vec![0u32; (gt_count * GTES) as usize];
+    // Only the allocated grains' entries are kept (memory follows the content).
+    let mut gt: Vec<(u64, [u8; 8])> = Vec::new();
     let mut app = Appender::new(file, ctx.name(), grain_offset * SECTOR);
     let s = scan(
         ctx,
@@ -132,7 +140,7 @@ where
         GRAIN,
         |_, _| Ok(()),
         |i, (), data| {
-            gt[i as usize] = sectors32(app.pos(), ctx)?;
+            gt.push((i, entry(sectors32(app.pos(), ctx)?)));
             app.write(data)
         },
     )?;
@@ -155,14 +163,18 @@ where
         &descriptor(ctx, cid(&seed), "monolithicSparse", capacity)?,
         DESC_OFFSET * SECTOR,
     )?;
-    let gtb = table_bytes(&gt);
     for dir in [rgd, gd] {
         let tables = dir + gd_sectors;
-        let d: Vec<u32> = (0..gt_count)
-            .map(|k| sectors32((tables + k * GT_SECTORS) * SECTOR, ctx))
+        let d: Vec<(u64, [u8; 8])> = (0..gt_count)
+            .map(|k| {
+                Ok((
+                    k,
+                    entry(sectors32((tables + k * GT_SECTORS) * SECTOR, ctx)?),
+                ))
+            })
             .collect::<Result<_>>()?;
-        put_at(file, &name, &table_bytes(&d), dir * SECTOR)?;
-        put_at(file, &name, &gtb, tables * SECTOR)?;
+        crate::out::put_table(file, &name, dir * SECTOR, gt_count, 4, 0, &d)?;
+        crate::out::put_table(file, &name, tables * SECTOR, gt_count * GTES, 4, 0, &gt)?;
     }
     Ok(Report {
         format: Format::Vmdk,
@@ -224,7 +236,8 @@ where
     let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
     // Header, descriptor, then grains from 64 KiB on (as VMware writes them).
     let grain_offset = GRAIN_SECTORS;
-    let mut gt = vec![0u32; (gt_count * GTES) as usize];
+    // Only the allocated grains' entries are kept (memory follows the content).
+    let mut gt: Vec<(u64, u32)> = Vec::new();
     let mut app = Appender::new(file, ctx.name(), grain_offset * SECTOR);
     let s = scan(
         ctx,
@@ -232,7 +245,7 @@ where
         GRAIN,
         |_, data| deflate(ctx.level, data),
         |i, z, _| {
-            gt[i as usize] = sectors32(app.pos(), ctx)?;
+            gt.push((i, sectors32(app.pos(), ctx)?));
             let mut m = Vec::with_capacity(12 + z.len());
             m.extend_from_slice(&(i * GRAIN_SECTORS).to_le_bytes());
             m.extend_from_slice(&(z.len() as u32).to_le_bytes());
@@ -242,20 +255,36 @@ where
         },
     )?;
     // Grain tables that hold something, each behind a marker; then the directory.
-    let mut gd = vec![0u32; gt_count as usize];
-    for (k, t) in gt.chunks(GTES as usize).enumerate() {
-        if t.iter().all(|&e| e == 0) {
-            continue;
+    let mut gd: Vec<(u64, [u8; 8])> = Vec::new();
+    for t in gt.chunk_by(|a, b| a.0 / GTES == b.0 / GTES) {
+        let k = t[0].0 / GTES;
+        let mut table = [0u32; GTES as usize];
+        for &(i, e) in t {
+            table[(i % GTES) as usize] = e;
         }
         app.write(&marker(GT_SECTORS, MARKER_GT))?;
-        gd[k] = sectors32(app.pos(), ctx)?;
-        app.write(&table_bytes(t))?;
+        gd.push((k, entry(sectors32(app.pos(), ctx)?)));
+        app.write(&table_bytes(&table))?;
     }
     app.write(&marker(gd_sectors, MARKER_GD))?;
     let gd_at = app.pos() / SECTOR;
-    let mut gdb = table_bytes(&gd);
-    gdb.resize((gd_sectors * SECTOR) as usize, 0);
-    app.write(&gdb)?;
+    // The directory goes through the appender (it must precede the footer): zero runs
+    // between its entries stay holes.
+    let mut k = 0usize;
+    for chunk in 0..(gd_sectors * SECTOR).div_ceil(64 << 10) {
+        let start = chunk * (16 << 10);
+        let len = ((gd_sectors * SECTOR) - chunk * (64 << 10)).min(64 << 10) as usize;
+        let mut buf = vec![0u8; len];
+        while let Some(&(idx, e)) = gd.get(k) {
+            if idx >= start + (len as u64) / 4 {
+                break;
+            }
+            let o = ((idx - start) * 4) as usize;
+            buf[o..o + 4].copy_from_slice(&e[..4]);
+            k += 1;
+        }
+        app.write(&buf)?;
+    }
     let seed = ctx.seed_or(s.fingerprint);
     let mut header = Header {
         version: 3,

@@ -307,7 +307,7 @@ fn test_qcow2_reader_round_trips_ours_and_qemus() {
     for p in inputs {
         let input = imagetool_vdisk::open_input(&p).unwrap();
         assert!(
-            matches!(input, imagetool_vdisk::Input::Qcow2(_)),
+            input.container() == imagetool_vdisk::Container::Qcow2,
             "{}",
             p.display()
         );

@@ -1,0 +1,4 @@
+//! The `fat` reader on arbitrary bytes: it must answer or fail, never panic, abort or hang.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| imagetool_fuzz::run("fat", data));
