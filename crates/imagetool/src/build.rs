@@ -56,6 +56,9 @@ pub struct ImageSpec {
     pub additional_paths: Vec<String>,
     /// Recompute every NAR hash of the closure and fail on a mismatch.
     pub verify_closure: bool,
+    /// Check every store path's NAR hash and size while it is read, and that no file read
+    /// changed before the output is complete (on by default; `--no-verify`).
+    pub verify: bool,
     /// `partitionTableType` and the sizes and identifiers of the layout.
     pub layout: LayoutOptions,
     /// `label` of the root filesystem (`nixos`, or `nix-store` with `only_nix_store`).
@@ -303,8 +306,8 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         Ok((c, detail))
     })?;
 
-    let mut tree = timed(progress, &mut timings, Phase::RootTree, || {
-        let t = nix::root::root_tree(
+    let (mut tree, snapshot) = timed(progress, &mut timings, Phase::RootTree, || {
+        let t = nix::root::root_tree_checked(
             &closure,
             &RootOptions {
                 toplevel: toplevel.clone(),
@@ -313,9 +316,18 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
                 channel: channel.clone(),
                 contents: spec.contents.clone(),
                 only_nix_store: spec.only_nix_store,
+                verify: spec.verify,
             },
         )?;
-        let detail = format!("{} entries", t.len());
+        let detail = format!(
+            "{} entries{}",
+            t.0.len(),
+            if spec.verify {
+                ", store verified against the registration"
+            } else {
+                ""
+            }
+        );
         Ok((t, detail))
     })?;
 
@@ -423,7 +435,15 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         let mut opts = spec.format_options.clone();
         opts.threads = spec.threads;
         let src = Counted::new(&disk, count);
-        let report = vdisk::convert(&src, spec.format, &spec.output, &opts)?;
+        // The output appears only if no store file read changed meanwhile (a same-size
+        // overwrite included: its ctime moves).
+        let report = vdisk::convert_checked(&src, spec.format, &spec.output, &opts, || {
+            if spec.verify {
+                snapshot.check()
+            } else {
+                Ok(())
+            }
+        })??;
         Ok(((), format!("{} ({report:?})", spec.format)))
     })?;
     Ok(BuildReport {

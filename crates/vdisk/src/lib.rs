@@ -393,6 +393,25 @@ pub fn convert<S>(src: &S, format: Format, dest: &Path, opts: &Options) -> Resul
 where
     S: ReadAt + Extents + Sync + ?Sized,
 {
+    convert_checked(src, format, dest, opts, || Ok::<(), std::convert::Infallible>(()))?
+        .map_err(|e| match e {})
+}
+
+/// As [`convert`], calling `check` once the output is written and before it is renamed into
+/// place: when `check` fails, no output appears and its error is returned (inside `Ok`).
+///
+/// # Errors
+/// As [`convert`]; `Ok(Err(_))` is `check`'s error.
+pub fn convert_checked<S, E>(
+    src: &S,
+    format: Format,
+    dest: &Path,
+    opts: &Options,
+    check: impl FnOnce() -> std::result::Result<(), E>,
+) -> Result<std::result::Result<Report, E>>
+where
+    S: ReadAt + Extents + Sync + ?Sized,
+{
     let size = src.size();
     if !size.is_multiple_of(SECTOR) {
         return Err(Error::new(
@@ -415,6 +434,9 @@ where
         Format::Vmdk => vmdk::write_sparse(src, out.file(), &ctx)?,
         Format::VmdkStream => vmdk::write_stream(src, out.file(), &ctx)?,
     };
+    if let Err(e) = check() {
+        return Ok(Err(e));
+    }
     if opts.sync {
         out.file()
             .sync_all()
@@ -422,7 +444,7 @@ where
     }
     out.commit()
         .map_err(|e| Error::io(dest.display().to_string(), e))?;
-    Ok(report)
+    Ok(Ok(report))
 }
 
 fn check_level(ctx: &Ctx) -> Result<()> {
