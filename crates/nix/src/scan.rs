@@ -242,15 +242,17 @@ pub fn nar_hash(entries: &[Entry]) -> Result<([u8; 32], u64)> {
         emit(entries, &mut sink, std::iter::once(Ok(data)))?;
         return Ok(sink.finish());
     }
-    // Read ahead on another thread (its batches read by the rayon pool) while this one hashes;
-    // at most two batches wait, so memory stays bounded whatever the path's size.
+    // Read ahead on another thread while this one hashes; at most two batches wait, so memory
+    // stays bounded whatever the path's size. The readers are plain threads, not the rayon
+    // pool: this function runs inside rayon tasks that block on the channel, and borrowing
+    // the pool from them could leave no worker to read.
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Vec<u8>>>>(1);
         let chunks = &chunks;
         let batches = &batches;
         s.spawn(move || {
             for b in batches {
-                let r = read_batch(entries, &chunks[b.clone()]);
+                let r = read_parallel(entries, &chunks[b.clone()]);
                 let failed = r.is_err();
                 if tx.send(r).is_err() || failed {
                     return;
@@ -262,9 +264,37 @@ pub fn nar_hash(entries: &[Entry]) -> Result<([u8; 32], u64)> {
     Ok(sink.finish())
 }
 
+/// Reads a batch with one thread per core, each a contiguous share of the chunks.
+fn read_parallel(entries: &[Entry], chunks: &[Chunk]) -> Result<Vec<Vec<u8>>> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    let per = chunks.len().div_ceil(cores).max(64);
+    if chunks.len() <= per {
+        return read_batch(entries, chunks);
+    }
+    let parts: Vec<Result<Vec<Vec<u8>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .chunks(per)
+            .map(|part| s.spawn(move || read_batch(entries, part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::new(ErrorKind::Io, "a reading thread panicked"))
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(chunks.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}
+
 fn read_batch(entries: &[Entry], chunks: &[Chunk]) -> Result<Vec<Vec<u8>>> {
     chunks
-        .par_iter()
+        .iter()
         .map(|c| {
             let path = &entries[c.entry].host;
             let file = File::open(path).map_err(|e| Error::io(path, e))?;
