@@ -434,6 +434,10 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
     timed_bytes(progress, &mut timings, Phase::Convert, allocated, |count| {
         let mut opts = spec.format_options.clone();
         opts.threads = spec.threads;
+        // The spec's timestamp, not the environment's, in the container headers (VHD).
+        if opts.source_date_epoch.is_none() {
+            opts.source_date_epoch = Some(u64::try_from(spec.timestamp).unwrap_or(0));
+        }
         let src = Counted::new(&disk, count);
         // The output appears only if no store file read changed meanwhile (a same-size
         // overwrite included: its ctime moves).
