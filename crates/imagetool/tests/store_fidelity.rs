@@ -8,8 +8,11 @@ use std::process::Command;
 
 use imagetool::boot::Bootloader;
 use imagetool::build::{NoProgress, build};
+use imagetool::nix::root::Content;
 use imagetool::ptable::TableType;
 use imagetool::vdisk::Format;
+use imagetool_testutil::require_tools;
+use imagetool_testutil::tools::DEBUGFS;
 
 mod common;
 
@@ -153,4 +156,68 @@ fn test_fifo_in_a_store_path_is_refused_by_name() {
         );
         assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
     }
+}
+
+/// Builds the fixture with one `--contents` entry; the error text, checking nothing is left.
+fn contents_fail(fx: &imagetool_fixture::Fixture, entry: &str, out_dir: &Path) -> String {
+    std::fs::create_dir_all(out_dir).unwrap();
+    let img = out_dir.join("a.img");
+    let spec = common::fixture_spec(fx, TableType::None, Bootloader::None, Format::Raw, &img)
+        .contents(vec![Content::parse(entry).unwrap()]);
+    let err = chain(&build(&spec, &mut NoProgress).unwrap_err());
+    assert_eq!(std::fs::read_dir(out_dir).unwrap().count(), 0, "{entry}");
+    err
+}
+
+#[test]
+fn test_contents_refuse_fifo_device_and_proc_and_keep_holes() {
+    require_tools!(DEBUGFS);
+    let fx = imagetool_fixture::ensure().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let err = contents_fail(&fx, &format!("{}:/etc/fifo", fifo.display()), &tmp.path().join("o1"));
+    assert!(err.contains(&fifo.display().to_string()), "{err}");
+    // A FIFO inside a directory source.
+    let dir = tmp.path().join("dir");
+    std::fs::create_dir(&dir).unwrap();
+    assert!(Command::new("mkfifo").arg(dir.join("p")).status().unwrap().success());
+    let err = contents_fail(&fx, &format!("{}:/etc/dir", dir.display()), &tmp.path().join("o2"));
+    assert!(err.contains(&dir.join("p").display().to_string()), "{err}");
+    let err = contents_fail(&fx, "/dev/null:/etc/null", &tmp.path().join("o3"));
+    assert!(err.contains("/dev/null"), "{err}");
+    let err = contents_fail(&fx, "/proc/self/status:/etc/status", &tmp.path().join("o4"));
+    assert!(err.contains("/proc/self/status"), "{err}");
+
+    // A 1 GiB sparse file with 4 KiB of data stays sparse in the image.
+    let sparse = tmp.path().join("sparse");
+    let f = std::fs::File::create(&sparse).unwrap();
+    f.set_len(1 << 30).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(&[1u8; 4096], 1 << 29).unwrap();
+    drop(f);
+    let img = tmp.path().join("sparse.img");
+    let spec = common::fixture_spec(&fx, TableType::None, Bootloader::None, Format::Raw, &img)
+        .contents(vec![
+            Content::parse(&format!("{}:/var/sparse", sparse.display())).unwrap(),
+        ]);
+    build(&spec, &mut NoProgress).unwrap();
+    // debugfs: the file's size, and the blocks it has allocated (1 KiB units).
+    let out = Command::new("debugfs")
+        .args(["-R", "stat /var/sparse"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Size: 1073741824"), "{text}");
+    let blockcount: u64 = text
+        .split("Blockcount: ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(blockcount <= 64, "{blockcount} sectors allocated:\n{text}");
+    use std::os::unix::fs::MetadataExt;
+    let allocated = std::fs::metadata(&img).unwrap().blocks() * 512;
+    assert!(allocated < 256 << 20, "the image allocates {allocated} bytes");
 }

@@ -389,13 +389,17 @@ fn add_contents(tree: &mut Tree, contents: &[Content], when: Timestamp) -> Resul
             }
         }
         let meta = std::fs::symlink_metadata(src).map_err(|e| Error::io(src, e))?;
+        refuse_pseudo_fs(src)?;
         let first = tree.len();
         if meta.is_dir() {
             let opts = HostOptions {
                 xattrs: false,
                 ..HostOptions::default()
             };
-            tree.add_host_dir(&dest, src, &opts).map_err(t)?;
+            let top = tree.add_host_dir(&dest, src, &opts).map_err(t)?;
+            if let Some(bad) = find_special(tree, top, src) {
+                return Err(special_error(&bad));
+            }
         } else if meta.file_type().is_symlink() {
             let target = std::fs::read_link(src).map_err(|e| Error::io(src, e))?;
             tree.add_symlink(
@@ -404,11 +408,21 @@ fn add_contents(tree: &mut Tree, contents: &[Content], when: Timestamp) -> Resul
                 Meta::symlink().at(when),
             )
             .map_err(t)?;
-        } else {
+        } else if meta.is_file() {
             use std::os::unix::fs::PermissionsExt;
             let mode = (meta.permissions().mode() & 0o7777) as u16;
-            tree.add_file(&dest, Source::Host(src.clone()), Meta::file(mode).at(when))
-                .map_err(t)?;
+            // Holes stay holes (SEEK_DATA/SEEK_HOLE).
+            let data = imagetool_fstree::host_file_data(src, &meta, true).map_err(t)?;
+            tree.add(
+                &dest,
+                Node {
+                    kind: Kind::File(data),
+                    meta: Meta::file(mode).at(when),
+                },
+            )
+            .map_err(t)?;
+        } else {
+            return Err(special_error(src));
         }
         let (uid, gid) = match &c.owner {
             Some((u, g)) => (ids.user(u)?, ids.group(g)?),
@@ -427,13 +441,59 @@ fn add_contents(tree: &mut Tree, contents: &[Content], when: Timestamp) -> Resul
             {
                 m.mode = mode;
             }
-            // Host times are kept but clamped to SOURCE_DATE_EPOCH, as mke2fs -d does.
-            for time in [&mut m.atime, &mut m.mtime, &mut m.ctime] {
-                if *time > when {
-                    *time = when;
-                }
+            // Host mtimes are kept but clamped to SOURCE_DATE_EPOCH, as mke2fs -d does; atime
+            // and ctime are the mtime (reading or copying the source changes nothing).
+            if m.mtime > when {
+                m.mtime = when;
             }
+            m.atime = m.mtime;
+            m.ctime = m.mtime;
         }
+    }
+    Ok(())
+}
+
+/// A FIFO, device node or socket as (or inside) a `--contents` source: refused, since an
+/// image cannot hold what it would read from it.
+fn special_error(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        "--contents: a FIFO, device node or socket cannot be copied into an image",
+    )
+    .with_path(path)
+}
+
+/// The host path of the first FIFO, device node or socket below `id` (added from `host`).
+fn find_special(tree: &Tree, id: NodeId, host: &Path) -> Option<PathBuf> {
+    match &tree.node(id).kind {
+        Kind::Dir(_) => tree.children(id).find_map(|(name, child)| {
+            find_special(
+                tree,
+                child,
+                &host.join(std::ffi::OsStr::from_bytes(name)),
+            )
+        }),
+        Kind::File(_) | Kind::Symlink(_) => None,
+        _ => Some(host.to_path_buf()),
+    }
+}
+
+/// Files of /proc and /sys report sizes that are not their contents (usually 0): refused.
+fn refuse_pseudo_fs(src: &Path) -> Result<()> {
+    const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+    const SYSFS_MAGIC: u64 = 0x6265_6572;
+    let Ok(st) = rustix::fs::statfs(src) else {
+        return Ok(());
+    };
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let fs_type = st.f_type as u64;
+    if fs_type == PROC_SUPER_MAGIC || fs_type == SYSFS_MAGIC {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "--contents: files of /proc and /sys are not what their sizes say; copy them to a \
+             regular file first",
+        )
+        .with_path(src));
     }
     Ok(())
 }
