@@ -9,6 +9,7 @@
 
 mod bench;
 mod bench_formats;
+mod bench_verify;
 mod demo;
 mod deps;
 mod examples;
@@ -31,6 +32,7 @@ fn main() -> Result<()> {
         "bench" => match rest.split_first() {
             Some((what, args)) if what == "formats" => bench_formats::run_bench(args),
             Some((what, _)) if what == "ext4" => bench::run(&rest),
+            Some((what, args)) if what == "verify" => bench_verify::run_bench(args),
             _ => bail!("usage: cargo xtask bench formats [--image RAW] | bench ext4 [--tree DIR]"),
         },
         "fixture" => fixture::run(&rest),
@@ -56,6 +58,7 @@ fn usage() {
          \x20 demo [--out DIR]     build the fixture's hybrid qcow2 image with imagetool and boot it\n\
          \x20 bench ext4 [--tree DIR] [--timeout SECS]  imagetool vs mkfs.ext4 -d (wall, peak RSS)\n\
          \x20 bench formats [--image RAW]  native qcow2 writers vs qemu-img convert\n\
+         \x20 bench verify [--closure DIR] [--files N]  store verification's cost; one large path's hash\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
          \x20                      build the benchmark closure"
