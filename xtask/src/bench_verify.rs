@@ -80,7 +80,11 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         closure_cost(&bin, &closure, &work, runs)?;
         one_large_path(&bin, &work, files)
     })();
-    let _ = Command::new("chmod").arg("-R").arg("u+w").arg(&work).status();
+    let _ = Command::new("chmod")
+        .arg("-R")
+        .arg("u+w")
+        .arg(&work)
+        .status();
     let _ = std::fs::remove_dir_all(&work);
     result
 }
@@ -152,7 +156,10 @@ fn one_large_path(bin: &Path, work: &Path, files: usize) -> Result<()> {
         if i < 1000 {
             std::fs::create_dir_all(&d)?;
         }
-        std::fs::write(d.join(format!("f{i}")), format!("file {i}\n").repeat(1 + i % 7))?;
+        std::fs::write(
+            d.join(format!("f{i}")),
+            format!("file {i}\n").repeat(1 + i % 7),
+        )?;
     }
     let graph = work.join("graph");
     std::fs::write(&graph, format!("/nix/store/{name}\n\n0\n"))?;
@@ -180,7 +187,10 @@ fn one_large_path(bin: &Path, work: &Path, files: usize) -> Result<()> {
             .arg(&path)
             .env("NIX_CONFIG", "build-users-group =\nsandbox = false"),
     );
-    println!("one store path of {files} files, hash missing (load average after: {})\n", loadavg());
+    println!(
+        "one store path of {files} files, hash missing (load average after: {})\n",
+        loadavg()
+    );
     println!("| run | wall s | CPU s | cores busy (CPU/wall) |");
     println!("|---|---|---|---|");
     println!(

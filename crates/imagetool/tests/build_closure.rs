@@ -107,12 +107,15 @@ fn test_fixture_image_has_a_valid_nix_store() {
     assert_eq!(dumped, infos);
     // The grown fixture's shapes are there, as the registration says (nix-store --verify
     // above re-hashed each): stage 2 a single-file executable store path behind `init`.
-    let init = std::fs::read_link(root.join(fx.toplevel.trim_start_matches('/')).join("init"))
-        .unwrap();
+    let init =
+        std::fs::read_link(root.join(fx.toplevel.trim_start_matches('/')).join("init")).unwrap();
     let init = root.join(init.strip_prefix("/").unwrap());
     let meta = std::fs::symlink_metadata(&init).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    assert!(meta.is_file() && meta.permissions().mode() & 0o111 != 0, "{init:?}");
+    assert!(
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0,
+        "{init:?}"
+    );
 }
 
 #[test]

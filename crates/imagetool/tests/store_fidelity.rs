@@ -175,14 +175,34 @@ fn test_contents_refuse_fifo_device_and_proc_and_keep_holes() {
     let fx = imagetool_fixture::ensure().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let fifo = tmp.path().join("fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let err = contents_fail(&fx, &format!("{}:/etc/fifo", fifo.display()), &tmp.path().join("o1"));
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = contents_fail(
+        &fx,
+        &format!("{}:/etc/fifo", fifo.display()),
+        &tmp.path().join("o1"),
+    );
     assert!(err.contains(&fifo.display().to_string()), "{err}");
     // A FIFO inside a directory source.
     let dir = tmp.path().join("dir");
     std::fs::create_dir(&dir).unwrap();
-    assert!(Command::new("mkfifo").arg(dir.join("p")).status().unwrap().success());
-    let err = contents_fail(&fx, &format!("{}:/etc/dir", dir.display()), &tmp.path().join("o2"));
+    assert!(
+        Command::new("mkfifo")
+            .arg(dir.join("p"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = contents_fail(
+        &fx,
+        &format!("{}:/etc/dir", dir.display()),
+        &tmp.path().join("o2"),
+    );
     assert!(err.contains(&dir.join("p").display().to_string()), "{err}");
     let err = contents_fail(&fx, "/dev/null:/etc/null", &tmp.path().join("o3"));
     assert!(err.contains("/dev/null"), "{err}");
@@ -219,5 +239,8 @@ fn test_contents_refuse_fifo_device_and_proc_and_keep_holes() {
     assert!(blockcount <= 64, "{blockcount} sectors allocated:\n{text}");
     use std::os::unix::fs::MetadataExt;
     let allocated = std::fs::metadata(&img).unwrap().blocks() * 512;
-    assert!(allocated < 256 << 20, "the image allocates {allocated} bytes");
+    assert!(
+        allocated < 256 << 20,
+        "the image allocates {allocated} bytes"
+    );
 }

@@ -48,8 +48,8 @@ fn test_spec_timestamp_lands_in_the_vhd_footer() {
     for format in [Format::Vpc, Format::VhdFixed] {
         let img = tmp.path().join("a.vhd");
         let ts = 1_700_000_123;
-        let spec =
-            common::fixture_spec(&fx, TableType::None, Bootloader::None, format, &img).timestamp(ts);
+        let spec = common::fixture_spec(&fx, TableType::None, Bootloader::None, format, &img)
+            .timestamp(ts);
         build(&spec, &mut NoProgress).unwrap();
         // The footer (the file's last 512 bytes; a dynamic VHD has its copy at the start):
         // cookie "conectix", then the big-endian seconds since 2000-01-01 at byte 24.

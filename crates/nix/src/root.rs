@@ -161,7 +161,13 @@ pub fn root_tree_checked(closure: &Closure, opts: &RootOptions) -> Result<(Tree,
     }
     let store = tree.add_dir(b"nix/store", dir(0o1775)).map_err(t)?;
     tree.meta_mut(store).gid = NIXBLD_GID;
-    add_store(&mut tree, closure, b"nix/store/", opts.verify, &mut snapshot)?;
+    add_store(
+        &mut tree,
+        closure,
+        b"nix/store/",
+        opts.verify,
+        &mut snapshot,
+    )?;
 
     // The database, generated through a temporary file and held in memory.
     let infos: Vec<PathInfo> = closure.infos().cloned().collect();
@@ -467,11 +473,7 @@ fn special_error(path: &Path) -> Error {
 fn find_special(tree: &Tree, id: NodeId, host: &Path) -> Option<PathBuf> {
     match &tree.node(id).kind {
         Kind::Dir(_) => tree.children(id).find_map(|(name, child)| {
-            find_special(
-                tree,
-                child,
-                &host.join(std::ffi::OsStr::from_bytes(name)),
-            )
+            find_special(tree, child, &host.join(std::ffi::OsStr::from_bytes(name)))
         }),
         Kind::File(_) | Kind::Symlink(_) => None,
         _ => Some(host.to_path_buf()),

@@ -266,7 +266,9 @@ pub fn nar_hash(entries: &[Entry]) -> Result<([u8; 32], u64)> {
 
 /// Reads a batch with one thread per core, each a contiguous share of the chunks.
 fn read_parallel(entries: &[Entry], chunks: &[Chunk]) -> Result<Vec<Vec<u8>>> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    let cores = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(8);
     let per = chunks.len().div_ceil(cores).max(64);
     if chunks.len() <= per {
         return read_batch(entries, chunks);
@@ -279,9 +281,8 @@ fn read_parallel(entries: &[Entry], chunks: &[Chunk]) -> Result<Vec<Vec<u8>>> {
         handles
             .into_iter()
             .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::new(ErrorKind::Io, "a reading thread panicked"))
-                })
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::new(ErrorKind::Io, "a reading thread panicked")))
             })
             .collect()
     });
@@ -512,7 +513,10 @@ mod tests {
         assert_eq!(nar_hash(&entries).unwrap(), hash_path(&p).unwrap());
         // Single-file and symlink store paths.
         for one in [p.join("big"), p.join("empty"), p.join("link")] {
-            assert_eq!(nar_hash(&scan(&one).unwrap()).unwrap(), hash_path(&one).unwrap());
+            assert_eq!(
+                nar_hash(&scan(&one).unwrap()).unwrap(),
+                hash_path(&one).unwrap()
+            );
         }
     }
 
@@ -530,7 +534,10 @@ mod tests {
         .unwrap();
         let e = scan(d.path()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
-        assert!(e.to_string().contains("a fifo") && e.to_string().contains("FIFO"), "{e}");
+        assert!(
+            e.to_string().contains("a fifo") && e.to_string().contains("FIFO"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -393,8 +393,10 @@ pub fn convert<S>(src: &S, format: Format, dest: &Path, opts: &Options) -> Resul
 where
     S: ReadAt + Extents + Sync + ?Sized,
 {
-    convert_checked(src, format, dest, opts, || Ok::<(), std::convert::Infallible>(()))?
-        .map_err(|e| match e {})
+    convert_checked(src, format, dest, opts, || {
+        Ok::<(), std::convert::Infallible>(())
+    })?
+    .map_err(|e| match e {})
 }
 
 /// As [`convert`], calling `check` once the output is written and before it is renamed into
