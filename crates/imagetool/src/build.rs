@@ -9,8 +9,10 @@
 //!        output (vdisk: raw or any container) reads it ◄──────────┘
 //! ```
 //!
-//! No raw intermediate file is ever written: the closure's file data is read once, when the
-//! output writer reads that range of the disk.
+//! No raw intermediate file is ever written: the closure's file data is copied once, when the
+//! output writer reads that range of the disk. With store verification (the default), the root
+//! tree step has hashed every store path before (docs/formats.md), and the output is renamed
+//! into place only if no file read changed in between.
 //!
 //! Every step before `write` is pure planning, so a size that does not fit, a missing store
 //! path or a malformed input fails before the output is created; the output appears (renamed
