@@ -197,7 +197,6 @@ pub const MAX_TIMESTAMP: i64 = (1 << 34) - (1 << 31) - 1;
 /// for xattrs ext4 cannot hold or a directory over two htree levels; `NoSpace` ("needs N MiB,
 /// given M MiB") when a fixed size is too small; `Overflow` on absurd sizes; `InvalidInput`
 /// for a timestamp outside 0..=[`MAX_TIMESTAMP`].
-
 pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
     if opts.label.len() > 16 {
         return Err(Error::new(
