@@ -11,6 +11,7 @@ mod bench;
 mod bench_formats;
 mod bench_squashfs;
 mod bench_variants;
+mod bench_verify;
 mod demo;
 mod deps;
 mod examples;
@@ -36,9 +37,10 @@ fn main() -> Result<()> {
             Some((what, args)) if what == "variants" => bench_variants::run_bench(args),
             Some((what, _)) if what == "ext4" => bench::run(&rest),
             Some((what, args)) if what == "squashfs" => bench_squashfs::run_bench(args),
+            Some((what, args)) if what == "verify" => bench_verify::run_bench(args),
             _ => bail!(
-                "usage: cargo xtask bench formats [--image RAW] | bench ext4 [--tree DIR] | \
-                 bench squashfs [--closure DIR] [--comp C] [--level L]"
+                "usage: cargo xtask bench formats|variants|ext4|squashfs|verify [ARGS] \
+                 (cargo xtask help lists each one's arguments)"
             ),
         },
         "fixture" => fixture::run(&rest),
@@ -72,6 +74,7 @@ fn usage() {
          \x20                      imagetool mkfs squashfs vs mksquashfs (wall, RSS, size)\n\
          \x20 bench variants [--closure DIR]  one plan, three formats vs three builds; packaging vs CLIs\n\
          \x20 fuzz [SECONDS]       every cargo-fuzz target for SECONDS each (default 8)\n\
+         \x20 bench verify [--closure DIR] [--files N]  store verification's cost; one large path's hash\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
          \x20                      build the benchmark closure"

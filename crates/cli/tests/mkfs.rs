@@ -183,3 +183,48 @@ fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Reading is not changing: two builds of one tree, every file's atime refreshed in between
+/// (and its ctime moved by a chmod that restores the same mode), are byte-identical.
+#[test]
+fn test_mkfs_ext4_ignores_atime_and_ctime() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("a"), b"alpha").unwrap();
+    std::fs::write(src.join("d/b"), vec![7u8; 10_000]).unwrap();
+    let files = [src.join("a"), src.join("d/b"), src.join("d")];
+    let set_atime = |when: &str| {
+        for f in &files {
+            let st = Command::new("touch")
+                .args(["-a", "-d", when])
+                .arg(f)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+    };
+    let mkfs = |out: &Path| {
+        // A SOURCE_DATE_EPOCH later than every time, so nothing is clamped away.
+        let o = Command::new(env!("CARGO_BIN_EXE_imagetool"))
+            .args(["mkfs", "ext4", "--source", s(&src), "--output", s(out)])
+            .env("SOURCE_DATE_EPOCH", "4000000000")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    set_atime("@1000000000");
+    let a = dir.path().join("a.img");
+    mkfs(&a);
+    set_atime("@1500000000");
+    for f in &files {
+        let m = std::fs::metadata(f).unwrap().permissions();
+        std::fs::set_permissions(f, m).unwrap();
+    }
+    let b = dir.path().join("b.img");
+    mkfs(&b);
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "the image changed with the sources' atimes"
+    );
+}

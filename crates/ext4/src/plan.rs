@@ -185,19 +185,35 @@ fn derive_id(parts: &[&[u8]]) -> [u8; 16] {
     out
 }
 
+/// The latest timestamp (`SOURCE_DATE_EPOCH`) an ext4 filesystem can hold: inode times are
+/// 32-bit signed seconds plus two epoch bits (up to 2446-05-10T22:38:55Z).
+pub const MAX_TIMESTAMP: i64 = (1 << 34) - (1 << 31) - 1;
+
 /// Plans a filesystem for `tree` with `opts`.
 ///
 /// # Errors
 /// `InvalidInput` naming the path for a name over 255 bytes, a symlink target over 4095 bytes
 /// or an empty one, a lost+found that is not a directory, a label over 16 bytes; `Unsupported`
 /// for xattrs ext4 cannot hold or a directory over two htree levels; `NoSpace` ("needs N MiB,
-/// given M MiB") when a fixed size is too small; `Overflow` on absurd sizes.
+/// given M MiB") when a fixed size is too small; `Overflow` on absurd sizes; `InvalidInput`
+/// for a timestamp outside 0..=[`MAX_TIMESTAMP`].
 pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
     if opts.label.len() > 16 {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             "label",
             "longer than 16 bytes",
+        ));
+    }
+    if !(0..=MAX_TIMESTAMP).contains(&opts.timestamp) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "timestamp",
+            format!(
+                "{} is outside what ext4 stores (0 to {MAX_TIMESTAMP}, 2446-05-10: the \
+                 superblock's times are unsigned, inode times have two extra epoch bits)",
+                opts.timestamp
+            ),
         ));
     }
     if opts.reserved_percent > 50 {

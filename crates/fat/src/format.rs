@@ -33,7 +33,8 @@ pub struct FormatOptions {
     pub volume_id: u32,
     /// Sectors before the filesystem on its disk: the partition's start LBA.
     pub hidden_sectors: u32,
-    /// Every timestamp (seconds since the Unix epoch, UTC; clamped to 1980–2107).
+    /// Every timestamp (seconds since the Unix epoch, UTC; [`plan`] refuses one outside
+    /// 1980–2107, [`DOS_MIN`]..=[`DOS_MAX`]).
     pub timestamp: i64,
     /// Force FAT12/16/32 instead of mkfs.fat's choice.
     pub fat_type: Option<FatType>,
@@ -246,6 +247,16 @@ pub fn plan(tree: &Tree, size: u64, opts: &FormatOptions) -> Result<Plan> {
         None => NO_NAME,
     };
     let has_label = label != NO_NAME;
+    if !(DOS_MIN..=DOS_MAX).contains(&opts.timestamp) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "timestamp {} is outside what FAT stores ({DOS_MIN} to {DOS_MAX}: \
+                 1980-01-01 to 2107-12-31)",
+                opts.timestamp
+            ),
+        ));
+    }
     let (date, time) = dos_datetime(opts.timestamp);
     let mut alloc = Alloc {
         next: 2,
@@ -656,12 +667,15 @@ pub fn civil_date(unix: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// The earliest time FAT stores (1980-01-01T00:00:00Z).
+pub const DOS_MIN: i64 = 315_532_800;
+/// The latest time FAT stores (2107-12-31T23:59:59Z).
+pub const DOS_MAX: i64 = 4_354_819_199;
+
 /// (date, time) in DOS format for a Unix timestamp (UTC), clamped to 1980-01-01..2107-12-31.
 #[must_use]
 pub fn dos_datetime(unix: i64) -> (u16, u16) {
-    let min = 315_532_800; // 1980-01-01
-    let max = 4_354_819_199; // 2107-12-31T23:59:59
-    let t = unix.clamp(min, max);
+    let t = unix.clamp(DOS_MIN, DOS_MAX);
     let secs = t.rem_euclid(86_400);
     let (y, m, d) = civil_date(t);
     let date = (((y - 1980) << 9) | (m << 5) | d) as u16;

@@ -36,7 +36,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use walk::HostOptions;
+pub use walk::{HostOptions, host_file_data};
 
 /// The kind of an [`Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

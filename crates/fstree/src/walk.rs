@@ -46,22 +46,20 @@ impl<'a> Walker<'a> {
     }
 
     pub(crate) fn meta(&self, path: &Path, st: &Metadata) -> crate::Result<Meta> {
+        // Reading is not changing: atime moves when the source is read, ctime when it is
+        // copied or chmod'ed; an image must depend on neither. Both are taken from mtime, as
+        // tar and squashfs do (docs/formats.md).
+        let mtime = Timestamp {
+            secs: st.mtime(),
+            nanos: st.mtime_nsec().clamp(0, 999_999_999) as u32,
+        };
         let mut m = Meta {
             uid: st.uid(),
             gid: st.gid(),
             mode: (st.mode() & 0o7777) as u16,
-            atime: Timestamp {
-                secs: st.atime(),
-                nanos: st.atime_nsec().clamp(0, 999_999_999) as u32,
-            },
-            mtime: Timestamp {
-                secs: st.mtime(),
-                nanos: st.mtime_nsec().clamp(0, 999_999_999) as u32,
-            },
-            ctime: Timestamp {
-                secs: st.ctime(),
-                nanos: st.ctime_nsec().clamp(0, 999_999_999) as u32,
-            },
+            atime: mtime,
+            mtime,
+            ctime: mtime,
             xattrs: Default::default(),
         };
         if self.opts.xattrs {
@@ -135,19 +133,28 @@ impl<'a> Walker<'a> {
     }
 
     fn file_data(&self, path: &Path, st: &Metadata) -> crate::Result<FileData> {
-        let size = st.len();
-        let mut data = None;
-        // Only a file with fewer allocated bytes than its size can have holes.
-        if self.opts.sparse && size > 0 && st.blocks().saturating_mul(512) < size {
-            let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
-            data = Some(data_ranges(&f, size).map_err(|e| Error::io(path, "find holes", e))?);
-        }
-        Ok(FileData {
-            source: Source::Host(path.to_path_buf()),
-            size,
-            data,
-        })
+        host_file_data(path, st, self.opts.sparse)
     }
+}
+
+/// The [`FileData`] of the regular host file `path` (`st` its metadata), its holes found with
+/// `SEEK_DATA`/`SEEK_HOLE` when `sparse`.
+///
+/// # Errors
+/// `Io` naming the path when it cannot be opened or its holes cannot be found.
+pub fn host_file_data(path: &Path, st: &Metadata, sparse: bool) -> crate::Result<FileData> {
+    let size = st.len();
+    let mut data = None;
+    // Only a file with fewer allocated bytes than its size can have holes.
+    if sparse && size > 0 && st.blocks().saturating_mul(512) < size {
+        let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+        data = Some(data_ranges(&f, size).map_err(|e| Error::io(path, "find holes", e))?);
+    }
+    Ok(FileData {
+        source: Source::Host(path.to_path_buf()),
+        size,
+        data,
+    })
 }
 
 /// The data ranges of `f` (size `size`) by `SEEK_DATA`/`SEEK_HOLE`.

@@ -9,8 +9,10 @@
 //!        output (vdisk: raw or any container) reads it ◄──────────┘
 //! ```
 //!
-//! No raw intermediate file is ever written: the closure's file data is read once, when the
-//! output writer reads that range of the disk.
+//! No raw intermediate file is ever written: the closure's file data is copied once, when the
+//! output writer reads that range of the disk. With store verification (the default), the root
+//! tree step has hashed every store path before (docs/formats.md), and the output is renamed
+//! into place only if no file read changed in between.
 //!
 //! Every step before `write` is pure planning, so a size that does not fit, a missing store
 //! path or a malformed input fails before anything is written; the output is an unnamed file
@@ -56,6 +58,9 @@ pub struct ImageSpec {
     pub additional_paths: Vec<String>,
     /// Recompute every NAR hash of the closure and fail on a mismatch.
     pub verify_closure: bool,
+    /// Check every store path's NAR hash and size while it is read, and that no file read
+    /// changed before the output is complete (on by default; `--no-verify`).
+    pub verify: bool,
     /// `partitionTableType` and the sizes and identifiers of the layout.
     pub layout: LayoutOptions,
     /// `label` of the root filesystem (`nixos`, or `nix-store` with `only_nix_store`).
@@ -357,8 +362,8 @@ fn build_inner(
     })?;
 
     stop()?;
-    let mut tree = timed(progress, &mut timings, Phase::RootTree, || {
-        let t = nix::root::root_tree(
+    let (mut tree, snapshot) = timed(progress, &mut timings, Phase::RootTree, || {
+        let t = nix::root::root_tree_checked(
             &closure,
             &RootOptions {
                 toplevel: toplevel.clone(),
@@ -367,9 +372,18 @@ fn build_inner(
                 channel: channel.clone(),
                 contents: spec.contents.clone(),
                 only_nix_store: spec.only_nix_store,
+                verify: spec.verify,
             },
         )?;
-        let detail = format!("{} entries", t.len());
+        let detail = format!(
+            "{} entries{}",
+            t.0.len(),
+            if spec.verify {
+                ", store verified against the registration"
+            } else {
+                ""
+            }
+        );
         Ok((t, detail))
     })?;
 
@@ -495,6 +509,10 @@ fn build_inner(
         |count| {
             let mut opts = spec.format_options.clone();
             opts.threads = spec.threads;
+            // The spec's timestamp, not the environment's, in the container headers (VHD).
+            if opts.source_date_epoch.is_none() {
+                opts.source_date_epoch = Some(u64::try_from(spec.timestamp).unwrap_or(0));
+            }
             let src = Counted::new(&disk, count);
             let detail = crate::outputs::convert_all(&src, &outs, &opts)?;
             Ok(((), detail))
@@ -502,6 +520,11 @@ fn build_inner(
     )?;
     // The last moment to stop: after this the images are in place.
     stop()?;
+    // The outputs appear only if no store file read changed meanwhile (a same-size overwrite
+    // included: its ctime moves).
+    if spec.verify {
+        snapshot.check()?;
+    }
     let outs: Vec<_> = outs.into_iter().map(|(_, o)| o).collect();
     imagetool_blockio::AtomicFile::commit_all(outs).map_err(io(&spec.output))?;
     Ok(BuildReport {

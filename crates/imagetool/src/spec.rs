@@ -247,6 +247,10 @@ pub struct Spec {
     /// Recompute every NAR hash of the closure.
     #[serde(default, skip_serializing_if = "is_false")]
     pub verify_closure: bool,
+    /// Check every store path against its registration (NAR hash and size) while it is read,
+    /// and that no file read changed before the image was complete (default `true`).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub verify: bool,
 
     // ---- make-disk-image's arguments ----
     /// `partitionTableType`: legacy, legacy+boot, legacy+gpt, efi, efixbootldr, hybrid, none.
@@ -369,6 +373,7 @@ impl Default for Spec {
             store_root: None,
             additional_paths: Vec::new(),
             verify_closure: false,
+            verify: true,
             partition_table_type: default_table(),
             format: default_format(),
             disk_size: default_disk_size(),
@@ -626,6 +631,7 @@ impl Spec {
             )
             .additional_paths(self.additional_paths.clone())
             .verify_closure(self.verify_closure)
+            .verify(self.verify)
             .layout(self.layout()?)
             .config_file(self.config_file.clone())
             .contents(contents)
@@ -962,6 +968,7 @@ impl ImageSpec {
             store_root: PathBuf::from("/"),
             additional_paths: Vec::new(),
             verify_closure: false,
+            verify: true,
             layout: LayoutOptions::default(),
             label: None,
             root_fs_uuid: None,
@@ -997,6 +1004,14 @@ impl ImageSpec {
     #[must_use]
     pub fn verify_closure(mut self, on: bool) -> Self {
         self.verify_closure = on;
+        self
+    }
+
+    /// Check the store against the registration while reading it, and that nothing read
+    /// changed before the output is complete (`verify`, on by default).
+    #[must_use]
+    pub fn verify(mut self, on: bool) -> Self {
+        self.verify = on;
         self
     }
 

@@ -101,6 +101,50 @@ fn test_fixture_image_has_a_valid_nix_store() {
     }
     let all: BTreeSet<String> = infos.iter().map(|i| i.path.to_string()).collect();
     assert_eq!(nix_query(&root, "--requisites", &fx.toplevel), all);
+
+    // The image's database, as Nix dumps it, is the registration, path for path.
+    // (`--dump-db` prints the hash in hex: path, hash, size, deriver, count, references.)
+    let dump = nix::dump_db(&root).unwrap();
+    let mut lines = dump.lines();
+    let mut dumped = Vec::new();
+    while let Some(path) = lines.next() {
+        let hash = lines
+            .next()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        let size: u64 = lines.next().unwrap().parse().unwrap();
+        let _deriver = lines.next().unwrap();
+        let n: usize = lines.next().unwrap().parse().unwrap();
+        let mut refs: Vec<String> = (0..n).map(|_| lines.next().unwrap().to_string()).collect();
+        refs.sort();
+        dumped.push((path.to_string(), hash, size, refs));
+    }
+    dumped.sort();
+    let mut want: Vec<(String, String, u64, Vec<String>)> = infos
+        .iter()
+        .map(|i| {
+            (
+                i.path.to_string(),
+                imagetool::nix::hex(&i.nar_hash),
+                i.nar_size,
+                i.references.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(dumped, want);
+    // The grown fixture's shapes are there, as the registration says (nix-store --verify
+    // above re-hashed each): stage 2 a single-file executable store path behind `init`.
+    let init =
+        std::fs::read_link(root.join(fx.toplevel.trim_start_matches('/')).join("init")).unwrap();
+    let init = root.join(init.strip_prefix("/").unwrap());
+    let meta = std::fs::symlink_metadata(&init).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0,
+        "{init:?}"
+    );
 }
 
 #[test]

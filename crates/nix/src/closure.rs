@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::closure_info::{parse_hash, parse_registration};
-use crate::nar::{HashSink, TeeSink, dump_path, hash_path};
+use crate::nar::{HashSink, TeeSink, dump_path};
 use crate::refscan::RefScanner;
 use crate::store_path::{STORE_DIR, StorePath};
 use crate::{Error, ErrorKind, PathInfo, Result, base32};
@@ -57,13 +57,32 @@ impl Default for LoadOptions {
 }
 
 /// A complete closure: every path with its NAR hash, size and references.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Closure {
     paths: BTreeMap<StorePath, PathInfo>,
     store_root: PathBuf,
+    /// Paths whose NAR hash was computed from the store while loading (not taken from the
+    /// input): they need no second check.
+    hashed: BTreeSet<StorePath>,
 }
 
+/// Two closures are equal when they hold the same paths with the same registrations in the
+/// same store, however their hashes were obtained.
+impl PartialEq for Closure {
+    fn eq(&self, other: &Self) -> bool {
+        self.paths == other.paths && self.store_root == other.store_root
+    }
+}
+
+impl Eq for Closure {}
+
 impl Closure {
+    /// Whether `path`'s NAR hash was computed from the store contents while loading.
+    #[must_use]
+    pub fn was_hashed(&self, path: &StorePath) -> bool {
+        self.hashed.contains(path)
+    }
+
     /// The paths' registrations, in path order.
     pub fn infos(&self) -> impl ExactSizeIterator<Item = &PathInfo> {
         self.paths.values()
@@ -190,7 +209,9 @@ pub fn load(input: &ClosureInput, opts: &LoadOptions) -> Result<Closure> {
         .map(|(path, p)| {
             let host = host_path(&opts.store_root, path);
             if p.nar.is_none() || opts.verify {
-                let got = hash_path(&host).map_err(|e| e.with_path(&host))?;
+                // Files of one path are read in parallel too: one path of 300,000 files
+                // keeps every core busy.
+                let got = crate::scan::nar_hash(&crate::scan::scan(&host)?)?;
                 Ok((path.clone(), Some(got)))
             } else {
                 std::fs::symlink_metadata(&host).map_err(|e| Error::io(&host, e))?;
@@ -199,7 +220,11 @@ pub fn load(input: &ClosureInput, opts: &LoadOptions) -> Result<Closure> {
         })
         .collect::<Result<_>>()?;
     let mut paths = BTreeMap::new();
+    let mut hashed = BTreeSet::new();
     for (path, computed) in results {
+        if computed.is_some() {
+            hashed.insert(path.clone());
+        }
         let p = &partial[&path];
         let (nar_hash, nar_size) = match (p.nar, computed) {
             (Some(given), Some(got)) if given != got => {
@@ -231,6 +256,7 @@ pub fn load(input: &ClosureInput, opts: &LoadOptions) -> Result<Closure> {
     Ok(Closure {
         paths,
         store_root: opts.store_root.clone(),
+        hashed,
     })
 }
 

@@ -17,6 +17,8 @@
 //! * [`closure`]: loading a closure (closureInfo or exportReferencesGraph), completing and
 //!   verifying NAR hashes, adding extra paths closed under their references.
 //! * [`db`]: the image's Nix store database (`db.sqlite`, schema 10), deterministic.
+//! * [`scan`]: a store path read with NAR semantics, its parallel NAR hash, and the snapshot
+//!   that proves nothing read changed during a build.
 //! * [`root`]: the NixOS root tree (store, database, profiles, `/etc/NIXOS`, contents) as an
 //!   `imagetool_fstree::Tree` for the filesystem writers.
 //!
@@ -37,6 +39,7 @@ mod error;
 pub mod nar;
 pub mod refscan;
 pub mod root;
+pub mod scan;
 pub mod store_path;
 
 use sha2::{Digest, Sha256};

@@ -118,13 +118,13 @@ fn dump_node<W: Write + ?Sized>(path: &Path, out: &mut W, buf: &mut [u8]) -> Res
     write_str(out, b")").map_err(io_err)
 }
 
-fn write_str<W: Write + ?Sized>(out: &mut W, s: &[u8]) -> io::Result<()> {
+pub(crate) fn write_str<W: Write + ?Sized>(out: &mut W, s: &[u8]) -> io::Result<()> {
     out.write_all(&(s.len() as u64).to_le_bytes())?;
     out.write_all(s)?;
     write_padding(out, s.len() as u64)
 }
 
-fn write_padding<W: Write + ?Sized>(out: &mut W, len: u64) -> io::Result<()> {
+pub(crate) fn write_padding<W: Write + ?Sized>(out: &mut W, len: u64) -> io::Result<()> {
     let pad = ((8 - len % 8) % 8) as usize;
     out.write_all(&[0u8; 8][..pad])
 }

@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use imagetool_fstree::{HostOptions, Kind, Meta, NodeId, Overrides, Source, Timestamp, Tree};
+use imagetool_fstree::{FileData, HostOptions, Kind, Meta, Node, NodeId, Source, Timestamp, Tree};
 
 use crate::closure::Closure;
 use crate::db::SCHEMA_VERSION;
+use crate::scan::{self, Entry, EntryKind, Snapshot};
 use crate::{Error, ErrorKind, PathInfo, Result, StorePath};
 
 /// The group NixOS gives `/nix/store` (`nixbld`, gid 30000) with mode 1775; NixOS resets both
@@ -100,6 +101,9 @@ pub struct RootOptions {
     pub contents: Vec<Content>,
     /// The tree is the contents of `/nix/store` only (make-disk-image `onlyNixStore`).
     pub only_nix_store: bool,
+    /// Check every store path's NAR hash and size against the registration while reading it
+    /// (paths hashed while loading the closure are not hashed twice).
+    pub verify: bool,
 }
 
 /// Builds the image's root tree from `closure` (its store paths read from the closure's store
@@ -110,6 +114,18 @@ pub struct RootOptions {
 /// clashing contents target, an unknown user or group; [`ErrorKind::Io`] naming the host path
 /// that cannot be read.
 pub fn root_tree(closure: &Closure, opts: &RootOptions) -> Result<Tree> {
+    root_tree_checked(closure, opts).map(|(tree, _)| tree)
+}
+
+/// As [`root_tree`], also returning the [`Snapshot`] of every store file read: check it when
+/// the image is written, to prove that no file changed in between.
+///
+/// # Errors
+/// As [`root_tree`]; with [`RootOptions::verify`], [`ErrorKind::Corrupt`] naming a store path
+/// whose contents do not match its registration; [`ErrorKind::Unsupported`] naming a device
+/// node, FIFO or socket in a store path (always).
+pub fn root_tree_checked(closure: &Closure, opts: &RootOptions) -> Result<(Tree, Snapshot)> {
+    let mut snapshot = Snapshot::default();
     for (what, p) in [("toplevel", &opts.toplevel), ("channel", &opts.channel)] {
         if let Some(p) = p
             && closure.get(p).is_none()
@@ -134,8 +150,8 @@ pub fn root_tree(closure: &Closure, opts: &RootOptions) -> Result<Tree> {
         }
         let mut tree = Tree::new(Meta::dir(0o1775).at(when));
         tree.meta_mut(NodeId::ROOT).gid = NIXBLD_GID;
-        add_store(&mut tree, closure, b"")?;
-        return Ok(tree);
+        add_store(&mut tree, closure, b"", opts.verify, &mut snapshot)?;
+        return Ok((tree, snapshot));
     }
 
     let mut tree = Tree::new(dir(0o755));
@@ -145,7 +161,13 @@ pub fn root_tree(closure: &Closure, opts: &RootOptions) -> Result<Tree> {
     }
     let store = tree.add_dir(b"nix/store", dir(0o1775)).map_err(t)?;
     tree.meta_mut(store).gid = NIXBLD_GID;
-    add_store(&mut tree, closure, b"nix/store/")?;
+    add_store(
+        &mut tree,
+        closure,
+        b"nix/store/",
+        opts.verify,
+        &mut snapshot,
+    )?;
 
     // The database, generated through a temporary file and held in memory.
     let infos: Vec<PathInfo> = closure.infos().cloned().collect();
@@ -220,67 +242,89 @@ pub fn root_tree(closure: &Closure, opts: &RootOptions) -> Result<Tree> {
         .map_err(t)?;
     }
     add_contents(&mut tree, &opts.contents, when)?;
-    Ok(tree)
+    Ok((tree, snapshot))
 }
 
-/// Adds every store path of `closure` under `prefix` with Nix's canonical metadata: owner
-/// root, mode 0444 or 0555 (directories and files executable by their owner), all times 1.
-fn add_store(tree: &mut Tree, closure: &Closure, prefix: &[u8]) -> Result<()> {
-    let canonical = HostOptions {
-        xattrs: false,
-        sparse: true,
-        overrides: Overrides {
-            owner: Some((0, 0)),
-            clamp_time: None,
-            fixed_time: Some(Timestamp::from_secs(1)),
-            drop_xattrs: true,
-        },
-    };
-    let t = |e: imagetool_fstree::Error| match e.kind() {
-        imagetool_fstree::ErrorKind::Io => {
-            Error::io(e.path(), std::io::Error::other(e.to_string()))
-        }
-        _ => Error::new(ErrorKind::InvalidInput, e.to_string()),
-    };
-    for info in closure.infos() {
-        let host = closure.host_path(&info.path);
-        let dest = [prefix, info.path.base_name().as_bytes()].concat();
-        let meta = std::fs::symlink_metadata(&host).map_err(|e| Error::io(&host, e))?;
-        let first = tree.len();
-        if meta.is_dir() {
-            tree.add_host_dir(&dest, &host, &canonical).map_err(t)?;
-        } else if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&host).map_err(|e| Error::io(&host, e))?;
-            tree.add_symlink(&dest, target.as_os_str().as_bytes(), Meta::symlink())
-                .map_err(t)?;
-        } else if meta.is_file() {
-            tree.add_file(&dest, Source::Host(host.clone()), Meta::file(0o444))
-                .map_err(t)?;
-        } else {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "a store path must be a file, directory or symlink",
-            )
-            .with_path(&host));
-        }
-        let Some(top) = tree.lookup(&dest) else {
-            continue;
-        };
-        for id in std::iter::once(top).chain((first..tree.len()).map(|i| NodeId(i as u32))) {
-            let exec = match &tree.node(id).kind {
-                Kind::Dir(_) => true,
-                Kind::File(_) => tree.node(id).meta.mode & 0o100 != 0,
-                _ => continue,
+/// Adds every store path of `closure` under `prefix` as its NAR describes it ([`crate::scan`]):
+/// directories, regular files (executable or not) and symlinks, whatever the store path's own
+/// type, with Nix's canonical metadata (owner root, mode 0555 for directories and executable
+/// files, 0444 for other files, all times 1). Hard links of the host store (what
+/// `nix-store --optimise` leaves) become copies, as `nixos-install` writes them
+/// (docs/formats.md). With `verify`, every path's NAR hash and size (unless computed while
+/// loading) are checked against the registration; the stamps of every file read go to
+/// `snapshot`.
+fn add_store(
+    tree: &mut Tree,
+    closure: &Closure,
+    prefix: &[u8],
+    verify: bool,
+    snapshot: &mut Snapshot,
+) -> Result<()> {
+    use rayon::prelude::*;
+    let infos: Vec<&PathInfo> = closure.infos().collect();
+    let scanned: Vec<Vec<Entry>> = infos
+        .par_iter()
+        .map(|info| {
+            let host = closure.host_path(&info.path);
+            let entries = scan::scan(&host)?;
+            if verify && !closure.was_hashed(&info.path) {
+                let (hash, size) = scan::nar_hash(&entries)?;
+                if (hash, size) != (info.nar_hash, info.nar_size) {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "{}: the store contents do not match the registration: narHash \
+                             sha256:{} ({} bytes) registered, sha256:{} ({} bytes) found \
+                             (skip this check with --no-verify)",
+                            info.path,
+                            crate::base32::encode(&info.nar_hash),
+                            info.nar_size,
+                            crate::base32::encode(&hash),
+                            size
+                        ),
+                    )
+                    .with_path(&host));
+                }
+            }
+            Ok(entries)
+        })
+        .collect::<Result<_>>()?;
+    let t = |e: imagetool_fstree::Error| Error::new(ErrorKind::InvalidInput, e.to_string());
+    let one = Timestamp::from_secs(1);
+    for (info, entries) in infos.iter().zip(scanned) {
+        let base = [prefix, info.path.base_name().as_bytes()].concat();
+        for e in &entries {
+            let dest = if e.rel.is_empty() {
+                base.clone()
+            } else {
+                [&base[..], b"/", &e.rel[..]].concat()
             };
-            let m = tree.meta_mut(id);
-            m.mode = if exec { 0o555 } else { 0o444 };
-            m.uid = 0;
-            m.gid = 0;
-            m.atime = Timestamp::from_secs(1);
-            m.mtime = Timestamp::from_secs(1);
-            m.ctime = Timestamp::from_secs(1);
-            m.xattrs.clear();
+            match &e.kind {
+                EntryKind::Dir => {
+                    tree.add_dir(&dest, Meta::dir(0o555).at(one)).map_err(t)?;
+                }
+                EntryKind::File { executable, size } => {
+                    let mode = if *executable { 0o555 } else { 0o444 };
+                    tree.add(
+                        &dest,
+                        Node {
+                            kind: Kind::File(FileData {
+                                source: Source::Host(e.host.clone()),
+                                size: *size,
+                                data: None,
+                            }),
+                            meta: Meta::file(mode).at(one),
+                        },
+                    )
+                    .map_err(t)?;
+                }
+                EntryKind::Symlink(target) => {
+                    tree.add_symlink(&dest, target, Meta::symlink().at(one))
+                        .map_err(t)?;
+                }
+            }
         }
+        snapshot.extend(&entries);
     }
     Ok(())
 }
@@ -324,13 +368,17 @@ fn add_contents(tree: &mut Tree, contents: &[Content], when: Timestamp) -> Resul
             }
         }
         let meta = std::fs::symlink_metadata(src).map_err(|e| Error::io(src, e))?;
+        refuse_pseudo_fs(src)?;
         let first = tree.len();
         if meta.is_dir() {
             let opts = HostOptions {
                 xattrs: false,
                 ..HostOptions::default()
             };
-            tree.add_host_dir(&dest, src, &opts).map_err(t)?;
+            let top = tree.add_host_dir(&dest, src, &opts).map_err(t)?;
+            if let Some(bad) = find_special(tree, top, src) {
+                return Err(special_error(&bad));
+            }
         } else if meta.file_type().is_symlink() {
             let target = std::fs::read_link(src).map_err(|e| Error::io(src, e))?;
             tree.add_symlink(
@@ -339,11 +387,21 @@ fn add_contents(tree: &mut Tree, contents: &[Content], when: Timestamp) -> Resul
                 Meta::symlink().at(when),
             )
             .map_err(t)?;
-        } else {
+        } else if meta.is_file() {
             use std::os::unix::fs::PermissionsExt;
             let mode = (meta.permissions().mode() & 0o7777) as u16;
-            tree.add_file(&dest, Source::Host(src.clone()), Meta::file(mode).at(when))
-                .map_err(t)?;
+            // Holes stay holes (SEEK_DATA/SEEK_HOLE).
+            let data = imagetool_fstree::host_file_data(src, &meta, true).map_err(t)?;
+            tree.add(
+                &dest,
+                Node {
+                    kind: Kind::File(data),
+                    meta: Meta::file(mode).at(when),
+                },
+            )
+            .map_err(t)?;
+        } else {
+            return Err(special_error(src));
         }
         let (uid, gid) = match &c.owner {
             Some((u, g)) => (ids.user(u)?, ids.group(g)?),
@@ -362,13 +420,55 @@ fn add_contents(tree: &mut Tree, contents: &[Content], when: Timestamp) -> Resul
             {
                 m.mode = mode;
             }
-            // Host times are kept but clamped to SOURCE_DATE_EPOCH, as mke2fs -d does.
-            for time in [&mut m.atime, &mut m.mtime, &mut m.ctime] {
-                if *time > when {
-                    *time = when;
-                }
+            // Host mtimes are kept but clamped to SOURCE_DATE_EPOCH, as mke2fs -d does; atime
+            // and ctime are the mtime (reading or copying the source changes nothing).
+            if m.mtime > when {
+                m.mtime = when;
             }
+            m.atime = m.mtime;
+            m.ctime = m.mtime;
         }
+    }
+    Ok(())
+}
+
+/// A FIFO, device node or socket as (or inside) a `--contents` source: refused, since an
+/// image cannot hold what it would read from it.
+fn special_error(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        "--contents: a FIFO, device node or socket cannot be copied into an image",
+    )
+    .with_path(path)
+}
+
+/// The host path of the first FIFO, device node or socket below `id` (added from `host`).
+fn find_special(tree: &Tree, id: NodeId, host: &Path) -> Option<PathBuf> {
+    match &tree.node(id).kind {
+        Kind::Dir(_) => tree.children(id).find_map(|(name, child)| {
+            find_special(tree, child, &host.join(std::ffi::OsStr::from_bytes(name)))
+        }),
+        Kind::File(_) | Kind::Symlink(_) => None,
+        _ => Some(host.to_path_buf()),
+    }
+}
+
+/// Files of /proc and /sys report sizes that are not their contents (usually 0): refused.
+fn refuse_pseudo_fs(src: &Path) -> Result<()> {
+    const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+    const SYSFS_MAGIC: u64 = 0x6265_6572;
+    let Ok(st) = rustix::fs::statfs(src) else {
+        return Ok(());
+    };
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let fs_type = st.f_type as u64;
+    if fs_type == PROC_SUPER_MAGIC || fs_type == SYSFS_MAGIC {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "--contents: files of /proc and /sys are not what their sizes say; copy them to a \
+             regular file first",
+        )
+        .with_path(src));
     }
     Ok(())
 }

@@ -112,6 +112,24 @@ pub fn load_db(root: &Path, registration: &Path) -> Result<Output> {
     Ok(out)
 }
 
+/// `nix-store --store <root> --dump-db`: the registration of every valid path in the root's
+/// database (the closureInfo `registration` format).
+///
+/// # Errors
+/// `Finding` with nix-store's output when it fails; `ToolMissing`.
+pub fn dump_db(root: &Path) -> Result<String> {
+    let store = store_arg(root)?;
+    let out = run(
+        NIX_STORE,
+        &["--store", store.as_str(), "--dump-db"],
+        &[("NIX_REMOTE", "")],
+    )?;
+    if out.code() != Some(0) {
+        return Err(out.finding("nix-store --dump-db failed"));
+    }
+    Ok(out.stdout)
+}
+
 /// `nix-store --store <root> -q <what> <path>` (`--references`, `--requisites`, ...): the
 /// store paths it prints, sorted.
 ///

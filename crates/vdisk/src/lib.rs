@@ -485,6 +485,25 @@ where
     Ok(report)
 }
 
+/// A VHD stores its time as 32-bit seconds since 2000-01-01: a later `SOURCE_DATE_EPOCH` is an
+/// error, never a wrap. An earlier one (nixpkgs' default, 1980-01-01) is stored as the field's
+/// zero, 2000-01-01.
+fn check_epoch(format: Format, epoch: u64) -> Result<u64> {
+    if matches!(format, Format::Vpc | Format::VhdFixed)
+        && epoch.saturating_sub(vhd::VHD_EPOCH) > u64::from(u32::MAX)
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "SOURCE_DATE_EPOCH",
+            format!(
+                "{epoch} is past the latest time a VHD stores ({}: 2136-02-07)",
+                vhd::VHD_EPOCH + u64::from(u32::MAX)
+            ),
+        ));
+    }
+    Ok(epoch)
+}
+
 fn check_level(ctx: &Ctx) -> Result<()> {
     let max = match (ctx.format, ctx.compression) {
         (Format::Qcow2Compressed, Compression::Zstd) => 22,
@@ -525,7 +544,7 @@ impl Ctx {
             format,
             pool,
             seed: opts.seed,
-            epoch: opts.epoch(),
+            epoch: check_epoch(format, opts.epoch())?,
             compression: opts.compression,
             level: opts.level.unwrap_or(match (format, opts.compression) {
                 (Format::Qcow2Compressed, Compression::Zstd) => 3,

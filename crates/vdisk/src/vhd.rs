@@ -17,7 +17,7 @@ const BAT_OFFSET: u64 = 1536;
 /// qemu's limit, about 2040 GiB.
 const MAX_SECTORS: u64 = 65535 * 255 * 255;
 /// Seconds from the Unix epoch to 2000-01-01 00:00:00 UTC.
-const VHD_EPOCH: u64 = 946_684_800;
+pub(crate) const VHD_EPOCH: u64 = 946_684_800;
 
 /// The CHS geometry of the VHD specification (as qemu's `calculate_geometry`).
 pub(crate) fn geometry(size: u64) -> (u16, u8, u8) {

@@ -24,6 +24,7 @@ const SETTINGS: &[&str] = &[
     "store_root",
     "additional_paths",
     "verify_closure",
+    "no_verify",
     "partition",
     "disk_size",
     "additional_space",
@@ -70,6 +71,10 @@ pub struct Args {
     /// Recompute every NAR hash of the closure; fail on a mismatch.
     #[arg(long)]
     verify_closure: bool,
+    /// Do not check the store against the registration while reading it (NAR hash and size
+    /// of every path) nor that no file read changed during the build.
+    #[arg(long)]
+    no_verify: bool,
     #[command(flatten)]
     layout: super::layout_args::LayoutArgs,
     /// Root filesystem label (default nixos; nix-store with --only-nix-store).
@@ -180,6 +185,7 @@ impl Args {
             store_root: Some(self.store_root.clone()),
             additional_paths: self.additional_paths.clone(),
             verify_closure: self.verify_closure,
+            verify: !self.no_verify,
             label: self.label.clone(),
             root_fsuid: self.root_fs_uuid.clone(),
             config_file: self.config_file.clone(),
