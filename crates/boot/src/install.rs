@@ -227,6 +227,10 @@ pub fn plan(req: &Request<'_>) -> Result<Plan> {
     let generation = Generation::load(&req.closure.host(req.toplevel))?;
     generation.check_closure(req.closure.paths())?;
 
+    let arch = crate::arch::Arch::from_system(&generation.bootspec.system)?;
+    if disk.bios.is_some() && arch.grub_bios_platform().is_none() {
+        return Err(crate::grub_install::no_bios(arch));
+    }
     let mut out = Plan::default();
     if disk.esp {
         let (arch, _) = systemd_boot::efi_arch(&generation.bootspec.system)?;

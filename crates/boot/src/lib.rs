@@ -11,6 +11,7 @@
 
 #![deny(missing_docs)]
 
+pub mod arch;
 pub mod bootspec;
 mod error;
 pub mod grub_install;
@@ -20,6 +21,7 @@ pub mod systemd_boot;
 
 pub mod grub;
 
+pub use arch::Arch;
 pub use error::{Error, ErrorKind, Result};
 pub use install::{BiosSite, BootMount, Bootloader, Disk, EfiLoader, FsId, Plan, Request, plan};
 pub use store::Closure;

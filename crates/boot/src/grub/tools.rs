@@ -15,6 +15,12 @@ pub enum Platform {
     I386Pc,
     /// 64-bit UEFI (`x86_64-efi`): a PE image, installed as `EFI/BOOT/BOOTX64.EFI`.
     X86_64Efi,
+    /// 32-bit x86 UEFI (`i386-efi`): `EFI/BOOT/BOOTIA32.EFI`.
+    I386Efi,
+    /// 64-bit Arm UEFI (`arm64-efi`): `EFI/BOOT/BOOTAA64.EFI`.
+    Arm64Efi,
+    /// RISC-V 64 UEFI (`riscv64-efi`): `EFI/BOOT/BOOTRISCV64.EFI`.
+    Riscv64Efi,
 }
 
 impl Platform {
@@ -24,6 +30,9 @@ impl Platform {
         match self {
             Platform::I386Pc => "i386-pc",
             Platform::X86_64Efi => "x86_64-efi",
+            Platform::I386Efi => "i386-efi",
+            Platform::Arm64Efi => "arm64-efi",
+            Platform::Riscv64Efi => "riscv64-efi",
         }
     }
 
@@ -40,7 +49,9 @@ impl Platform {
                 "fat",
                 "search_fs_uuid",
             ],
-            Platform::X86_64Efi => &["part_msdos", "part_gpt", "ext2", "fat", "search_fs_uuid"],
+            Platform::X86_64Efi | Platform::I386Efi | Platform::Arm64Efi | Platform::Riscv64Efi => {
+                &["part_msdos", "part_gpt", "ext2", "fat", "search_fs_uuid"]
+            }
         }
     }
 }
@@ -382,7 +393,7 @@ impl GrubTools {
             std::fs::read(&image).map_err(|e| Error::io(&image, "read grub-mkimage's image", e))?;
         let looks_right = match self.platform {
             Platform::I386Pc => img.len() > 1024,
-            Platform::X86_64Efi => img.starts_with(b"MZ"),
+            _ => img.starts_with(b"MZ"),
         };
         if !looks_right {
             return Err(Error::new(
@@ -409,13 +420,18 @@ impl GrubTools {
         self.make_image(opts)
     }
 
-    /// The removable EFI image (`EFI/BOOT/BOOTX64.EFI`): [`GrubTools::make_image`] for
-    /// `x86_64-efi`.
+    /// The removable EFI image (`EFI/BOOT/BOOTX64.EFI`, `BOOTAA64.EFI`, …):
+    /// [`GrubTools::make_image`] for an EFI platform.
     ///
     /// # Errors
-    /// `Unsupported` when these tools are not for `x86_64-efi`; as [`GrubTools::make_image`].
+    /// `Unsupported` when these tools are for `i386-pc`; as [`GrubTools::make_image`].
     pub fn efi_image(&self, opts: &ImageOptions) -> Result<Vec<u8>> {
-        self.expect(Platform::X86_64Efi)?;
+        if self.platform == Platform::I386Pc {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "GRUB tools for i386-pc cannot make an EFI image",
+            ));
+        }
         self.make_image(opts)
     }
 
