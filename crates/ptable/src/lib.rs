@@ -49,7 +49,7 @@ pub use guid::Guid;
 pub use layout::{
     BootSizeRounding, DEFAULT_ROOT_GUID, DiskLayout, DiskSize, Identifiers, LayoutOptions,
     MDI_DISK_GUID, MDI_PART1_GUID, MDI_PART2_GUID, MIB, PartType, Partition, Requirements, Role,
-    TableType, plan,
+    SD_FIRMWARE_ID, SD_FIRMWARE_OFFSET_MIB, SD_FIRMWARE_SIZE_MIB, TableType, plan,
 };
 
 /// The kind of table found on a disk.
