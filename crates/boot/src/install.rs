@@ -37,6 +37,9 @@ pub enum Bootloader {
     Grub,
     /// No bootloader.
     None,
+    /// U-Boot's generic extlinux boot: `/boot/extlinux/extlinux.conf` and the kernels in
+    /// the root filesystem (the `sd-card` table's default).
+    Extlinux,
 }
 
 impl Bootloader {
@@ -48,6 +51,7 @@ impl Bootloader {
             Self::SystemdBoot => "systemd-boot",
             Self::Grub => "grub",
             Self::None => "none",
+            Self::Extlinux => "extlinux",
         }
     }
 }
@@ -61,9 +65,12 @@ impl FromStr for Bootloader {
             "systemd-boot" => Ok(Self::SystemdBoot),
             "grub" => Ok(Self::Grub),
             "none" => Ok(Self::None),
+            "extlinux" => Ok(Self::Extlinux),
             other => Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("--bootloader {other:?}: expected auto, systemd-boot, grub or none"),
+                format!(
+                    "--bootloader {other:?}: expected auto, systemd-boot, grub, extlinux or none"
+                ),
             )),
         }
     }
@@ -162,6 +169,8 @@ pub struct Plan {
     pub root: Vec<BootFile>,
     /// GRUB's BIOS stage: the sectors to write once the table is on the disk.
     pub bios_stage: Option<crate::grub_install::BiosStage>,
+    /// U-Boot's extlinux files are in [`Plan::root`].
+    pub extlinux: bool,
 }
 
 impl Plan {
@@ -176,6 +185,9 @@ impl Plan {
         }
         if self.bios {
             parts.push("GRUB (BIOS)");
+        }
+        if self.extlinux {
+            parts.push("extlinux (U-Boot)");
         }
         if parts.is_empty() {
             return "no bootloader".into();
@@ -196,6 +208,9 @@ impl Plan {
 /// boot), `Unsupported`, `Tool`, `Io`.
 pub fn plan(req: &Request<'_>) -> Result<Plan> {
     let disk = req.disk;
+    if req.bootloader == Bootloader::Extlinux {
+        return plan_extlinux(req);
+    }
     if req.bootloader == Bootloader::None
         || (req.bootloader == Bootloader::Auto && !disk.esp && disk.bios.is_none())
     {
@@ -286,4 +301,23 @@ pub fn plan(req: &Request<'_>) -> Result<Plan> {
         files.dedup_by(|a, b| a.path == b.path);
     }
     Ok(out)
+}
+
+/// `--bootloader extlinux`: the generic-extlinux-compatible files in the root filesystem,
+/// whatever the table (U-Boot reads them from any partition it scans).
+fn plan_extlinux(req: &Request<'_>) -> Result<Plan> {
+    if !req.closure.contains(req.toplevel) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("the toplevel {} is not in the closure", req.toplevel),
+        ));
+    }
+    let generation = Generation::load(&req.closure.host(req.toplevel))?;
+    generation.check_closure(req.closure.paths())?;
+    crate::arch::Arch::from_system(&generation.bootspec.system)?;
+    Ok(Plan {
+        root: crate::extlinux::install(&generation, req.closure, req.timeout)?,
+        extlinux: true,
+        ..Plan::default()
+    })
 }

@@ -14,6 +14,7 @@
 pub mod arch;
 pub mod bootspec;
 mod error;
+pub mod extlinux;
 pub mod grub_install;
 pub mod install;
 pub mod store;

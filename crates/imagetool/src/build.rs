@@ -82,6 +82,10 @@ pub struct ImageSpec {
     pub threads: usize,
     /// `SOURCE_DATE_EPOCH`: registration times, superblock and FAT times, generated files.
     pub timestamp: i64,
+    /// `sd-card`: the firmware partition's files (`populateFirmwareCommands`' directory).
+    pub firmware_dir: Option<PathBuf>,
+    /// Files written raw at byte offsets after the table (U-Boot, an SPL).
+    pub raw_writes: Vec<crate::sdcard::RawWrite>,
 }
 
 /// A phase of a build, reported to a [`Progress`].
@@ -330,6 +334,8 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
     let label = spec.label.clone().unwrap_or_else(|| {
         if spec.only_nix_store {
             "nix-store"
+        } else if spec.layout.table == TableType::SdCard {
+            crate::sdcard::ROOT_LABEL
         } else {
             "nixos"
         }
@@ -362,9 +368,15 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         ext4_opts.size = ext4::Size::Fixed(r.end - r.start);
         let fs_plan = ext4::plan(&tree, &ext4_opts)?;
         let mut fats = Vec::new();
+        let firmware = match &spec.firmware_dir {
+            Some(d) => crate::sdcard::firmware_files(d)?,
+            None => Vec::new(),
+        };
+        crate::sdcard::check_raw_writes(&spec.raw_writes, &layout)?;
         for (role, what, files) in [
             (Role::Esp, "ESP", &boot_plan.esp),
             (Role::Boot, "BOOT", &boot_plan.boot),
+            (Role::Firmware, crate::sdcard::FIRMWARE_LABEL, &firmware),
         ] {
             let Some(p) = layout.partition(role) else {
                 continue;
@@ -373,7 +385,12 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
             let r = p.byte_range();
             let opts = fat::FormatOptions {
                 label: Some(what.to_string()),
-                volume_id: crate::disk::volume_id(&spec.layout.ids, what),
+                volume_id: match (&spec.layout.ids, role) {
+                    (ptable::Identifiers::MakeDiskImage { .. }, Role::Firmware) => {
+                        ptable::SD_FIRMWARE_ID
+                    }
+                    _ => crate::disk::volume_id(&spec.layout.ids, what),
+                },
                 hidden_sectors: u32::try_from(p.first_lba).unwrap_or(u32::MAX),
                 timestamp: spec.timestamp,
                 ..fat::FormatOptions::default()
@@ -403,6 +420,7 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         fs_plan: &fs_plan,
         fats: &fats,
         boot: &boot_plan,
+        raw_writes: &spec.raw_writes,
     };
     let used = fs_plan
         .size_bytes()
@@ -423,6 +441,28 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         let mut opts = spec.format_options.clone();
         opts.threads = spec.threads;
         let src = Counted::new(&disk, count);
+        if crate::sdcard::wants_zstd(&spec.output) {
+            if spec.format != Format::Raw {
+                return Err(BuildError::InvalidInput(format!(
+                    "{}: a .zst output is a zstd-compressed raw image; the format is {}",
+                    spec.output.display(),
+                    spec.format
+                )));
+            }
+            let raw = spec.output.with_extension("zst-raw.tmp");
+            let tmp = spec.output.with_extension("zst.tmp");
+            let r = vdisk::convert(&src, Format::Raw, &raw, &opts)
+                .map_err(BuildError::from)
+                .and_then(|_| crate::sdcard::compress_zstd(&raw, &tmp, spec.threads))
+                .and_then(|()| std::fs::rename(&tmp, &spec.output).map_err(io(&spec.output)));
+            let _ = std::fs::remove_file(&raw);
+            let _ = std::fs::remove_file(&tmp);
+            r?;
+            return Ok((
+                (),
+                format!("raw, zstd-compressed ({})", spec.output.display()),
+            ));
+        }
         let report = vdisk::convert(&src, spec.format, &spec.output, &opts)?;
         Ok(((), format!("{} ({report:?})", spec.format)))
     })?;
@@ -446,6 +486,7 @@ struct Parts<'a> {
     fs_plan: &'a ext4::Plan,
     fats: &'a [(std::ops::Range<u64>, &'static str, fat::Plan)],
     boot: &'a boot::Plan,
+    raw_writes: &'a [crate::sdcard::RawWrite],
 }
 
 impl Parts<'_> {
@@ -462,6 +503,7 @@ impl Parts<'_> {
         let counted = Counted::new(&tracked, count);
         self.layout.write_table(&counted)?;
         crate::bootloader::write_bios(self.boot, self.layout, &counted)?;
+        crate::sdcard::write_raw(self.raw_writes, &counted)?;
         let r = self
             .layout
             .partition(Role::Root)
@@ -486,10 +528,14 @@ fn plan_bootloader(
     root_uuid: &[u8; 16],
 ) -> Result<boot::Plan, BuildError> {
     let disk = crate::bootloader::disk_for(spec.layout.table);
-    let wanted = match spec.bootloader {
+    let bootloader = match (spec.bootloader, spec.layout.table) {
+        (Bootloader::Auto, TableType::SdCard) => Bootloader::Extlinux,
+        (b, _) => b,
+    };
+    let wanted = match bootloader {
         Bootloader::None => false,
         Bootloader::Auto => disk.esp || disk.bios.is_some(),
-        Bootloader::SystemdBoot | Bootloader::Grub => true,
+        Bootloader::SystemdBoot | Bootloader::Grub | Bootloader::Extlinux => true,
     };
     if !wanted {
         return Ok(boot::Plan::default());
@@ -512,7 +558,7 @@ fn plan_bootloader(
         })
     };
     let req = boot::Request {
-        bootloader: spec.bootloader,
+        bootloader,
         disk,
         closure: &store,
         toplevel: toplevel.as_str(),

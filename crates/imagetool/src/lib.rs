@@ -81,6 +81,7 @@ mod error;
 mod meter;
 pub mod mkfs;
 pub mod probe;
+pub mod sdcard;
 pub mod spec;
 
 pub use error::ErrorKind;

@@ -40,6 +40,8 @@ const SETTINGS: &[&str] = &[
     "bootloader",
     "format",
     "compression",
+    "firmware_dir",
+    "raw_write",
 ];
 
 /// Arguments of `build`.
@@ -89,7 +91,8 @@ pub struct Args {
     #[arg(long)]
     only_nix_store: bool,
     /// Bootloader: auto (systemd-boot for EFI when the closure has it, else GRUB; GRUB for
-    /// BIOS; none for --partition none), systemd-boot, grub or none.
+    /// BIOS; extlinux for sd-card; none for --partition none), systemd-boot, grub, extlinux
+    /// or none.
     #[arg(long, default_value = "auto")]
     bootloader: String,
     /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
@@ -98,6 +101,13 @@ pub struct Args {
     /// Codec of qcow2-compressed: deflate or zstd.
     #[arg(long)]
     compression: Option<String>,
+    /// --partition sd-card: copy this directory's files into the FIRMWARE partition.
+    #[arg(long)]
+    firmware_dir: Option<PathBuf>,
+    /// Write FILE raw into the disk at byte OFFSET (U-Boot, an SPL), as FILE@OFFSET;
+    /// repeatable.
+    #[arg(long, value_name = "FILE@OFFSET")]
+    raw_write: Vec<String>,
     /// Data-copy and compression threads (0: one per core); never changes the output.
     #[arg(long)]
     threads: Option<usize>,
@@ -155,6 +165,8 @@ impl Args {
             format: self.format.clone(),
             compression: self.compression.clone(),
             output: self.output.clone(),
+            firmware_dir: self.firmware_dir.clone(),
+            raw_writes: self.raw_write.clone(),
             ..Spec::default()
         };
         self.layout.fill_spec(&mut spec);
