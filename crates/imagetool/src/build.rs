@@ -86,6 +86,8 @@ pub struct ImageSpec {
     pub firmware_dir: Option<PathBuf>,
     /// Files written raw at byte offsets after the table (U-Boot, an SPL).
     pub raw_writes: Vec<crate::sdcard::RawWrite>,
+    /// `sd-card`: which partition is marked bootable.
+    pub sd_boot_flag: crate::sdcard::BootFlag,
 }
 
 /// A phase of a build, reported to a [`Progress`].
@@ -355,12 +357,13 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
         let boot_plan = plan_bootloader(spec, &closure, toplevel.as_ref(), &root_uuid)?;
         crate::bootloader::add_to_root(&mut tree, &boot_plan.root, spec.timestamp)?;
         let minimal = ext4::plan(&tree, &ext4_opts)?;
-        let layout = ptable::plan(
+        let mut layout = ptable::plan(
             &spec.layout,
             Requirements {
                 root_bytes: minimal.size_bytes(),
             },
         )?;
+        crate::sdcard::apply_boot_flag(&mut layout, spec.sd_boot_flag);
         let root = layout
             .partition(Role::Root)
             .ok_or_else(|| BuildError::InvalidInput("the layout has no root partition".into()))?;

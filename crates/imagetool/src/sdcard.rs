@@ -163,6 +163,44 @@ pub fn write_raw(writes: &[RawWrite], disk: &impl WriteAt) -> Result<(), BuildEr
     Ok(())
 }
 
+/// Which sd-card partition carries the MBR "bootable" flag. U-Boot's distro boot
+/// (`scan_dev_for_boot_part`: `part list … -bootable`) looks for `extlinux/extlinux.conf`
+/// only on the bootable partitions when there are any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BootFlag {
+    /// The FIRMWARE partition (current sd-image.nix).
+    #[default]
+    Firmware,
+    /// The root partition (sd-image.nix before the flag moved; what U-Boot's distro boot
+    /// needs to find `/boot/extlinux/extlinux.conf` on the root).
+    Root,
+}
+
+impl std::str::FromStr for BootFlag {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "firmware" => Ok(Self::Firmware),
+            "root" => Ok(Self::Root),
+            other => Err(format!("{other:?}: expected firmware or root")),
+        }
+    }
+}
+
+/// Moves the bootable flag of an sd-card layout to the partition `flag` names.
+pub fn apply_boot_flag(layout: &mut DiskLayout, flag: BootFlag) {
+    if layout.table != imagetool_ptable::TableType::SdCard {
+        return;
+    }
+    for p in &mut layout.partitions {
+        p.bootable = match flag {
+            BootFlag::Firmware => p.role == imagetool_ptable::Role::Firmware,
+            BootFlag::Root => p.role == imagetool_ptable::Role::Root,
+        };
+    }
+}
+
 /// True when `output` names a zstd-compressed image (`….zst`).
 #[must_use]
 pub fn wants_zstd(output: &Path) -> bool {

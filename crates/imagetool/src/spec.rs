@@ -339,6 +339,10 @@ pub struct Spec {
     /// sd-image.nix's `postBuildCommands` `dd`s them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub raw_writes: Vec<String>,
+    /// `sd-card`: the partition with the bootable flag, `firmware` (sd-image.nix's today) or
+    /// `root` (where U-Boot's distro boot then finds `/boot/extlinux`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sd_bootable: Option<String>,
     /// Data-copy threads (0: one per core); never changes the output.
     #[serde(default)]
     pub threads: usize,
@@ -389,6 +393,7 @@ impl Default for Spec {
             output: None,
             firmware_dir: None,
             raw_writes: Vec::new(),
+            sd_bootable: None,
             threads: 0,
             source_date_epoch: None,
         }
@@ -606,6 +611,11 @@ impl Spec {
                     .map_err(|e: String| Error::invalid("rawWrites", e))
             })
             .collect::<Result<Vec<_>>>()?;
+        if let Some(b) = &self.sd_bootable {
+            spec.sd_boot_flag = b
+                .parse()
+                .map_err(|e: String| Error::invalid("sdBootable", e))?;
+        }
         if spec.firmware_dir.is_some() && spec.layout.table != TableType::SdCard {
             return Err(Error::invalid(
                 "firmwareDir",
@@ -930,6 +940,7 @@ impl ImageSpec {
             timestamp: 315_532_800,
             firmware_dir: None,
             raw_writes: Vec::new(),
+            sd_boot_flag: crate::sdcard::BootFlag::default(),
         }
     }
 

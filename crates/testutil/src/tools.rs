@@ -62,6 +62,8 @@ pub const QEMU_SYSTEM_AARCH64: Tool = Tool::new("qemu-system-aarch64", "qemu-sys
 pub const AAVMF_CODE: Tool = Tool::new("/usr/share/AAVMF/AAVMF_CODE.fd", "qemu-efi-aarch64");
 /// AAVMF variable store template (copied to pflash unit 1).
 pub const AAVMF_VARS: Tool = Tool::new("/usr/share/AAVMF/AAVMF_VARS.fd", "qemu-efi-aarch64");
+/// `zstd` (decompresses `.img.zst` images).
+pub const ZSTD: Tool = Tool::new("zstd", "zstd");
 /// U-Boot for QEMU's aarch64 `virt` machine (`-bios`).
 pub const UBOOT_QEMU_ARM64: Tool =
     Tool::new("/usr/lib/u-boot/qemu_arm64/u-boot.bin", "u-boot-qemu");

@@ -42,6 +42,7 @@ const SETTINGS: &[&str] = &[
     "compression",
     "firmware_dir",
     "raw_write",
+    "sd_bootable",
 ];
 
 /// Arguments of `build`.
@@ -108,6 +109,10 @@ pub struct Args {
     /// repeatable.
     #[arg(long, value_name = "FILE@OFFSET")]
     raw_write: Vec<String>,
+    /// --partition sd-card: the partition marked bootable, firmware (sd-image.nix's) or root
+    /// (U-Boot's distro boot then finds /boot/extlinux on the root).
+    #[arg(long)]
+    sd_bootable: Option<String>,
     /// Data-copy and compression threads (0: one per core); never changes the output.
     #[arg(long)]
     threads: Option<usize>,
@@ -167,6 +172,7 @@ impl Args {
             output: self.output.clone(),
             firmware_dir: self.firmware_dir.clone(),
             raw_writes: self.raw_write.clone(),
+            sd_bootable: self.sd_bootable.clone(),
             ..Spec::default()
         };
         self.layout.fill_spec(&mut spec);
