@@ -321,3 +321,126 @@ fn plan_extlinux(req: &Request<'_>) -> Result<Plan> {
         ..Plan::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A closure with a kernel, an initrd, systemd-boot for `efi` (`riscv64`) and a toplevel
+    /// whose bootspec says `system`.
+    fn closure(d: &std::path::Path, system: &str, efi: &str) -> Closure {
+        let s = d.join("nix/store");
+        for p in ["k1-linux", "i1-initrd", "t1-top", "sd-systemd"] {
+            std::fs::create_dir_all(s.join(p)).unwrap();
+        }
+        std::fs::write(s.join("k1-linux/Image"), b"kernel").unwrap();
+        std::fs::write(s.join("i1-initrd/initrd"), b"initrd").unwrap();
+        symlink("/nix/store/sd-systemd", s.join("t1-top/systemd")).unwrap();
+        let dir = s.join("sd-systemd/lib/systemd/boot/efi");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("systemd-boot{efi}.efi")), b"MZ").unwrap();
+        let doc = serde_json::json!({ "org.nixos.bootspec.v1": {
+            "init": "/nix/store/t1-top/init", "initrd": "/nix/store/i1-initrd/initrd",
+            "kernel": "/nix/store/k1-linux/Image", "kernelParams": [],
+            "label": "NixOS", "system": system, "toplevel": "/nix/store/t1-top" }});
+        std::fs::write(s.join("t1-top/boot.json"), doc.to_string()).unwrap();
+        Closure::new(
+            d,
+            ["k1-linux", "i1-initrd", "t1-top", "sd-systemd"]
+                .iter()
+                .map(|p| format!("/nix/store/{p}")),
+        )
+    }
+
+    fn request<'a>(c: &'a Closure, bootloader: Bootloader, disk: Disk) -> Request<'a> {
+        Request {
+            bootloader,
+            disk,
+            closure: c,
+            toplevel: "/nix/store/t1-top",
+            root_fs: FsId {
+                uuid: "44444444-4444-4444-8888-888888888888".into(),
+            },
+            esp_fs: Some(FsId {
+                uuid: "ABCD-1234".into(),
+            }),
+            boot_fs: None,
+            timeout: 5,
+            timestamp: 0,
+        }
+    }
+
+    const EFI: Disk = Disk {
+        esp: true,
+        xbootldr: false,
+        bios: None,
+        boot_mount: BootMount::Esp,
+    };
+
+    #[test]
+    fn test_riscv64_and_aarch64_systemd_boot_names() {
+        for (system, efi, fallback) in [
+            ("riscv64-linux", "riscv64", "EFI/BOOT/BOOTRISCV64.EFI"),
+            ("aarch64-linux", "aa64", "EFI/BOOT/BOOTAA64.EFI"),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            let c = closure(d.path(), system, efi);
+            let p = plan(&request(&c, Bootloader::Auto, EFI)).unwrap();
+            assert_eq!(p.efi, Some(EfiLoader::SystemdBoot));
+            let paths: Vec<&str> = p.esp.iter().map(|f| f.path.as_str()).collect();
+            assert!(paths.contains(&fallback), "{system}: {paths:?}");
+            let own = format!("EFI/systemd/systemd-boot{efi}.efi");
+            assert!(paths.contains(&own.as_str()), "{system}: {paths:?}");
+            assert!(!paths.iter().any(|p| p.contains("X64")), "{paths:?}");
+        }
+    }
+
+    #[test]
+    fn test_no_bios_stage_off_x86_and_unknown_systems_name_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        let c = closure(d.path(), "riscv64-linux", "riscv64");
+        let legacy = Disk {
+            esp: false,
+            xbootldr: false,
+            bios: Some(BiosSite::MbrGap),
+            boot_mount: BootMount::Root,
+        };
+        let e = plan(&request(&c, Bootloader::Auto, legacy)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("riscv64-linux"), "{e}");
+        // GRUB for riscv64-efi is looked for under lib/grub/riscv64-efi.
+        let e = plan(&request(&c, Bootloader::Grub, EFI)).unwrap_err();
+        assert!(e.to_string().contains("riscv64-efi"), "{e}");
+
+        let d = tempfile::tempdir().unwrap();
+        let c = closure(d.path(), "mips64-linux", "x64");
+        let e = plan(&request(&c, Bootloader::Auto, EFI)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("bootspec key \"system\""), "{e}");
+    }
+
+    #[test]
+    fn test_extlinux_plan_puts_files_in_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let c = closure(d.path(), "aarch64-linux", "aa64");
+        let none = Disk {
+            esp: false,
+            xbootldr: false,
+            bios: None,
+            boot_mount: BootMount::Root,
+        };
+        let p = plan(&request(&c, Bootloader::Extlinux, none)).unwrap();
+        assert!(p.extlinux && p.esp.is_empty() && p.efi.is_none());
+        let paths: Vec<&str> = p.root.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "boot/extlinux/extlinux.conf",
+                "boot/nixos/i1-initrd-initrd",
+                "boot/nixos/k1-linux-Image"
+            ]
+        );
+        assert_eq!(p.describe(), "extlinux (U-Boot), 3 files");
+    }
+}
