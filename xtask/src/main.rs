@@ -8,6 +8,7 @@
 //! * `fixture` — builds the bootable fixture closure, or with `--bench` the benchmark closure.
 
 mod bench;
+mod bench_arch;
 mod bench_formats;
 mod demo;
 mod deps;
@@ -30,8 +31,11 @@ fn main() -> Result<()> {
         "examples" => examples::run_examples(),
         "bench" => match rest.split_first() {
             Some((what, args)) if what == "formats" => bench_formats::run_bench(args),
+            Some((what, args)) if what == "arch" => bench_arch::run_bench(args),
             Some((what, _)) if what == "ext4" => bench::run(&rest),
-            _ => bail!("usage: cargo xtask bench formats [--image RAW] | bench ext4 [--tree DIR]"),
+            _ => bail!(
+                "usage: cargo xtask bench formats [--image RAW] | bench ext4 [--tree DIR] | bench arch [--runs N]"
+            ),
         },
         "fixture" => fixture::run(&rest),
         "demo" => demo::run_demo(&rest),
@@ -56,6 +60,7 @@ fn usage() {
          \x20 demo [--out DIR]     build the fixture's hybrid qcow2 image with imagetool and boot it\n\
          \x20 bench ext4 [--tree DIR] [--timeout SECS]  imagetool vs mkfs.ext4 -d (wall, peak RSS)\n\
          \x20 bench formats [--image RAW]  native qcow2 writers vs qemu-img convert\n\
+         \x20 bench arch [--runs N]  an aarch64 image vs the same-size x86_64 image\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
          \x20                      build the benchmark closure"
