@@ -1,4 +1,4 @@
-//! `cargo xtask bench arch [--runs N]`: an aarch64 image built on this (x86_64) host against
+//! `cargo xtask bench arch [--runs N] [--debug]`: an aarch64 image built on this (x86_64) host against
 //! the same-size x86_64 image, in the same run.
 //!
 //! The aarch64 input is the aarch64 fixture closure (Debian's arm64 packages). Its x86_64 twin
@@ -18,11 +18,19 @@ use crate::{run, workspace_root};
 
 pub fn run_bench(args: &[String]) -> Result<()> {
     let mut runs = 5usize;
+    let mut release = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        match (a.as_str(), it.next()) {
-            ("--runs", Some(v)) => runs = v.parse().context("--runs: not a number")?,
-            _ => bail!("usage: cargo xtask bench arch [--runs N]"),
+        match a.as_str() {
+            "--runs" => {
+                runs = it
+                    .next()
+                    .context("--runs needs a value")?
+                    .parse()
+                    .context("--runs: not a number")?;
+            }
+            "--debug" => release = false,
+            _ => bail!("usage: cargo xtask bench arch [--runs N] [--debug]"),
         }
     }
     let root = workspace_root();
@@ -31,14 +39,17 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         std::fs::remove_dir_all(&work)?;
     }
     std::fs::create_dir_all(&work)?;
-    run(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--release",
-        "-q",
-        "-p",
-        "imagetool-cli",
-    ]))?;
-    let bin = root.join("target/release/imagetool");
+    let profile: &[&str] = if release { &["--release"] } else { &[] };
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .arg("build")
+        .args(profile)
+        .args(["-q", "-p", "imagetool-cli"]))?;
+    let bin = root.join(if release {
+        "target/release/imagetool"
+    } else {
+        "target/debug/imagetool"
+    });
     let fx = imagetool_fixture::ensure_arch(imagetool_fixture::Arch::Aarch64)?;
     let twin = work.join("x86_64-twin");
     make_twin(&fx.dir, &twin, &fx.toplevel)?;
@@ -79,9 +90,10 @@ pub fn run_bench(args: &[String]) -> Result<()> {
     let (ma, mx) = (median(&mut a), median(&mut x));
     let bytes = dir_bytes(&fx.dir.join("store"))?;
     println!(
-        "bench arch: closure {} MiB, {} runs each (median wall time, release CLI, efi + systemd-boot)",
+        "bench arch: closure {} MiB, {} runs each (median wall time, {} CLI, efi + systemd-boot)",
         bytes >> 20,
-        runs
+        runs,
+        if release { "release" } else { "debug" }
     );
     println!("  aarch64-linux image: {:>7.3} s", ma.as_secs_f64());
     println!("  x86_64-linux image:  {:>7.3} s", mx.as_secs_f64());
