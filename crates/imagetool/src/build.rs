@@ -675,6 +675,7 @@ mod tests {
             fs_plan: &fs_plan,
             fats: &fats,
             boot: &boot,
+            raw_writes: &[],
         };
         let file = dir.path().join("direct.img");
         let direct = SparseFile::create(&file, layout.disk_size).unwrap();
