@@ -110,6 +110,15 @@ impl DiskFormat {
     }
 }
 
+/// How a removable medium is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// A CD-ROM drive on the machine's AHCI controller (`ide-cd`), read-only.
+    Cdrom,
+    /// A USB stick (`usb-storage` on an xHCI controller), raw, with `snapshot=on`.
+    UsbStick,
+}
+
 /// The accelerator a boot ran with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -126,6 +135,9 @@ pub struct BootConfig {
     pub firmware: Firmware,
     /// Drives, attached in order as virtio-blk-pci (the first has boot index 0).
     pub drives: Vec<(PathBuf, DiskFormat)>,
+    /// Raw removable media (CD-ROMs, USB sticks), attached after the drives, boot indexes
+    /// following theirs.
+    pub media: Vec<(PathBuf, Media)>,
     /// Guest memory in MiB.
     pub memory_mib: u32,
     /// QEMU is killed after this long.
@@ -154,6 +166,7 @@ impl BootConfig {
         Self {
             firmware,
             drives: Vec::new(),
+            media: Vec::new(),
             memory_mib: 512,
             timeout,
             stop_when: Vec::new(),
@@ -167,6 +180,13 @@ impl BootConfig {
     #[must_use]
     pub fn drive(mut self, path: &Path, format: DiskFormat) -> Self {
         self.drives.push((path.to_path_buf(), format));
+        self
+    }
+
+    /// Adds a removable medium (a raw image as a CD-ROM or a USB stick).
+    #[must_use]
+    pub fn medium(mut self, path: &Path, media: Media) -> Self {
+        self.media.push((path.to_path_buf(), media));
         self
     }
 }
@@ -309,6 +329,37 @@ pub fn qemu_args(cfg: &BootConfig, accel: Accel, log: &Path, vars: &Path) -> Vec
             push(&format!("virtio-blk-pci,drive=disk{i},bootindex={i}"));
         }
     }
+    if cfg.media.iter().any(|(_, m)| *m == Media::UsbStick) {
+        push("-device");
+        push("qemu-xhci,id=xhci");
+    }
+    for (j, (path, media)) in cfg.media.iter().enumerate() {
+        let index = cfg.drives.len() + j;
+        let boot = if matches!(cfg.firmware, Firmware::Kernel { .. }) {
+            String::new()
+        } else {
+            format!(",bootindex={index}")
+        };
+        push("-drive");
+        match media {
+            Media::Cdrom => {
+                push(&format!(
+                    "file={},format=raw,if=none,id=media{j},media=cdrom,readonly=on",
+                    escape(path)
+                ));
+                push("-device");
+                push(&format!("ide-cd,drive=media{j}{boot}"));
+            }
+            Media::UsbStick => {
+                push(&format!(
+                    "file={},format=raw,if=none,id=media{j},snapshot=on",
+                    escape(path)
+                ));
+                push("-device");
+                push(&format!("usb-storage,bus=xhci.0,drive=media{j}{boot}"));
+            }
+        }
+    }
     a
 }
 
@@ -323,7 +374,12 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
     for f in cfg.firmware.files() {
         f.path()?;
     }
-    for (p, _) in &cfg.drives {
+    for p in cfg
+        .drives
+        .iter()
+        .map(|d| &d.0)
+        .chain(cfg.media.iter().map(|m| &m.0))
+    {
         if !p.is_file() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,

@@ -30,6 +30,7 @@
 pub mod boot;
 pub mod ext4;
 pub mod fat;
+pub mod iso;
 pub mod nix;
 pub mod ptable;
 pub mod qemu_img;

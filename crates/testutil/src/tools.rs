@@ -79,6 +79,15 @@ pub const GRUB_MKIMAGE: Tool = Tool::new("grub-mkimage", "grub-common");
 /// `grub-script-check` (parses a grub.cfg).
 pub const GRUB_SCRIPT_CHECK: Tool = Tool::new("grub-script-check", "grub-common");
 
+/// `xorriso` (reads ISO images: El Torito and system-area reports, extraction).
+pub const XORRISO: Tool = Tool::new("xorriso", "xorriso");
+/// `isoinfo` (genisoimage).
+pub const ISOINFO: Tool = Tool::new("isoinfo", "genisoimage");
+/// `unsquashfs` (squashfs-tools).
+pub const UNSQUASHFS: Tool = Tool::new("unsquashfs", "squashfs-tools");
+/// `mksquashfs` (squashfs-tools): only tests and the ISO benchmark's reference run use it.
+pub const MKSQUASHFS: Tool = Tool::new("mksquashfs", "squashfs-tools");
+
 /// The environment variable that turns a missing tool into a test failure.
 pub const REQUIRE_ENV: &str = "IMAGETOOL_REQUIRE_TOOLS";
 

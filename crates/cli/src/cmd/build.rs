@@ -96,9 +96,19 @@ pub struct Args {
     /// or none.
     #[arg(long, default_value = "auto")]
     bootloader: String,
-    /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream.
+    /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream, or iso
+    /// (the live/installer ISO; with --compression zstd an .iso.zst).
     #[arg(long, default_value = "raw")]
     format: String,
+    /// --format iso: the store squashfs (the closure's store paths and nix-path-registration).
+    #[arg(long)]
+    store_image: Option<PathBuf>,
+    /// --format iso: the volume ID (default nixos-<release>-<arch>), the label stage 1 finds.
+    #[arg(long)]
+    volume_id: Option<String>,
+    /// --format iso: the boot menu timeout in seconds (default 10, as upstream; 0 boots at once).
+    #[arg(long)]
+    menu_timeout: Option<u32>,
     /// Codec of qcow2-compressed: deflate or zstd.
     #[arg(long)]
     compression: Option<String>,
@@ -193,6 +203,19 @@ enum Source {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.format == "iso" && a.spec.is_none() {
+        return super::iso::run(super::iso::IsoArgs {
+            toplevel: a.toplevel,
+            closure_info: a.closure_info,
+            references_graph: a.references_graph,
+            store_root: a.store_root,
+            output: a.output,
+            volume_id: a.volume_id,
+            store_image: a.store_image,
+            compression: a.compression,
+            timeout: a.menu_timeout,
+        });
+    }
     let attrs_env = imagetool::spec::attrs_file_from_env();
     let spec_file = match (&a.spec, attrs_env) {
         (Some(p), _) => Some(p.clone()),

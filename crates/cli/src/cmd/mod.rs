@@ -4,6 +4,7 @@ mod build;
 mod convert;
 mod disk;
 mod inspect;
+mod iso;
 mod layout_args;
 mod mkfs;
 mod mkfs_ext4;
