@@ -128,9 +128,11 @@ impl fmt::Display for Arch {
 mod tests {
     use super::*;
 
+    type Row<'a> = (String, &'a str, String, String, &'a str, Option<&'a str>);
+
     #[test]
     fn test_names_per_system() {
-        let rows: Vec<(String, &str, String, String, &str, Option<&str>)> = Arch::ALL
+        let rows: Vec<Row<'_>> = Arch::ALL
             .iter()
             .map(|a| {
                 (
