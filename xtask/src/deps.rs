@@ -32,6 +32,14 @@ const TOOLS: &[(&str, &str, bool)] = &[
     ("/usr/bin/bzip2", "bzip2", false),
     ("/usr/bin/xz", "xz-utils", false),
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86", true),
+    ("/usr/bin/zstd", "zstd", false),
+    ("/usr/share/AAVMF/AAVMF_CODE.fd", "qemu-efi-aarch64", false),
+    (
+        "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
+        "u-boot-qemu",
+        false,
+    ),
+    ("/usr/bin/qemu-system-aarch64", "qemu-system-arm", true),
 ];
 
 const BACKPORTS: &str = "/etc/apt/sources.list.d/imagetool-backports.sources";
@@ -63,6 +71,8 @@ pub fn ensure_all() -> Result<()> {
              Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
         )?;
     }
+    // The aarch64 fixture downloads Debian's arm64 packages (never installs them).
+    crate::run(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
     crate::run(Command::new("apt-get").args(["update", "-qq"]))?;
     let plain: Vec<&str> = missing
         .iter()
@@ -78,12 +88,18 @@ pub fn ensure_all() -> Result<()> {
         )?;
     }
     if needs_backports {
+        let backported: Vec<&str> = missing
+            .iter()
+            .filter(|(_, _, bp)| *bp)
+            .map(|(_, p, _)| *p)
+            .collect();
         crate::run(
             Command::new("apt-get")
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .args(["install", "-y", "-qq", "--no-install-recommends", "-t"])
                 .arg("bookworm-backports")
-                .args(["qemu-system-x86", "qemu-system-common", "qemu-system-data"]),
+                .args(&backported)
+                .args(["qemu-system-common", "qemu-system-data"]),
         )?;
     }
     let still: Vec<&str> = TOOLS

@@ -1,6 +1,8 @@
 //! `cargo xtask fixture --out DIR`: the bootable fixture closure (docs/fixture.md).
 //! `cargo xtask fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]`: the benchmark
 //! closure.
+//! `--arch aarch64-linux` makes the fixture from Debian's arm64 packages (downloaded and
+//! unpacked, never run; needs `dpkg --add-architecture arm64`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,6 +15,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut out: Option<PathBuf> = None;
     let mut bench = false;
     let mut opts = BenchOptions::default();
+    let mut arch = imagetool_fixture::Arch::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -23,6 +26,7 @@ pub fn run(args: &[String]) -> Result<()> {
         match a.as_str() {
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--bench" => bench = true,
+            "--arch" => arch = value("--arch")?.parse()?,
             "--seed" => opts.seed = value("--seed")?.parse().context("--seed: not a number")?,
             "--size-mib" => {
                 opts.size_mib = value("--size-mib")?
@@ -31,8 +35,8 @@ pub fn run(args: &[String]) -> Result<()> {
             }
             "--files" => opts.files = value("--files")?.parse().context("--files: not a number")?,
             other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask fixture [--bench [--seed N] \
-                 [--size-mib M] [--files N]] --out DIR"
+                "unknown argument {other:?}; usage: cargo xtask fixture [--arch x86_64-linux|aarch64-linux] \
+                 [--bench [--seed N] [--size-mib M] [--files N]] --out DIR"
             ),
         }
     }
@@ -41,7 +45,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let f = if bench {
         build_bench(&out, &opts)?
     } else {
-        imagetool_fixture::build(&out, &imagetool_fixture::Options::default())?
+        imagetool_fixture::build(
+            &out,
+            &imagetool_fixture::Options {
+                arch,
+                ..imagetool_fixture::Options::default()
+            },
+        )?
     };
     eprintln!(
         "xtask: built {} in {:.1} s",

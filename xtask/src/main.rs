@@ -8,6 +8,7 @@
 //! * `fixture` — builds the bootable fixture closure, or with `--bench` the benchmark closure.
 
 mod bench;
+mod bench_arch;
 mod bench_formats;
 mod bench_squashfs;
 mod bench_variants;
@@ -37,9 +38,10 @@ fn main() -> Result<()> {
             Some((what, args)) if what == "variants" => bench_variants::run_bench(args),
             Some((what, _)) if what == "ext4" => bench::run(&rest),
             Some((what, args)) if what == "squashfs" => bench_squashfs::run_bench(args),
+            Some((what, args)) if what == "arch" => bench_arch::run_bench(args),
             Some((what, args)) if what == "verify" => bench_verify::run_bench(args),
             _ => bail!(
-                "usage: cargo xtask bench formats|variants|ext4|squashfs|verify [ARGS] \
+                "usage: cargo xtask bench formats|variants|ext4|squashfs|verify|arch [ARGS] \
                  (cargo xtask help lists each one's arguments)"
             ),
         },
@@ -75,6 +77,7 @@ fn usage() {
          \x20 bench variants [--closure DIR]  one plan, three formats vs three builds; packaging vs CLIs\n\
          \x20 fuzz [SECONDS]       every cargo-fuzz target for SECONDS each (default 8)\n\
          \x20 bench verify [--closure DIR] [--files N]  store verification's cost; one large path's hash\n\
+         \x20 bench arch [--runs N]  an aarch64 image vs the same-size x86_64 image\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
          \x20                      build the benchmark closure"

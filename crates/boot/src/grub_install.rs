@@ -10,8 +10,9 @@ use std::path::PathBuf;
 
 use imagetool_blockio::{ReadAt, WriteAt};
 
+use crate::arch::Arch;
 use crate::bootspec::{BootSpec, Generation};
-use crate::grub::{self, EmbedArea, GrubConfig, GrubTools, ImageOptions, MenuEntry, Platform};
+use crate::grub::{self, EmbedArea, GrubConfig, GrubTools, ImageOptions, MenuEntry};
 use crate::install::{BiosSite, BootMount, EfiLoader, Plan, Request};
 use crate::systemd_boot::iso_date;
 use crate::{BootFile, Error, ErrorKind, FileSource, Result};
@@ -98,8 +99,10 @@ pub(crate) fn install(req: &Request<'_>, generation: &Generation, out: &mut Plan
     let image_opts = ImageOptions::new(&place.fs_uuid, &prefix);
     let mut files: Vec<BootFile> = Vec::new();
 
+    let arch = Arch::from_system(&generation.bootspec.system)?;
     if out.bios {
-        let tools = GrubTools::find(Platform::I386Pc, &host_paths).map_err(for_bios)?;
+        let platform = arch.grub_bios_platform().ok_or_else(|| no_bios(arch))?;
+        let tools = GrubTools::find(platform, &host_paths).map_err(for_bios)?;
         let core_img = tools.core_image(&image_opts)?;
         let boot_img = tools.boot_img()?;
         files.extend(tools.module_files(place.dir)?);
@@ -110,9 +113,9 @@ pub(crate) fn install(req: &Request<'_>, generation: &Generation, out: &mut Plan
         });
     }
     if out.efi == Some(EfiLoader::Grub) {
-        let tools = GrubTools::find(Platform::X86_64Efi, &host_paths)?;
+        let tools = GrubTools::find(arch.grub_efi_platform(), &host_paths)?;
         out.esp.push(BootFile {
-            path: "EFI/BOOT/BOOTX64.EFI".into(),
+            path: arch.efi_fallback_path(),
             source: FileSource::Bytes(tools.efi_image(&image_opts)?),
         });
         files.extend(tools.module_files(place.dir)?);
@@ -201,6 +204,17 @@ pub(crate) fn install(req: &Request<'_>, generation: &Generation, out: &mut Plan
     };
     target.extend(files);
     Ok(())
+}
+
+/// A BIOS stage asked of an architecture that has no BIOS.
+pub(crate) fn no_bios(arch: Arch) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "the bootspec's system is {arch}, which has no BIOS boot: use an EFI partition table \
+             (efi, efixbootldr) or sd-card, or --bootloader none"
+        ),
+    )
 }
 
 fn for_bios(e: Error) -> Error {

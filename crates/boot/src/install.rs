@@ -37,6 +37,9 @@ pub enum Bootloader {
     Grub,
     /// No bootloader.
     None,
+    /// U-Boot's generic extlinux boot: `/boot/extlinux/extlinux.conf` and the kernels in
+    /// the root filesystem (the `sd-card` table's default).
+    Extlinux,
 }
 
 impl Bootloader {
@@ -48,6 +51,7 @@ impl Bootloader {
             Self::SystemdBoot => "systemd-boot",
             Self::Grub => "grub",
             Self::None => "none",
+            Self::Extlinux => "extlinux",
         }
     }
 }
@@ -61,9 +65,12 @@ impl FromStr for Bootloader {
             "systemd-boot" => Ok(Self::SystemdBoot),
             "grub" => Ok(Self::Grub),
             "none" => Ok(Self::None),
+            "extlinux" => Ok(Self::Extlinux),
             other => Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("--bootloader {other:?}: expected auto, systemd-boot, grub or none"),
+                format!(
+                    "--bootloader {other:?}: expected auto, systemd-boot, grub, extlinux or none"
+                ),
             )),
         }
     }
@@ -162,6 +169,8 @@ pub struct Plan {
     pub root: Vec<BootFile>,
     /// GRUB's BIOS stage: the sectors to write once the table is on the disk.
     pub bios_stage: Option<crate::grub_install::BiosStage>,
+    /// U-Boot's extlinux files are in [`Plan::root`].
+    pub extlinux: bool,
 }
 
 impl Plan {
@@ -176,6 +185,9 @@ impl Plan {
         }
         if self.bios {
             parts.push("GRUB (BIOS)");
+        }
+        if self.extlinux {
+            parts.push("extlinux (U-Boot)");
         }
         if parts.is_empty() {
             return "no bootloader".into();
@@ -196,6 +208,9 @@ impl Plan {
 /// boot), `Unsupported`, `Tool`, `Io`.
 pub fn plan(req: &Request<'_>) -> Result<Plan> {
     let disk = req.disk;
+    if req.bootloader == Bootloader::Extlinux {
+        return plan_extlinux(req);
+    }
     if req.bootloader == Bootloader::None
         || (req.bootloader == Bootloader::Auto && !disk.esp && disk.bios.is_none())
     {
@@ -236,6 +251,10 @@ pub fn plan(req: &Request<'_>) -> Result<Plan> {
     };
     generation.check_closure(req.closure.paths())?;
 
+    let arch = crate::arch::Arch::from_system(&generation.bootspec.system)?;
+    if disk.bios.is_some() && arch.grub_bios_platform().is_none() {
+        return Err(crate::grub_install::no_bios(arch));
+    }
     let mut out = Plan::default();
     if disk.esp {
         let (arch, _) = systemd_boot::efi_arch(&generation.bootspec.system)?;
@@ -291,4 +310,146 @@ pub fn plan(req: &Request<'_>) -> Result<Plan> {
         files.dedup_by(|a, b| a.path == b.path);
     }
     Ok(out)
+}
+
+/// `--bootloader extlinux`: the generic-extlinux-compatible files in the root filesystem,
+/// whatever the table (U-Boot reads them from any partition it scans).
+fn plan_extlinux(req: &Request<'_>) -> Result<Plan> {
+    if !req.closure.contains(req.toplevel) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("the toplevel {} is not in the closure", req.toplevel),
+        ));
+    }
+    let generation = Generation::load(&req.closure.host(req.toplevel))?;
+    generation.check_closure(req.closure.paths())?;
+    crate::arch::Arch::from_system(&generation.bootspec.system)?;
+    Ok(Plan {
+        root: crate::extlinux::install(&generation, req.closure, req.timeout)?,
+        extlinux: true,
+        ..Plan::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A closure with a kernel, an initrd, systemd-boot for `efi` (`riscv64`) and a toplevel
+    /// whose bootspec says `system`.
+    fn closure(d: &std::path::Path, system: &str, efi: &str) -> Closure {
+        let s = d.join("nix/store");
+        for p in ["k1-linux", "i1-initrd", "t1-top", "sd-systemd"] {
+            std::fs::create_dir_all(s.join(p)).unwrap();
+        }
+        std::fs::write(s.join("k1-linux/Image"), b"kernel").unwrap();
+        std::fs::write(s.join("i1-initrd/initrd"), b"initrd").unwrap();
+        symlink("/nix/store/sd-systemd", s.join("t1-top/systemd")).unwrap();
+        let dir = s.join("sd-systemd/lib/systemd/boot/efi");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("systemd-boot{efi}.efi")), b"MZ").unwrap();
+        let doc = serde_json::json!({ "org.nixos.bootspec.v1": {
+            "init": "/nix/store/t1-top/init", "initrd": "/nix/store/i1-initrd/initrd",
+            "kernel": "/nix/store/k1-linux/Image", "kernelParams": [],
+            "label": "NixOS", "system": system, "toplevel": "/nix/store/t1-top" }});
+        std::fs::write(s.join("t1-top/boot.json"), doc.to_string()).unwrap();
+        Closure::new(
+            d,
+            ["k1-linux", "i1-initrd", "t1-top", "sd-systemd"]
+                .iter()
+                .map(|p| format!("/nix/store/{p}")),
+        )
+    }
+
+    fn request<'a>(c: &'a Closure, bootloader: Bootloader, disk: Disk) -> Request<'a> {
+        Request {
+            bootloader,
+            disk,
+            closure: c,
+            toplevel: "/nix/store/t1-top",
+            root_fs: FsId {
+                uuid: "44444444-4444-4444-8888-888888888888".into(),
+            },
+            esp_fs: Some(FsId {
+                uuid: "ABCD-1234".into(),
+            }),
+            boot_fs: None,
+            timeout: 5,
+            timestamp: 0,
+        }
+    }
+
+    const EFI: Disk = Disk {
+        esp: true,
+        xbootldr: false,
+        bios: None,
+        boot_mount: BootMount::Esp,
+    };
+
+    #[test]
+    fn test_riscv64_and_aarch64_systemd_boot_names() {
+        for (system, efi, fallback) in [
+            ("riscv64-linux", "riscv64", "EFI/BOOT/BOOTRISCV64.EFI"),
+            ("aarch64-linux", "aa64", "EFI/BOOT/BOOTAA64.EFI"),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            let c = closure(d.path(), system, efi);
+            let p = plan(&request(&c, Bootloader::Auto, EFI)).unwrap();
+            assert_eq!(p.efi, Some(EfiLoader::SystemdBoot));
+            let paths: Vec<&str> = p.esp.iter().map(|f| f.path.as_str()).collect();
+            assert!(paths.contains(&fallback), "{system}: {paths:?}");
+            let own = format!("EFI/systemd/systemd-boot{efi}.efi");
+            assert!(paths.contains(&own.as_str()), "{system}: {paths:?}");
+            assert!(!paths.iter().any(|p| p.contains("X64")), "{paths:?}");
+        }
+    }
+
+    #[test]
+    fn test_no_bios_stage_off_x86_and_unknown_systems_name_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        let c = closure(d.path(), "riscv64-linux", "riscv64");
+        let legacy = Disk {
+            esp: false,
+            xbootldr: false,
+            bios: Some(BiosSite::MbrGap),
+            boot_mount: BootMount::Root,
+        };
+        let e = plan(&request(&c, Bootloader::Auto, legacy)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("riscv64-linux"), "{e}");
+        // GRUB for riscv64-efi is looked for under lib/grub/riscv64-efi.
+        let e = plan(&request(&c, Bootloader::Grub, EFI)).unwrap_err();
+        assert!(e.to_string().contains("riscv64-efi"), "{e}");
+
+        let d = tempfile::tempdir().unwrap();
+        let c = closure(d.path(), "mips64-linux", "x64");
+        let e = plan(&request(&c, Bootloader::Auto, EFI)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("bootspec key \"system\""), "{e}");
+    }
+
+    #[test]
+    fn test_extlinux_plan_puts_files_in_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let c = closure(d.path(), "aarch64-linux", "aa64");
+        let none = Disk {
+            esp: false,
+            xbootldr: false,
+            bios: None,
+            boot_mount: BootMount::Root,
+        };
+        let p = plan(&request(&c, Bootloader::Extlinux, none)).unwrap();
+        assert!(p.extlinux && p.esp.is_empty() && p.efi.is_none());
+        let paths: Vec<&str> = p.root.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "boot/extlinux/extlinux.conf",
+                "boot/nixos/i1-initrd-initrd",
+                "boot/nixos/k1-linux-Image"
+            ]
+        );
+        assert_eq!(p.describe(), "extlinux (U-Boot), 3 files");
+    }
 }

@@ -11,8 +11,10 @@
 
 #![deny(missing_docs)]
 
+pub mod arch;
 pub mod bootspec;
 mod error;
+pub mod extlinux;
 pub mod grub_install;
 pub mod install;
 pub mod store;
@@ -20,6 +22,7 @@ pub mod systemd_boot;
 
 pub mod grub;
 
+pub use arch::Arch;
 pub use error::{Error, ErrorKind, Result};
 pub use install::{BiosSite, BootMount, Bootloader, Disk, EfiLoader, FsId, Plan, Request, plan};
 pub use store::Closure;

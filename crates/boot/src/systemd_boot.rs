@@ -65,17 +65,14 @@ pub struct Files {
 /// # Errors
 /// `Unsupported` for systems with no UEFI systemd-boot.
 pub fn efi_arch(system: &str) -> Result<(&'static str, &'static str)> {
-    match system {
-        "x86_64-linux" => Ok(("x64", "X64")),
-        "i686-linux" => Ok(("ia32", "IA32")),
-        "aarch64-linux" => Ok(("aa64", "AA64")),
-        "riscv64-linux" => Ok(("riscv64", "RISCV64")),
-        "loongarch64-linux" => Ok(("loongarch64", "LOONGARCH64")),
-        other => Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("systemd-boot: no EFI architecture for system {other:?}"),
-        )),
-    }
+    let arch = crate::arch::Arch::from_system(system)?;
+    let upper = match arch {
+        crate::arch::Arch::X86_64 => "X64",
+        crate::arch::Arch::I686 => "IA32",
+        crate::arch::Arch::Aarch64 => "AA64",
+        crate::arch::Arch::Riscv64 => "RISCV64",
+    };
+    Ok((arch.efi_name(), upper))
 }
 
 /// The closure's systemd-boot binary for `arch` (`x64`): the toplevel's `systemd` link

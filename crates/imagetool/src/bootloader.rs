@@ -35,7 +35,7 @@ pub fn disk_for(table: TableType) -> boot::Disk {
             Some(BiosSite::BiosBootPartition),
             BootMount::Esp,
         ),
-        TableType::None => (false, false, None, BootMount::Root),
+        TableType::None | TableType::SdCard => (false, false, None, BootMount::Root),
     };
     boot::Disk {
         esp,

@@ -90,6 +90,12 @@ pub struct ImageSpec {
     pub threads: usize,
     /// `SOURCE_DATE_EPOCH`: registration times, superblock and FAT times, generated files.
     pub timestamp: i64,
+    /// `sd-card`: the firmware partition's files (`populateFirmwareCommands`' directory).
+    pub firmware_dir: Option<PathBuf>,
+    /// Files written raw at byte offsets after the table (U-Boot, an SPL).
+    pub raw_writes: Vec<crate::sdcard::RawWrite>,
+    /// `sd-card`: which partition is marked bootable.
+    pub sd_boot_flag: crate::sdcard::BootFlag,
 }
 
 /// A phase of a build, reported to a [`Progress`].
@@ -398,6 +404,8 @@ fn build_inner(
     let label = spec.label.clone().unwrap_or_else(|| {
         if spec.only_nix_store {
             "nix-store"
+        } else if spec.layout.table == TableType::SdCard {
+            crate::sdcard::ROOT_LABEL
         } else {
             "nixos"
         }
@@ -418,12 +426,13 @@ fn build_inner(
         let boot_plan = plan_bootloader(spec, &closure, toplevel.as_ref(), &root_uuid)?;
         crate::bootloader::add_to_root(&mut tree, &boot_plan.root, spec.timestamp)?;
         let minimal = ext4::plan(&tree, &ext4_opts)?;
-        let layout = ptable::plan(
+        let mut layout = ptable::plan(
             &spec.layout,
             Requirements {
                 root_bytes: minimal.size_bytes(),
             },
         )?;
+        crate::sdcard::apply_boot_flag(&mut layout, spec.sd_boot_flag);
         let root = layout
             .partition(Role::Root)
             .ok_or_else(|| BuildError::InvalidInput("the layout has no root partition".into()))?;
@@ -431,9 +440,15 @@ fn build_inner(
         ext4_opts.size = ext4::Size::Fixed(r.end - r.start);
         let fs_plan = ext4::plan(&tree, &ext4_opts)?;
         let mut fats = Vec::new();
+        let firmware = match &spec.firmware_dir {
+            Some(d) => crate::sdcard::firmware_files(d)?,
+            None => Vec::new(),
+        };
+        crate::sdcard::check_raw_writes(&spec.raw_writes, &layout)?;
         for (role, what, files) in [
             (Role::Esp, "ESP", &boot_plan.esp),
             (Role::Boot, "BOOT", &boot_plan.boot),
+            (Role::Firmware, crate::sdcard::FIRMWARE_LABEL, &firmware),
         ] {
             let Some(p) = layout.partition(role) else {
                 continue;
@@ -442,7 +457,12 @@ fn build_inner(
             let r = p.byte_range();
             let opts = fat::FormatOptions {
                 label: Some(what.to_string()),
-                volume_id: crate::disk::volume_id(&spec.layout.ids, what),
+                volume_id: match (&spec.layout.ids, role) {
+                    (ptable::Identifiers::MakeDiskImage { .. }, Role::Firmware) => {
+                        ptable::SD_FIRMWARE_ID
+                    }
+                    _ => crate::disk::volume_id(&spec.layout.ids, what),
+                },
                 hidden_sectors: u32::try_from(p.first_lba).unwrap_or(u32::MAX),
                 timestamp: spec.timestamp,
                 ..fat::FormatOptions::default()
@@ -472,6 +492,7 @@ fn build_inner(
         fs_plan: &fs_plan,
         fats: &fats,
         boot: &boot_plan,
+        raw_writes: &spec.raw_writes,
     };
     let used = fs_plan
         .size_bytes()
@@ -514,6 +535,22 @@ fn build_inner(
                 opts.source_date_epoch = Some(u64::try_from(spec.timestamp).unwrap_or(0));
             }
             let src = Counted::new(&disk, count);
+            if let [(format, out)] = outs.as_slice()
+                && crate::sdcard::wants_zstd(&spec.output)
+            {
+                // A .zst output is the raw image compressed as it is read: no raw file.
+                if *format != Format::Raw {
+                    return Err(BuildError::InvalidInput(format!(
+                        "{}: a .zst output is a zstd-compressed raw image; the format is {format}",
+                        spec.output.display(),
+                    )));
+                }
+                crate::sdcard::compress_zstd(&src, out.file(), &spec.output, spec.threads)?;
+                return Ok((
+                    (),
+                    format!("raw, zstd-compressed ({})", spec.output.display()),
+                ));
+            }
             let detail = crate::outputs::convert_all(&src, &outs, &opts)?;
             Ok(((), detail))
         },
@@ -547,6 +584,7 @@ struct Parts<'a> {
     fs_plan: &'a ext4::Plan,
     fats: &'a [(std::ops::Range<u64>, &'static str, fat::Plan)],
     boot: &'a boot::Plan,
+    raw_writes: &'a [crate::sdcard::RawWrite],
 }
 
 impl Parts<'_> {
@@ -563,6 +601,7 @@ impl Parts<'_> {
         let counted = Counted::new(&tracked, count);
         self.layout.write_table(&counted)?;
         crate::bootloader::write_bios(self.boot, self.layout, &counted)?;
+        crate::sdcard::write_raw(self.raw_writes, &counted)?;
         let r = self
             .layout
             .partition(Role::Root)
@@ -587,10 +626,14 @@ fn plan_bootloader(
     root_uuid: &[u8; 16],
 ) -> Result<boot::Plan, BuildError> {
     let disk = crate::bootloader::disk_for(spec.layout.table);
-    let wanted = match spec.bootloader {
+    let bootloader = match (spec.bootloader, spec.layout.table) {
+        (Bootloader::Auto, TableType::SdCard) => Bootloader::Extlinux,
+        (b, _) => b,
+    };
+    let wanted = match bootloader {
         Bootloader::None => false,
         Bootloader::Auto => disk.esp || disk.bios.is_some(),
-        Bootloader::SystemdBoot | Bootloader::Grub => true,
+        Bootloader::SystemdBoot | Bootloader::Grub | Bootloader::Extlinux => true,
     };
     if !wanted {
         return Ok(boot::Plan::default());
@@ -613,7 +656,7 @@ fn plan_bootloader(
         })
     };
     let req = boot::Request {
-        bootloader: spec.bootloader,
+        bootloader,
         disk,
         closure: &store,
         toplevel: toplevel.as_str(),
@@ -727,6 +770,7 @@ mod tests {
             fs_plan: &fs_plan,
             fats: &fats,
             boot: &boot,
+            raw_writes: &[],
         };
         let file = dir.path().join("direct.img");
         let direct = SparseFile::create(&file, layout.disk_size).unwrap();

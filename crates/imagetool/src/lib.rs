@@ -86,6 +86,7 @@ mod meter;
 pub mod mkfs;
 mod outputs;
 pub mod probe;
+pub mod sdcard;
 pub mod spec;
 pub mod variant;
 

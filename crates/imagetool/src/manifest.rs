@@ -29,6 +29,7 @@ fn role_name(r: Role) -> &'static str {
         Role::Boot => "boot",
         Role::BiosBoot => "bios-boot",
         Role::Root => "root",
+        Role::Firmware => "firmware",
     }
 }
 

@@ -18,33 +18,35 @@ pub(crate) fn convert_all<S>(
 where
     S: ReadAt + Extents + Sync + ?Sized,
 {
-    let results: Vec<(Format, Result<vdisk::Report, BuildError>)> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = outs
-                .iter()
-                .map(|(f, out)| {
-                    let f = *f;
-                    scope.spawn(move || {
-                        (f, vdisk::convert_into(src, f, out, opts).map_err(BuildError::from))
-                    })
+    let results: Vec<(Format, Result<vdisk::Report, BuildError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = outs
+            .iter()
+            .map(|(f, out)| {
+                let f = *f;
+                scope.spawn(move || {
+                    (
+                        f,
+                        vdisk::convert_into(src, f, out, opts).map_err(BuildError::from),
+                    )
                 })
-                .collect();
-            handles
-                .into_iter()
-                .zip(outs)
-                .map(|(h, (f, out))| {
-                    h.join().unwrap_or_else(|_| {
-                        (
-                            *f,
-                            Err(BuildError::Io {
-                                path: out.dest().to_path_buf(),
-                                source: std::io::Error::other("the writer thread panicked"),
-                            }),
-                        )
-                    })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(outs)
+            .map(|(h, (f, out))| {
+                h.join().unwrap_or_else(|_| {
+                    (
+                        *f,
+                        Err(BuildError::Io {
+                            path: out.dest().to_path_buf(),
+                            source: std::io::Error::other("the writer thread panicked"),
+                        }),
+                    )
                 })
-                .collect()
-        });
+            })
+            .collect()
+    });
     let mut detail = Vec::new();
     for (f, r) in results {
         let r = r?;

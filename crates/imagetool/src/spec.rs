@@ -253,7 +253,7 @@ pub struct Spec {
     pub verify: bool,
 
     // ---- make-disk-image's arguments ----
-    /// `partitionTableType`: legacy, legacy+boot, legacy+gpt, efi, efixbootldr, hybrid, none.
+    /// `partitionTableType`: legacy, legacy+boot, legacy+gpt, efi, efixbootldr, hybrid, none; or imagetool's `sd-card` (sd-image.nix).
     #[serde(default = "default_table")]
     pub partition_table_type: String,
     /// `format`: raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream;
@@ -331,7 +331,7 @@ pub struct Spec {
     pub reproducible: Option<bool>,
 
     // ---- imagetool's own ----
-    /// The bootloader: `auto`, `systemd-boot`, `grub` or `none`; overrides
+    /// The bootloader: `auto`, `systemd-boot`, `grub`, `extlinux` or `none`; overrides
     /// `installBootLoader`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootloader: Option<String>,
@@ -344,9 +344,21 @@ pub struct Spec {
     /// Codec of `qcow2-compressed`: `deflate` or `zstd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
-    /// The image file (outside a Nix build).
+    /// The image file (outside a Nix build); `….zst`: a zstd-compressed raw image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<PathBuf>,
+    /// `sd-card`: a directory whose files go into the firmware partition
+    /// (`populateFirmwareCommands`' `./firmware`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_dir: Option<PathBuf>,
+    /// Files written raw into the disk, `FILE@OFFSET` (bytes): U-Boot or an SPL, as
+    /// sd-image.nix's `postBuildCommands` `dd`s them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub raw_writes: Vec<String>,
+    /// `sd-card`: the partition with the bootable flag, `firmware` (sd-image.nix's today) or
+    /// `root` (where U-Boot's distro boot then finds `/boot/extlinux`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sd_bootable: Option<String>,
     /// Data-copy threads (0: one per core); never changes the output.
     #[serde(default)]
     pub threads: usize,
@@ -404,6 +416,9 @@ impl Default for Spec {
             seed: None,
             compression: None,
             output: None,
+            firmware_dir: None,
+            raw_writes: Vec::new(),
+            sd_bootable: None,
             threads: 0,
             source_date_epoch: None,
             variant: None,
@@ -509,7 +524,7 @@ impl Spec {
             Some("none") => Ok(Bootloader::None),
             Some(o) => Err(Error::invalid(
                 "bootloader",
-                format!("{o:?}: expected auto, systemd-boot, grub or none"),
+                format!("{o:?}: expected auto, systemd-boot, grub, extlinux or none"),
             )),
         }
     }
@@ -654,6 +669,26 @@ impl Spec {
             .timestamp(self.source_date_epoch.unwrap_or(default_timestamp));
         spec.label = self.label.clone();
         spec.root_fs_uuid = self.root_fsuid.clone();
+        spec.firmware_dir = self.firmware_dir.clone();
+        spec.raw_writes = self
+            .raw_writes
+            .iter()
+            .map(|w| {
+                w.parse()
+                    .map_err(|e: String| Error::invalid("rawWrites", e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(b) = &self.sd_bootable {
+            spec.sd_boot_flag = b
+                .parse()
+                .map_err(|e: String| Error::invalid("sdBootable", e))?;
+        }
+        if spec.firmware_dir.is_some() && spec.layout.table != TableType::SdCard {
+            return Err(Error::invalid(
+                "firmwareDir",
+                "only the sd-card table has a firmware partition",
+            ));
+        }
         Ok(spec)
     }
 
@@ -983,6 +1018,9 @@ impl ImageSpec {
             output,
             threads: 0,
             timestamp: 315_532_800,
+            firmware_dir: None,
+            raw_writes: Vec::new(),
+            sd_boot_flag: crate::sdcard::BootFlag::default(),
         }
     }
 

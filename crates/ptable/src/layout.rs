@@ -37,6 +37,11 @@ pub enum TableType {
     Hybrid,
     /// No table: the disk is the root filesystem.
     None,
+    /// nixpkgs' `sd-image.nix`: MBR (disk signature `firmwarePartitionID`), a bootable
+    /// `W95 FAT32` (0x0b) firmware partition of `firmwareSize` (30 MiB) at
+    /// `firmwarePartitionOffset` (8 MiB), then Linux to the end. Not a make-disk-image type
+    /// (not in [`TableType::ALL`]).
+    SdCard,
 }
 
 impl TableType {
@@ -62,6 +67,7 @@ impl TableType {
             TableType::EfiXbootldr => "efixbootldr",
             TableType::Hybrid => "hybrid",
             TableType::None => "none",
+            TableType::SdCard => "sd-card",
         }
     }
 
@@ -95,9 +101,14 @@ impl FromStr for TableType {
     fn from_str(s: &str) -> Result<Self> {
         TableType::ALL
             .into_iter()
+            .chain([TableType::SdCard])
             .find(|t| t.name() == s)
             .ok_or_else(|| {
-                let names: Vec<&str> = TableType::ALL.iter().map(|t| t.name()).collect();
+                let names: Vec<&str> = TableType::ALL
+                    .iter()
+                    .chain(&[TableType::SdCard])
+                    .map(|t| t.name())
+                    .collect();
                 Error::new(
                     ErrorKind::InvalidInput,
                     format!(
@@ -162,6 +173,14 @@ pub const DEFAULT_ROOT_GUID: Guid = Guid::from_str_const("F222513B-DED1-49FA-B59
 pub const MDI_DISK_GUID: Guid = Guid::from_str_const("97FD5997-F390-0B4A-A3F8-D106C1723AEA");
 /// make-disk-image's `--partition-guid=1:…`.
 pub const MDI_PART1_GUID: Guid = Guid::from_str_const("1C06F03B-704E-4657-B9CD-681A087A2FDC");
+/// sd-image.nix's `firmwarePartitionOffset`: the firmware partition's start, in MiB.
+pub const SD_FIRMWARE_OFFSET_MIB: u64 = 8;
+/// sd-image.nix's `firmwareSize`: the firmware partition's size, in MiB.
+pub const SD_FIRMWARE_SIZE_MIB: u64 = 30;
+/// sd-image.nix's `firmwarePartitionID`: the MBR disk signature and the firmware FAT's volume
+/// ID.
+pub const SD_FIRMWARE_ID: u32 = 0x2178_694e;
+
 /// make-disk-image's `--partition-guid=2:…` (all types but `efi`).
 pub const MDI_PART2_GUID: Guid = Guid::from_str_const("970C694F-AFD0-4B99-B750-CDB7A329AB6F");
 
@@ -208,6 +227,8 @@ pub enum Role {
     BiosBoot,
     /// The root filesystem.
     Root,
+    /// The sd-card firmware partition (FAT, label `FIRMWARE`), mounted at `/boot/firmware`.
+    Firmware,
 }
 
 impl Role {
@@ -217,6 +238,7 @@ impl Role {
             Role::Boot => "partition-boot",
             Role::BiosBoot => "partition-bios-boot",
             Role::Root => "partition-root",
+            Role::Firmware => "partition-firmware",
         }
     }
 }
@@ -512,6 +534,24 @@ fn specs(t: TableType, boot_end: u64) -> Vec<Spec> {
             name: "",
             bootable: false,
         }],
+        TableType::SdCard => vec![
+            Spec {
+                role: Role::Firmware,
+                first: SD_FIRMWARE_OFFSET_MIB * m,
+                last: Some((SD_FIRMWARE_OFFSET_MIB + SD_FIRMWARE_SIZE_MIB) * m - 1),
+                kind: PartType::Mbr(mbr::TYPE_FAT32),
+                name: "FIRMWARE",
+                bootable: true,
+            },
+            Spec {
+                role: Role::Root,
+                first: (SD_FIRMWARE_OFFSET_MIB + SD_FIRMWARE_SIZE_MIB) * m,
+                last: None,
+                kind: PartType::Mbr(mbr::TYPE_LINUX),
+                name: "primary",
+                bootable: false,
+            },
+        ],
     }
 }
 
@@ -548,10 +588,16 @@ fn identifiers(opts: &LayoutOptions, t: TableType) -> (Option<Guid>, Option<u32>
             )
         }
     };
+    let sig = match (&opts.ids, t) {
+        (Identifiers::MakeDiskImage { .. }, TableType::SdCard) => SD_FIRMWARE_ID,
+        _ => sig,
+    };
     let sig = opts.mbr_signature.unwrap_or(sig);
     match t {
         TableType::None => (None, None, Vec::new()),
-        TableType::Legacy | TableType::LegacyBoot => (None, Some(sig), Vec::new()),
+        TableType::Legacy | TableType::LegacyBoot | TableType::SdCard => {
+            (None, Some(sig), Vec::new())
+        }
         _ => (Some(disk), None, guids),
     }
 }
@@ -614,7 +660,13 @@ impl DiskLayout {
             };
             let first = u32::try_from(p.first_lba).map_err(|_| overflow("MBR start"))?;
             let count = u32::try_from(p.sectors()).map_err(|_| overflow("MBR size"))?;
-            *slot = MbrEntry::new(kind, first, count, p.bootable, Geometry::PARTED_FILE);
+            // make-disk-image's tables come from parted, sd-image.nix's from sfdisk.
+            let geometry = if self.table == TableType::SdCard {
+                Geometry::SFDISK_FILE
+            } else {
+                Geometry::PARTED_FILE
+            };
+            *slot = MbrEntry::new(kind, first, count, p.bootable, geometry);
         }
         Ok(vec![(0, m.encode().to_vec())])
     }

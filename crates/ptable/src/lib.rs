@@ -49,7 +49,8 @@ pub use guid::Guid;
 pub use layout::{
     BootSizeRounding, DEFAULT_ROOT_GUID, DiskLayout, DiskSize, Identifiers, LayoutOptions,
     MAX_DISK_BYTES, MDI_DISK_GUID, MDI_PART1_GUID, MDI_PART2_GUID, MIB, PartType, Partition,
-    Requirements, Role, TableType, plan,
+    Requirements, Role, SD_FIRMWARE_ID, SD_FIRMWARE_OFFSET_MIB, SD_FIRMWARE_SIZE_MIB, TableType,
+    plan,
 };
 
 /// The kind of table found on a disk.

@@ -19,6 +19,8 @@ pub const TYPE_GPT_PROTECTIVE: u8 = 0xee;
 pub const TYPE_FAT32_LBA: u8 = 0x0c;
 /// Partition type `Linux`.
 pub const TYPE_LINUX: u8 = 0x83;
+/// Partition type `W95 FAT32` (CHS), what sd-image.nix gives its firmware partition.
+pub const TYPE_FAT32: u8 = 0x0b;
 
 /// A disk geometry used only to fill the legacy CHS fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +37,13 @@ impl Geometry {
     pub const PARTED_FILE: Geometry = Geometry {
         heads: 4,
         sectors: 32,
+    };
+
+    /// The geometry sfdisk (libfdisk) assumes for a regular image file (255 heads, 63 sectors
+    /// per track): sd-image.nix runs sfdisk on a file.
+    pub const SFDISK_FILE: Geometry = Geometry {
+        heads: 255,
+        sectors: 63,
     };
 
     /// Encodes `lba` as the three CHS bytes (head, sector | cylinder high bits, cylinder low

@@ -6,6 +6,11 @@
 //! a temporary copy of `OVMF_VARS_4M.fd` on unit 1). Machine `q35`, drives as `virtio-blk-pci`
 //! with `snapshot=on` (the image is never modified), `-nodefaults -display none -no-reboot`.
 //!
+//! aarch64 (`qemu-system-aarch64 -M virt -cpu max`, TCG, `-smp` [`BootConfig::cpus`] for
+//! multi-threaded TCG): AAVMF (`AAVMF_CODE.fd` on pflash unit 0, a copy of `AAVMF_VARS.fd` on
+//! unit 1) or U-Boot (`-bios u-boot.bin`, which boots the disk's `extlinux/extlinux.conf`).
+//! The serial console is the PL011 `ttyAMA0`.
+//!
 //! Acceleration: KVM only when `kvm_intel` or `kvm_amd` is loaded and `/dev/kvm` opens
 //! read-write (other KVM modules such as `kvm_pvm` hang stock kernels), else TCG with
 //! `-cpu max`. `IMAGETOOL_QEMU_ACCEL=tcg|kvm` forces a choice.
@@ -16,7 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::tools::{OVMF_CODE, OVMF_VARS, QEMU_SYSTEM, SEABIOS};
+use crate::tools::{
+    AAVMF_CODE, AAVMF_VARS, OVMF_CODE, OVMF_VARS, QEMU_SYSTEM, QEMU_SYSTEM_AARCH64, SEABIOS, Tool,
+    UBOOT_QEMU_ARM64,
+};
 use crate::{Error, ErrorKind, Result, tail};
 
 /// How the guest is started.
@@ -35,6 +43,39 @@ pub enum Firmware {
     SeaBios,
     /// UEFI boot.
     Ovmf,
+    /// UEFI boot of an aarch64 `virt` machine.
+    Aavmf,
+    /// U-Boot on an aarch64 `virt` machine (its distro boot finds `extlinux/extlinux.conf`).
+    UBootArm64,
+}
+
+impl Firmware {
+    /// True for the aarch64 `virt` machine's firmwares.
+    #[must_use]
+    pub fn is_aarch64(&self) -> bool {
+        matches!(self, Firmware::Aavmf | Firmware::UBootArm64)
+    }
+
+    /// The QEMU system emulator this firmware runs on.
+    #[must_use]
+    pub fn qemu(&self) -> Tool {
+        if self.is_aarch64() {
+            QEMU_SYSTEM_AARCH64
+        } else {
+            QEMU_SYSTEM
+        }
+    }
+
+    /// The firmware files this boot reads (code and variable template).
+    #[must_use]
+    pub fn files(&self) -> Vec<Tool> {
+        match self {
+            Firmware::Ovmf => vec![OVMF_CODE, OVMF_VARS],
+            Firmware::Aavmf => vec![AAVMF_CODE, AAVMF_VARS],
+            Firmware::UBootArm64 => vec![UBOOT_QEMU_ARM64],
+            Firmware::Kernel { .. } | Firmware::SeaBios => vec![SEABIOS],
+        }
+    }
 }
 
 /// A disk container format QEMU reads.
@@ -109,6 +150,8 @@ pub struct BootConfig {
     pub fail_when: Vec<String>,
     /// Forced accelerator (`None`: detect, or `IMAGETOOL_QEMU_ACCEL`).
     pub accel: Option<Accel>,
+    /// Virtual CPUs (`-smp`; more than one lets TCG run them on several host threads).
+    pub cpus: u32,
 }
 
 impl BootConfig {
@@ -129,6 +172,7 @@ impl BootConfig {
             stop_when: Vec::new(),
             fail_when: vec![FAIL_MARKER.to_string()],
             accel: None,
+            cpus: 1,
         }
     }
 
@@ -208,7 +252,14 @@ pub fn qemu_args(cfg: &BootConfig, accel: Accel, log: &Path, vars: &Path) -> Vec
     push("-nodefaults");
     push("-no-user-config");
     push("-machine");
-    push("q35");
+    let aarch64 = cfg.firmware.is_aarch64();
+    // A foreign guest never runs on KVM.
+    let accel = if aarch64 { Accel::Tcg } else { accel };
+    push(if aarch64 { "virt" } else { "q35" });
+    if cfg.cpus > 1 {
+        push("-smp");
+        push(&cfg.cpus.to_string());
+    }
     match accel {
         Accel::Kvm => ["-accel", "kvm", "-cpu", "host"]
             .iter()
@@ -245,11 +296,16 @@ pub fn qemu_args(cfg: &BootConfig, accel: Accel, log: &Path, vars: &Path) -> Vec
             push("-bios");
             push(SEABIOS.name);
         }
-        Firmware::Ovmf => {
+        Firmware::UBootArm64 => {
+            push("-bios");
+            push(UBOOT_QEMU_ARM64.name);
+        }
+        Firmware::Ovmf | Firmware::Aavmf => {
+            let code = if aarch64 { AAVMF_CODE } else { OVMF_CODE };
             push("-drive");
             push(&format!(
                 "if=pflash,format=raw,unit=0,readonly=on,file={}",
-                escape(Path::new(OVMF_CODE.name))
+                escape(Path::new(code.name))
             ));
             push("-drive");
             push(&format!(
@@ -314,15 +370,9 @@ pub fn qemu_args(cfg: &BootConfig, accel: Accel, log: &Path, vars: &Path) -> Vec
 /// `ToolMissing` (QEMU, firmware); `ToolFailed` when QEMU cannot start or exits with an error
 /// before the guest ran; `Io`.
 pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
-    let qemu = QEMU_SYSTEM.path()?;
-    match &cfg.firmware {
-        Firmware::Ovmf => {
-            OVMF_CODE.path()?;
-            OVMF_VARS.path()?;
-        }
-        _ => {
-            SEABIOS.path()?;
-        }
+    let qemu = cfg.firmware.qemu().path()?;
+    for f in cfg.firmware.files() {
+        f.path()?;
     }
     for p in cfg
         .drives
@@ -341,12 +391,21 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
     let tmp = tempfile::tempdir().map_err(|e| Error::io(Path::new("tempdir"), e))?;
     let log = tmp.path().join("serial.log");
     let vars = tmp.path().join("OVMF_VARS.fd");
-    if cfg.firmware == Firmware::Ovmf {
-        std::fs::copy(OVMF_VARS.name, &vars).map_err(|e| Error::io(&vars, e))?;
+    let template = match cfg.firmware {
+        Firmware::Ovmf => Some(OVMF_VARS.name),
+        Firmware::Aavmf => Some(AAVMF_VARS.name),
+        _ => None,
+    };
+    if let Some(t) = template {
+        std::fs::copy(t, &vars).map_err(|e| Error::io(&vars, e))?;
     }
     let stderr_path = tmp.path().join("qemu.stderr");
     let stderr = std::fs::File::create(&stderr_path).map_err(|e| Error::io(&stderr_path, e))?;
-    let accel = cfg.accel.unwrap_or_else(detect_accel);
+    let accel = if cfg.firmware.is_aarch64() {
+        Accel::Tcg
+    } else {
+        cfg.accel.unwrap_or_else(detect_accel)
+    };
     let args = qemu_args(cfg, accel, &log, &vars);
     let mut command = vec![qemu.clone().into_os_string()];
     command.extend(args.iter().cloned());
@@ -393,7 +452,7 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
     {
         return Err(Error::new(
             ErrorKind::ToolFailed,
-            "qemu-system-x86_64",
+            cfg.firmware.qemu().name,
             format!("exited with {st} before the guest wrote anything\n{qemu_stderr}"),
         ));
     }

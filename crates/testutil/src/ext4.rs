@@ -24,6 +24,22 @@ fn device(t: &Target<'_>) -> Result<(String, Option<Materialized>)> {
     Ok((p, Some(m)))
 }
 
+/// One file's contents, dumped by `debugfs -R "dump <path> <tmp>"`.
+///
+/// # Errors
+/// `Finding` when debugfs cannot dump it (no such file); `ToolMissing`; `Io`.
+pub fn dump_file(t: &Target<'_>, path: &str) -> Result<Vec<u8>> {
+    let (dev, _keep) = device(t)?;
+    let tmp = tempfile::tempdir().map_err(|e| Error::io(Path::new("tempdir"), e))?;
+    let out_path = tmp.path().join("dumped");
+    let req = format!("dump {path} {}", out_path.display());
+    let out = run(DEBUGFS, &["-R", req.as_str(), dev.as_str()], &[])?;
+    match std::fs::read(&out_path) {
+        Ok(b) if out.status.success() => Ok(b),
+        _ => Err(out.finding(&format!("debugfs could not dump {path}"))),
+    }
+}
+
 /// Runs `e2fsck -fn` and succeeds only when it exits 0 and asks no "Fix?"-style question.
 /// For a range, also checks that the filesystem's size fits inside it.
 ///

@@ -56,6 +56,17 @@ pub const SEABIOS: Tool = Tool::new("/usr/share/seabios/bios-256k.bin", "seabios
 pub const OVMF_CODE: Tool = Tool::new("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf");
 /// OVMF variable store template (copied to a writable pflash unit 1).
 pub const OVMF_VARS: Tool = Tool::new("/usr/share/OVMF/OVMF_VARS_4M.fd", "ovmf");
+/// `qemu-system-aarch64` (qemu-system-arm, from bookworm-backports on Debian 12).
+pub const QEMU_SYSTEM_AARCH64: Tool = Tool::new("qemu-system-aarch64", "qemu-system-arm");
+/// AAVMF (EDK II for aarch64) code, pflash unit 0 of `-M virt`.
+pub const AAVMF_CODE: Tool = Tool::new("/usr/share/AAVMF/AAVMF_CODE.fd", "qemu-efi-aarch64");
+/// AAVMF variable store template (copied to pflash unit 1).
+pub const AAVMF_VARS: Tool = Tool::new("/usr/share/AAVMF/AAVMF_VARS.fd", "qemu-efi-aarch64");
+/// `zstd` (decompresses `.img.zst` images).
+pub const ZSTD: Tool = Tool::new("zstd", "zstd");
+/// U-Boot for QEMU's aarch64 `virt` machine (`-bios`).
+pub const UBOOT_QEMU_ARM64: Tool =
+    Tool::new("/usr/lib/u-boot/qemu_arm64/u-boot.bin", "u-boot-qemu");
 
 /// `apt-get` (fetches the fixture's Debian packages).
 pub const APT_GET: Tool = Tool::new("apt-get", "apt");
@@ -86,8 +97,6 @@ pub const TAR: Tool = Tool::new("tar", "tar");
 pub const GZIP: Tool = Tool::new("gzip", "gzip");
 /// `bzip2`.
 pub const BZIP2: Tool = Tool::new("bzip2", "bzip2");
-/// `zstd`.
-pub const ZSTD: Tool = Tool::new("zstd", "zstd");
 /// `xz` (xz-utils).
 pub const XZ: Tool = Tool::new("xz", "xz-utils");
 /// `xmllint` (libxml2-utils): XML Schema validation.

@@ -49,8 +49,8 @@ mod vdi_read;
 mod vhd;
 mod vhd_read;
 mod vhdx;
-pub mod vma;
 mod vhdx_read;
+pub mod vma;
 mod vmdk;
 mod vmdk_read;
 

@@ -43,6 +43,9 @@ const SETTINGS: &[&str] = &[
     "compression",
     "variant",
     "archive_compression",
+    "firmware_dir",
+    "raw_write",
+    "sd_bootable",
 ];
 
 /// Arguments of `build`.
@@ -96,13 +99,15 @@ pub struct Args {
     #[arg(long)]
     only_nix_store: bool,
     /// Bootloader: auto (systemd-boot for EFI when the closure has it, else GRUB; GRUB for
-    /// BIOS; none for --partition none), systemd-boot, grub or none.
+    /// BIOS; extlinux for sd-card; none for --partition none), systemd-boot, grub, extlinux
+    /// or none.
     /// [default: auto]
     #[arg(long)]
     bootloader: Option<String>,
     /// raw, qcow2, qcow2-compressed, vdi, vpc, vhd-fixed, vhdx, vmdk, vmdk-stream, or iso (the
-    /// live/installer ISO; with --compression zstd an .iso.zst) [default: raw, or the variant's]. Comma-separated (`qcow2,vhdx`) writes each from one plan, the
-    /// others next to --output with their own extension.
+    /// live/installer ISO; with --compression zstd an .iso.zst) [default: raw, or the
+    /// variant's]. Comma-separated (`qcow2,vhdx`) writes each from one plan, the others next to
+    /// --output with their own extension.
     #[arg(long)]
     format: Option<String>,
     /// Build a nixpkgs image variant (`imagetool variants` lists them): its module's table,
@@ -125,6 +130,17 @@ pub struct Args {
     /// Codec of qcow2-compressed: deflate or zstd.
     #[arg(long)]
     compression: Option<String>,
+    /// --partition sd-card: copy this directory's files into the FIRMWARE partition.
+    #[arg(long)]
+    firmware_dir: Option<PathBuf>,
+    /// Write FILE raw into the disk at byte OFFSET (U-Boot, an SPL), as FILE@OFFSET;
+    /// repeatable.
+    #[arg(long, value_name = "FILE@OFFSET")]
+    raw_write: Vec<String>,
+    /// --partition sd-card: the partition marked bootable, firmware (sd-image.nix's) or root
+    /// (U-Boot's distro boot then finds /boot/extlinux on the root).
+    #[arg(long)]
+    sd_bootable: Option<String>,
     /// Data-copy and compression threads (0: one per core); never changes the output.
     #[arg(long)]
     threads: Option<usize>,
@@ -197,6 +213,9 @@ impl Args {
             compression: self.compression.clone(),
             output: self.output.clone(),
             archive_compression: self.archive_compression.clone(),
+            firmware_dir: self.firmware_dir.clone(),
+            raw_writes: self.raw_write.clone(),
+            sd_bootable: self.sd_bootable.clone(),
             ..base
         };
         self.layout.fill_spec(&mut spec);

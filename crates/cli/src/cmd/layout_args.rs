@@ -10,7 +10,7 @@ use imagetool::spec::Spec;
 #[derive(Debug, Args)]
 pub struct LayoutArgs {
     /// make-disk-image's partitionTableType: legacy, legacy+boot, legacy+gpt, efi,
-    /// efixbootldr, hybrid, none.
+    /// efixbootldr, hybrid, none; or sd-card (sd-image.nix).
     /// [default: legacy, or the variant's]
     #[arg(long = "partition", visible_alias = "partition-table")]
     partition: Option<String>,
