@@ -45,7 +45,7 @@ use std::path::PathBuf;
 
 pub use imagetool_blockio::WriteAt;
 pub use imagetool_fstree::Tree;
-pub use plan::{Plan, plan};
+pub use plan::{MAX_TIMESTAMP, Plan, plan};
 
 /// The block size: 4 KiB, as mkfs.ext4 uses for every filesystem over 512 MiB.
 pub const BLOCK_SIZE: u64 = 4096;

@@ -40,8 +40,8 @@ mod tree;
 
 pub use error::{Error, ErrorKind, Result};
 pub use format::{
-    FileJob, FormatOptions, Plan, civil_date, derive_volume_id, dos_datetime, format, label_bytes,
-    plan,
+    DOS_MAX, DOS_MIN, FileJob, FormatOptions, Plan, civil_date, derive_volume_id, dos_datetime,
+    format, label_bytes, plan,
 };
 pub use params::{FatType, Params, SECTOR};
 pub use tree::{Node, Source, Tree};
