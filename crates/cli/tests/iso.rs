@@ -1,11 +1,11 @@
-//! `imagetool build --format iso`: the fixture's ISO and its `.iso.zst`, and the errors that
-//! name a missing option.
+//! `imagetool build --format iso`: the fixture's ISO (native store image) and its `.iso.zst`,
+//! `--store-image` and `--squashfs-comp`, and the errors that name a bad option.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use imagetool_testutil::tools::{GRUB_MKIMAGE, MKSQUASHFS, XORRISO};
-use imagetool_testutil::{iso, require_tools};
+use imagetool_testutil::tools::{GRUB_MKIMAGE, UNSQUASHFS, XORRISO};
+use imagetool_testutil::{iso, require_tools, squashfs};
 
 fn imagetool(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_imagetool"))
@@ -21,15 +21,9 @@ fn p(path: &Path) -> &str {
 
 #[test]
 fn test_format_iso_plain_and_zstd_hold_the_same_image() {
-    require_tools!(MKSQUASHFS, GRUB_MKIMAGE, XORRISO);
+    require_tools!(GRUB_MKIMAGE, XORRISO, UNSQUASHFS);
     let fx = imagetool_fixture::ensure().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let squashfs = dir.path().join("store.squashfs");
-    let reg = dir.path().join("nix-path-registration");
-    std::fs::copy(fx.dir.join("registration"), &reg).unwrap();
-    let mut sources = vec![reg];
-    sources.extend(fx.store_paths.iter().map(|s| fx.host_path(s)));
-    iso::mksquashfs(&sources, &squashfs).unwrap();
     let iso_out = dir.path().join("nixos.iso");
     let zst_out = dir.path().join("nixos.iso.zst");
     for (out, extra) in [(&iso_out, None), (&zst_out, Some("zstd"))] {
@@ -43,8 +37,6 @@ fn test_format_iso_plain_and_zstd_hold_the_same_image() {
             p(&fx.dir),
             "--store-root",
             p(&fx.store_root),
-            "--store-image",
-            p(&squashfs),
             "--output",
             p(out),
         ];
@@ -61,13 +53,66 @@ fn test_format_iso_plain_and_zstd_hold_the_same_image() {
     assert!(plain == unpacked, "the .iso.zst holds another image");
     let r = iso::boot_report(&iso_out).unwrap();
     assert_eq!(r.images.len(), 2, "{}", r.text);
+    // Nothing but the outputs is left beside them (the store image's temporary is gone).
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["nixos.iso", "nixos.iso.zst"]);
+
+    // The store image inside, and --squashfs-comp: an xz one, then that image given back
+    // with --store-image lands in the ISO byte for byte.
+    let inner = |iso_path: &Path| {
+        let l = &iso::listing(iso_path, false).unwrap()["/nix-store.squashfs"];
+        let start = l.extent.unwrap() as usize * 2048;
+        std::fs::read(iso_path).unwrap()[start..start + l.size as usize].to_vec()
+    };
+    let sq = dir.path().join("store.squashfs");
+    std::fs::write(&sq, inner(&iso_out)).unwrap();
+    assert_eq!(squashfs::stat(&sq).unwrap().compression(), Some("zstd"));
+    let xz_out = dir.path().join("xz.iso");
+    let given_out = dir.path().join("given.iso");
+    let base = [
+        "build",
+        "--format",
+        "iso",
+        "--toplevel",
+        &fx.toplevel,
+        "--closure-info",
+        p(&fx.dir),
+        "--store-root",
+        p(&fx.store_root),
+    ];
+    let o = imagetool(
+        &[
+            &base[..],
+            &["--squashfs-comp", "xz", "--output", p(&xz_out)],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let xz = dir.path().join("xz.squashfs");
+    std::fs::write(&xz, inner(&xz_out)).unwrap();
+    let st = squashfs::stat(&xz).unwrap();
+    assert_eq!(st.compression(), Some("xz"), "{}", st.text);
+    assert!(squashfs::listing(&xz).unwrap() == squashfs::listing(&sq).unwrap());
+    let o = imagetool(
+        &[
+            &base[..],
+            &["--store-image", p(&xz), "--output", p(&given_out)],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(inner(&given_out) == std::fs::read(&xz).unwrap());
 }
 
 #[test]
-fn test_format_iso_names_what_is_missing() {
+fn test_format_iso_names_a_bad_store_image_option() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.iso");
-    let o = imagetool(&[
+    let base = [
         "build",
         "--format",
         "iso",
@@ -77,9 +122,22 @@ fn test_format_iso_names_what_is_missing() {
         p(dir.path()),
         "--output",
         p(&out),
-    ]);
+    ];
+    for (extra, needle) in [
+        (&["--squashfs-comp", "lzo"][..], "--squashfs-comp"),
+        (
+            &["--store-image", "/nonexistent", "--squashfs-level", "3"][..],
+            "--store-image",
+        ),
+    ] {
+        let o = imagetool(&[&base[..], extra].concat());
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{err}");
+        assert!(!out.exists());
+    }
+    let o = imagetool(&base);
     assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("--store-image"), "{err}");
     assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

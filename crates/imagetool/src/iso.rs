@@ -22,6 +22,10 @@
 //! Files outside the squashfs get `mkisofs -r`'s rationalised modes (0444, or 0555 with any
 //! execute bit), owner root and `SOURCE_DATE_EPOCH` as every date (`-volume_date
 //! all_file_dates`).
+//!
+//! The store image is written natively by default ([`StoreImage::Native`], as
+//! `make-squashfs.nix` lays it out) into an unnamed temporary file beside the output, and
+//! copied into the ISO from there; [`StoreImage::File`] takes one made elsewhere.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,6 +44,45 @@ pub enum StoreImage {
     /// A squashfs image made elsewhere, holding the closure's store paths and
     /// `nix-path-registration` at its root (what `make-squashfs.nix` makes).
     File(PathBuf),
+    /// Written by [`crate::squashfs`] with these options, laid out as `make-squashfs.nix`
+    /// lays it out: a root directory (mode 0755, owner 0) holding `nix-path-registration`
+    /// (0444) and one entry per store path of the closure, with the store's canonical
+    /// metadata, every owner 0 and hard links as copies (`-all-root -no-hardlinks
+    /// -keep-as-directory`). `mkfs_time` is set to [`IsoSpec::epoch`]; `hard_links` is
+    /// forced off.
+    Native(crate::squashfs::Options),
+}
+
+impl StoreImage {
+    /// Upstream's default `isoImage.squashfsCompression`, `zstd -Xcompression-level 19`,
+    /// with `make-squashfs.nix`'s 1 MiB blocks.
+    #[must_use]
+    pub fn native_default() -> Self {
+        StoreImage::Native(native_options(crate::squashfs::Compression::Zstd, Some(19)))
+    }
+}
+
+/// `make-squashfs.nix`'s squashfs options (`-b 1048576 -no-hardlinks`) with `compression` at
+/// `level` (`None`: the compressor's default). xz gets `-Xbcj x86`, as upstream's x86 ISOs
+/// had it.
+#[must_use]
+pub fn native_options(
+    compression: crate::squashfs::Compression,
+    level: Option<u32>,
+) -> crate::squashfs::Options {
+    use crate::squashfs::{Compression, XzFilter};
+    crate::squashfs::Options {
+        compression,
+        level,
+        xz_filters: if compression == Compression::Xz {
+            vec![XzFilter::X86]
+        } else {
+            Vec::new()
+        },
+        block_size: 1 << 20,
+        hard_links: false,
+        ..crate::squashfs::Options::default()
+    }
 }
 
 /// What `--format iso` builds.
@@ -102,6 +145,9 @@ pub enum IsoError {
     /// The tree of the ISO.
     #[error("ISO tree")]
     Tree(#[from] imagetool_fstree::Error),
+    /// The native store image.
+    #[error("store image (nix-store.squashfs)")]
+    Squashfs(#[from] crate::squashfs::Error),
     /// An I/O error on a file.
     #[error("{}", path.display())]
     Io {
@@ -124,6 +170,7 @@ impl IsoError {
                 nix::ErrorKind::Io => crate::ErrorKind::Io,
                 _ => crate::ErrorKind::InvalidInput,
             },
+            IsoError::Squashfs(e) => e.kind().into(),
             _ => crate::ErrorKind::InvalidInput,
         }
     }
@@ -272,18 +319,38 @@ pub fn build_iso(spec: &IsoSpec) -> Result<IsoReport, IsoError> {
         file_meta(false),
     )?;
     tree.add_file(b"version.txt", bytes(release.clone()), file_meta(false))?;
-    let StoreImage::File(squashfs) = &spec.store_image;
-    if !squashfs.is_file() {
-        return Err(IsoError::InvalidInput(format!(
-            "store image {}: not a file",
-            squashfs.display()
-        )));
-    }
-    tree.add_file(
-        b"nix-store.squashfs",
-        Source::Host(squashfs.clone()),
-        file_meta(false),
-    )?;
+    // Held until the ISO is written: the native store image lives in an unnamed temporary.
+    let _store_tmp = match &spec.store_image {
+        StoreImage::File(squashfs) => {
+            if !squashfs.is_file() {
+                return Err(IsoError::InvalidInput(format!(
+                    "store image {}: not a file",
+                    squashfs.display()
+                )));
+            }
+            tree.add_file(
+                b"nix-store.squashfs",
+                Source::Host(squashfs.clone()),
+                file_meta(false),
+            )?;
+            None
+        }
+        StoreImage::Native(opts) => {
+            let (tmp, host, size) = native_store_image(&closure, spec, opts)?;
+            tree.add(
+                b"nix-store.squashfs",
+                imagetool_fstree::Node {
+                    kind: imagetool_fstree::Kind::File(imagetool_fstree::FileData {
+                        source: Source::Host(host),
+                        size,
+                        data: None,
+                    }),
+                    meta: file_meta(false),
+                },
+            )?;
+            Some(tmp)
+        }
+    };
 
     // BIOS: the closure's syslinux as /isolinux, and isolinux.cfg.
     let mut entries: Vec<_> = std::fs::read_dir(&syslinux)
@@ -393,6 +460,63 @@ pub fn build_iso(spec: &IsoSpec) -> Result<IsoReport, IsoError> {
         store_paths: closure.len(),
         kernel_params: cmdline,
     })
+}
+
+/// A growing host file as a squashfs target (its size is known only at the end).
+struct Growing<'f>(&'f std::fs::File);
+
+impl imagetool_blockio::WriteAt for Growing<'_> {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(self.0, buf, offset)
+    }
+
+    fn capacity(&self) -> u64 {
+        i64::MAX as u64
+    }
+}
+
+/// Writes the closure's store image (as `make-squashfs.nix` lays it out) into an unnamed
+/// temporary file in the output's directory, returning it (removed when dropped), a path that
+/// reads it (`/proc/self/fd/N`) and its size.
+fn native_store_image(
+    closure: &nix::closure::Closure,
+    spec: &IsoSpec,
+    opts: &crate::squashfs::Options,
+) -> Result<(imagetool_blockio::AtomicFile, PathBuf, u64), IsoError> {
+    use std::os::fd::AsRawFd;
+    let mut tree = nix::root::root_tree(
+        closure,
+        &nix::root::RootOptions {
+            timestamp: spec.epoch,
+            only_nix_store: true,
+            ..nix::root::RootOptions::default()
+        },
+    )?;
+    let t = Timestamp::from_secs(spec.epoch);
+    let root = tree.meta_mut(imagetool_fstree::NodeId::ROOT);
+    *root = Meta::dir(0o755).at(t);
+    let infos: Vec<closure_info::PathInfo> = closure.infos().cloned().collect();
+    let reg = closure_info::write_registration(&infos);
+    tree.add_file(
+        b"nix-path-registration",
+        Source::Bytes(Arc::from(reg.into_bytes())),
+        Meta::file(0o444).at(t),
+    )?;
+    let mut opts = opts.clone();
+    opts.hard_links = false;
+    opts.mkfs_time = u32::try_from(spec.epoch.max(0)).unwrap_or(u32::MAX);
+
+    let name = spec
+        .output
+        .file_name()
+        .map(|n| format!(".{}.nix-store.squashfs", n.to_string_lossy()))
+        .unwrap_or_else(|| ".nix-store.squashfs".into());
+    let tmp_path = spec.output.with_file_name(name);
+    let tmp = imagetool_blockio::AtomicFile::create(&tmp_path).map_err(io(&tmp_path))?;
+    let report = crate::squashfs::write(&tree, &opts, &Growing(tmp.file()))?;
+    tmp.file().set_len(report.size).map_err(io(&tmp_path))?;
+    let host = PathBuf::from(format!("/proc/self/fd/{}", tmp.file().as_raw_fd()));
+    Ok((tmp, host, report.size))
 }
 
 /// The closure's `registration` (closureInfo format), the `nix-path-registration` file the

@@ -118,9 +118,18 @@ pub struct Args {
     /// The codec of a variant's compressed package: gzip, bzip2, zstd or xz.
     #[arg(long, requires = "variant")]
     archive_compression: Option<String>,
-    /// --format iso: the store squashfs (the closure's store paths and nix-path-registration).
+    /// --format iso: a store squashfs made elsewhere (the closure's store paths and
+    /// nix-path-registration) [default: written natively, as make-squashfs.nix lays it out].
     #[arg(long)]
     store_image: Option<PathBuf>,
+    /// --format iso: the native store image's compressor: gzip, xz, lz4 or zstd [default: zstd,
+    /// upstream's isoImage.squashfsCompression].
+    #[arg(long)]
+    squashfs_comp: Option<String>,
+    /// --format iso: the native store image's compression level [default: 19 for zstd, else the
+    /// compressor's default].
+    #[arg(long)]
+    squashfs_level: Option<u32>,
     /// --format iso: the volume ID (default nixos-<release>-<arch>), the label stage 1 finds.
     #[arg(long)]
     volume_id: Option<String>,
@@ -254,6 +263,8 @@ pub fn run(a: Args) -> Result<()> {
             output: a.output,
             volume_id: a.volume_id,
             store_image: a.store_image,
+            squashfs_comp: a.squashfs_comp,
+            squashfs_level: a.squashfs_level,
             compression: a.compression,
             timeout: a.menu_timeout,
         });

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use imagetool::iso::{IsoSpec, StoreImage, build_iso};
+use imagetool::iso::{IsoSpec, StoreImage, build_iso, native_options};
 use imagetool::nix::closure::ClosureInput;
+use imagetool::squashfs::Compression;
 
 /// What `build` passes on for an ISO.
 pub struct IsoArgs {
@@ -16,6 +17,8 @@ pub struct IsoArgs {
     pub output: Option<PathBuf>,
     pub volume_id: Option<String>,
     pub store_image: Option<PathBuf>,
+    pub squashfs_comp: Option<String>,
+    pub squashfs_level: Option<u32>,
     pub compression: Option<String>,
     pub timeout: Option<u32>,
 }
@@ -32,11 +35,29 @@ pub fn run(a: IsoArgs) -> Result<()> {
     let Some(output) = a.output else {
         bail!("--format iso: --output is required");
     };
-    let Some(store_image) = a.store_image else {
-        bail!(
-            "--format iso: --store-image FILE is required (the nix-store.squashfs holding the \
-             closure and nix-path-registration)"
-        );
+    let store_image = match a.store_image {
+        Some(f) => {
+            if a.squashfs_comp.is_some() || a.squashfs_level.is_some() {
+                bail!(
+                    "--squashfs-comp/--squashfs-level set how imagetool writes the store image; \
+                     --store-image {} gives one made elsewhere: use one or the other",
+                    f.display()
+                );
+            }
+            StoreImage::File(f)
+        }
+        None => match (a.squashfs_comp.as_deref(), a.squashfs_level) {
+            (None, None) => StoreImage::native_default(),
+            (comp, level) => {
+                let comp: Compression = comp
+                    .unwrap_or("zstd")
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--squashfs-comp: {e}"))?;
+                // Upstream's level 19 for zstd; the compressor's own default otherwise.
+                let level = level.or((comp == Compression::Zstd).then_some(19));
+                StoreImage::Native(native_options(comp, level))
+            }
+        },
     };
     let compress = match a.compression.as_deref() {
         None => false,
@@ -49,7 +70,7 @@ pub fn run(a: IsoArgs) -> Result<()> {
         toplevel,
         output: output.clone(),
         volume_id: a.volume_id,
-        store_image: StoreImage::File(store_image),
+        store_image,
         epoch: super::source_date_epoch()?,
         timeout: a.timeout.unwrap_or(10),
         compress,
