@@ -70,8 +70,10 @@ fn test_direct_container_builds_equal_raw_then_convert() {
                 .join("converted")
                 .join(direct.file_name().unwrap());
             std::fs::create_dir_all(converted.parent().unwrap()).unwrap();
+            // The build puts the spec's timestamp in the container headers (VHD's footer).
             let opts = vdisk::Options {
                 threads,
+                source_date_epoch: Some(u64::try_from(s.timestamp).unwrap()),
                 ..vdisk::Options::default()
             };
             vdisk::convert(&src, format, &converted, &opts).unwrap();
