@@ -507,6 +507,11 @@ mod tests {
         let err = parse_plain_graph(&format!("{A}\n\nx\n")).unwrap_err();
         assert_eq!(err.line(), Some(3), "{err}");
         let err = parse_plain_graph(&format!("{A}\n\n2\n{B}\n")).unwrap_err();
+        assert!(
+            err.to_string().contains("more than the file has lines"),
+            "{err}"
+        );
+        let err = parse_plain_graph(&format!("{A}\n\n")).unwrap_err();
         assert!(err.to_string().contains("cut short"), "{err}");
     }
 
