@@ -22,25 +22,6 @@ const CARGO_FUZZ: &str = "0.13.2";
 /// Seconds per target in `cargo xtask test`.
 pub const CI_SECONDS: u64 = 8;
 
-/// The targets (`fuzz/Cargo.toml`'s bins).
-const TARGETS: &[&str] = &[
-    "qcow2",
-    "vdi",
-    "vhd",
-    "vhdx",
-    "vmdk",
-    "container",
-    "gpt",
-    "mbr",
-    "fat",
-    "registration",
-    "references_graph",
-    "spec",
-    "attrs",
-    "bootspec",
-    "inspect",
-];
-
 fn has_cargo_fuzz() -> bool {
     Command::new("cargo")
         .args(["fuzz", "--version"])
@@ -73,9 +54,26 @@ pub fn run_all(seconds: u64) -> Result<()> {
         c
     };
     run(&mut fuzz_cmd(&["build", "--sanitizer", "none"]))?;
+    // The targets as fuzz/Cargo.toml declares them (one list, kept by the fuzz crate).
+    let listed = fuzz_cmd(&["list"]).output().context("cargo fuzz list")?;
+    if !listed.status.success() {
+        bail!(
+            "cargo fuzz list failed: {}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+    }
+    let targets: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if targets.is_empty() {
+        bail!("cargo fuzz list named no targets");
+    }
     let scratch = fuzz.join("target/xtask");
     make_seeds(&root, &scratch.join("seeds"))?;
-    for t in TARGETS {
+    for t in &targets {
         let corpus = scratch.join("corpus").join(t);
         let artifacts = scratch.join("artifacts").join(t);
         std::fs::create_dir_all(&corpus)?;
