@@ -165,12 +165,7 @@ pub fn run(args: &[String]) -> Result<()> {
             other => bail!("unknown argument {other:?}"),
         }
     }
-    crate::run(
-        Command::new("cargo")
-            .args(["build", "--release", "-q", "-p", "imagetool-cli"])
-            .current_dir(crate::workspace_root()),
-    )?;
-    let bin = crate::workspace_root().join("target/release/imagetool");
+    let bin = crate::measure::release_cli(&crate::workspace_root())?;
     let work = std::env::temp_dir().join(format!("imagetool-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let result = (|| {

@@ -37,14 +37,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
     if closure.is_none() && image.is_none() && default_closure.join("toplevel").exists() {
         closure = Some(default_closure);
     }
-    run(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--release",
-        "-q",
-        "-p",
-        "imagetool-cli",
-    ]))?;
-    let bin = root.join("target/release/imagetool");
+    let bin = crate::measure::release_cli(&root)?;
     let mut direct = None;
     if let Some(dir) = &closure {
         let (raw, rows) = bench_build(&bin, dir, &work)?;
@@ -190,7 +183,7 @@ fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<Buil
     println!(
         "imagetool build of {} (hybrid table), load average before: {}\n",
         dir.display(),
-        loadavg()
+        crate::measure::loadavg()
     );
     println!(
         "| build --format | wall s | CPU s | peak RSS MiB | output MiB (allocated) | load avg after |"
@@ -202,7 +195,7 @@ fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<Buil
         let _ = std::fs::remove_file(&out);
         let _ = Command::new("sync").status();
         let stats = work.join("time.txt");
-        let cpu = children_cpu();
+        let cpu = crate::measure::children_cpu();
         let t = Instant::now();
         let st = Command::new("/usr/bin/time")
             .arg("-o")
@@ -226,7 +219,7 @@ fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<Buil
         if !st.success() {
             bail!("imagetool build --format {format} failed with {st}");
         }
-        let cpu = children_cpu() - cpu;
+        let cpu = crate::measure::children_cpu() - cpu;
         let rss: u64 = std::fs::read_to_string(&stats)?
             .lines()
             .last()
@@ -240,7 +233,7 @@ fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<Buil
             rss >> 10,
             md.len() >> 20,
             (md.blocks() * 512) >> 20,
-            loadavg()
+            crate::measure::loadavg()
         );
         // Nothing but the output may be left in the directory.
         let stray: Vec<_> = std::fs::read_dir(work)?
@@ -266,24 +259,6 @@ fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<Buil
     Ok((raw, rows))
 }
 
-fn loadavg() -> String {
-    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
-/// CPU seconds (user + system) of this process's waited-for children, from /proc/self/stat
-/// (cutime + cstime, in clock ticks of 1/100 s on Linux).
-fn children_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    // After ")": state is field 3, so cutime (16) and cstime (17) are at 13 and 14.
-    (f.get(13).copied().unwrap_or(0.0) + f.get(14).copied().unwrap_or(0.0)) / 100.0
-}
-
 /// Runs `cmd` (twice when it is quick, keeping the faster run), after `sync` so that write-back
 /// of an earlier run's output does not land in this one's time.
 fn timed(cmd: &mut Command, out: &Path) -> Result<(Duration, u64, f64)> {
@@ -298,7 +273,7 @@ fn timed(cmd: &mut Command, out: &Path) -> Result<(Duration, u64, f64)> {
 fn timed_once(cmd: &mut Command, out: &Path) -> Result<(Duration, u64, f64)> {
     let _ = std::fs::remove_file(out);
     let _ = Command::new("sync").status();
-    let cpu = children_cpu();
+    let cpu = crate::measure::children_cpu();
     let t = Instant::now();
     let st = cmd
         .stdout(std::process::Stdio::null())
@@ -311,10 +286,14 @@ fn timed_once(cmd: &mut Command, out: &Path) -> Result<(Duration, u64, f64)> {
     eprintln!(
         "  {:.2} s wall, {:.2} s CPU: {:?}",
         d.as_secs_f64(),
-        children_cpu() - cpu,
+        crate::measure::children_cpu() - cpu,
         cmd.get_program()
     );
-    Ok((d, std::fs::metadata(out)?.len(), children_cpu() - cpu))
+    Ok((
+        d,
+        std::fs::metadata(out)?.len(),
+        crate::measure::children_cpu() - cpu,
+    ))
 }
 
 fn default_image(dir: &Path) -> Result<PathBuf> {

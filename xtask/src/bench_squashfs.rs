@@ -106,12 +106,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         }
     }
     let root = crate::workspace_root();
-    crate::run(
-        Command::new("cargo")
-            .args(["build", "--release", "-q", "-p", "imagetool-cli"])
-            .current_dir(&root),
-    )?;
-    let bin = root.join("target/release/imagetool");
+    let bin = crate::measure::release_cli(&root)?;
     let work = std::env::temp_dir().join(format!("imagetool-bench-sqfs-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let result = (|| -> Result<()> {

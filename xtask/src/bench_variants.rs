@@ -87,14 +87,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         )
     })?;
     let c = Closure { dir, toplevel };
-    run(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--release",
-        "-q",
-        "-p",
-        "imagetool-cli",
-    ]))?;
-    let bin = root.join("target/release/imagetool");
+    let bin = crate::measure::release_cli(&root)?;
     let work = root.join("target/bench/variants");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

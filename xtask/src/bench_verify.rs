@@ -18,21 +18,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::{run, workspace_root};
 
-/// CPU seconds (user + system) of waited-for children, from /proc/self/stat.
-fn children_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    (f.get(13).copied().unwrap_or(0.0) + f.get(14).copied().unwrap_or(0.0)) / 100.0
-}
-
 /// Runs `cmd` after `sync`; (wall, CPU) seconds.
 fn time(cmd: &mut Command) -> Result<(f64, f64)> {
     let _ = Command::new("sync").status();
-    let cpu = children_cpu();
+    let cpu = crate::measure::children_cpu();
     let t = Instant::now();
     let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
     let wall = t.elapsed().as_secs_f64();
@@ -42,12 +31,7 @@ fn time(cmd: &mut Command) -> Result<(f64, f64)> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok((wall, children_cpu() - cpu))
-}
-
-fn loadavg() -> String {
-    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    Ok((wall, crate::measure::children_cpu() - cpu))
 }
 
 pub fn run_bench(args: &[String]) -> Result<()> {
@@ -65,14 +49,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
             _ => bail!("usage: cargo xtask bench verify [--closure DIR] [--files N] [--runs R]"),
         }
     }
-    run(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--release",
-        "-q",
-        "-p",
-        "imagetool-cli",
-    ]))?;
-    let bin = root.join("target/release/imagetool");
+    let bin = crate::measure::release_cli(&root)?;
     let work = root.join("target/bench/verify");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
@@ -131,7 +108,7 @@ fn closure_cost(bin: &Path, dir: &Path, work: &Path, runs: usize) -> Result<()> 
     println!(
         "imagetool build --format raw of {} (best of {runs}; load average after: {})\n",
         dir.display(),
-        loadavg()
+        crate::measure::loadavg()
     );
     println!("| build | wall s | CPU s |");
     println!("|---|---|---|");
@@ -189,7 +166,7 @@ fn one_large_path(bin: &Path, work: &Path, files: usize) -> Result<()> {
     );
     println!(
         "one store path of {files} files, hash missing (load average after: {})\n",
-        loadavg()
+        crate::measure::loadavg()
     );
     println!("| run | wall s | CPU s | cores busy (CPU/wall) |");
     println!("|---|---|---|---|");

@@ -18,6 +18,7 @@ mod deps;
 mod examples;
 mod fixture;
 mod fuzz;
+mod measure;
 mod test;
 
 use anyhow::{Result, bail};
