@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use imagetool_fixture::bench::{BenchOptions, build_bench};
@@ -19,32 +19,13 @@ struct Run {
 
 fn measure(args: &[String], out: &Path, timeout_s: u64) -> Result<Option<Run>> {
     let _ = std::fs::remove_file(out);
-    let start = Instant::now();
-    let o = Command::new("timeout")
-        .arg(timeout_s.to_string())
-        .arg("/usr/bin/time")
-        .arg("-v")
-        .args(args)
-        .output()
-        .with_context(|| format!("running {args:?} (needs /usr/bin/time: apt-get install time)"))?;
-    let wall = start.elapsed();
-    if o.status.code() == Some(124) {
+    let Some(t) = crate::measure::time_v(args, timeout_s)? else {
         return Ok(None);
-    }
-    let err = String::from_utf8_lossy(&o.stderr);
-    if !o.status.success() {
-        bail!("{args:?} failed: {err}");
-    }
-    let rss_kib = err
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let size = std::fs::metadata(out)?.len();
+    };
     Ok(Some(Run {
-        wall,
-        rss_kib,
-        size,
+        wall: t.wall,
+        rss_kib: t.rss_kib,
+        size: std::fs::metadata(out)?.len(),
     }))
 }
 
@@ -79,11 +60,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
     let mut timeout_s = 3600;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{a} needs a value"))
-        };
+        let mut value = || crate::measure::value(&mut it, a);
         match a.as_str() {
             "--closure" => closure = Some(value()?.into()),
             "--size-mib" => bench.size_mib = value()?.parse().context("--size-mib")?,

@@ -10,6 +10,7 @@
 mod bench;
 mod bench_arch;
 mod bench_formats;
+mod bench_iso;
 mod bench_squashfs;
 mod bench_variants;
 mod bench_verify;
@@ -41,8 +42,9 @@ fn main() -> Result<()> {
             Some((what, args)) if what == "squashfs" => bench_squashfs::run_bench(args),
             Some((what, args)) if what == "arch" => bench_arch::run_bench(args),
             Some((what, args)) if what == "verify" => bench_verify::run_bench(args),
+            Some((what, args)) if what == "iso" => bench_iso::run_bench(args),
             _ => bail!(
-                "usage: cargo xtask bench formats|variants|ext4|squashfs|verify|arch [ARGS] \
+                "usage: cargo xtask bench formats|variants|ext4|squashfs|verify|arch|iso [ARGS] \
                  (cargo xtask help lists each one's arguments)"
             ),
         },
@@ -79,6 +81,8 @@ fn usage() {
          \x20 fuzz [SECONDS]       every cargo-fuzz target for SECONDS each (default 8)\n\
          \x20 bench verify [--closure DIR] [--files N]  store verification's cost; one large path's hash\n\
          \x20 bench arch [--runs N]  an aarch64 image vs the same-size x86_64 image\n\
+         \x20 bench iso [--size-mib M] [--files N] [--level L]\n\
+         \x20                      build --format iso vs mksquashfs + xorriso (wall, CPU, RSS, size)\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
          \x20                      build the benchmark closure"

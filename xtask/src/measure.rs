@@ -39,3 +39,61 @@ pub fn loadavg() -> String {
     let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
+
+/// One command timed by `/usr/bin/time -v`: wall time, CPU seconds (user + system), peak RSS.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed {
+    /// Wall time.
+    pub wall: std::time::Duration,
+    /// User + system CPU seconds.
+    pub cpu: f64,
+    /// Peak resident set size, KiB.
+    pub rss_kib: u64,
+}
+
+/// Runs `args` under `timeout` and `/usr/bin/time -v`; `None` when it timed out.
+///
+/// # Errors
+/// The command cannot start or fails.
+pub fn time_v(args: &[String], timeout_s: u64) -> Result<Option<Timed>> {
+    let start = std::time::Instant::now();
+    let o = Command::new("timeout")
+        .arg(timeout_s.to_string())
+        .arg("/usr/bin/time")
+        .arg("-v")
+        .args(args)
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!("running {args:?} (needs /usr/bin/time: apt-get install time): {e}")
+        })?;
+    let wall = start.elapsed();
+    if o.status.code() == Some(124) {
+        return Ok(None);
+    }
+    let err = String::from_utf8_lossy(&o.stderr);
+    if !o.status.success() {
+        anyhow::bail!("{args:?} failed: {err}");
+    }
+    let field = |name: &str| -> f64 {
+        err.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    Ok(Some(Timed {
+        wall,
+        cpu: field("User time (seconds):") + field("System time (seconds):"),
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        rss_kib: field("Maximum resident set size (kbytes):") as u64,
+    }))
+}
+
+/// The value after a command-line flag.
+///
+/// # Errors
+/// The flag is the last argument.
+pub fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<String> {
+    it.next()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
+}
