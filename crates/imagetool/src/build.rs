@@ -385,13 +385,22 @@ fn build_inner(
             "{} entries{}",
             t.0.len(),
             if spec.verify {
-                ", store verified against the registration"
+                ", the store's NAR hashes compared while the image is written"
             } else {
                 ""
             }
         );
         Ok((t, detail))
     })?;
+    // Verification runs beside planning and writing (the store is read while the page cache
+    // still holds it, and the hashing overlaps the write) and is joined before any output is
+    // committed.
+    let snapshot = std::sync::Arc::new(snapshot);
+    let verifier = if spec.verify {
+        Some(Verifier::start(&snapshot, &spec.output)?)
+    } else {
+        None
+    };
 
     // Plan: the smallest root filesystem, the layout around it, then the filesystem of the
     // root partition's full size (mkfs formats the whole partition, as upstream).
@@ -559,7 +568,8 @@ fn build_inner(
     stop()?;
     // The outputs appear only if no store file read changed meanwhile (a same-size overwrite
     // included: its ctime moves).
-    if spec.verify {
+    if let Some(v) = verifier {
+        v.finish()?;
         snapshot.check()?;
     }
     let outs: Vec<_> = outs.into_iter().map(|(_, o)| o).collect();
@@ -574,6 +584,58 @@ fn build_inner(
         allocated,
         timings,
     })
+}
+
+/// The store's NAR hashes compared with the registration on a thread of their own, while the
+/// image is planned and written. Dropped unfinished (the build failed or was cancelled), it
+/// tells the thread to stop and waits for it, so no thread outlives the build.
+struct Verifier {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<nix::Result<()>>>,
+    output: PathBuf,
+}
+
+impl Verifier {
+    fn start(
+        snapshot: &std::sync::Arc<nix::scan::Snapshot>,
+        output: &Path,
+    ) -> Result<Self, BuildError> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, st) = (snapshot.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("imagetool-verify".into())
+            .spawn(move || s.verify_hashes(&st))
+            .map_err(|e| BuildError::Io {
+                path: output.to_owned(),
+                source: std::io::Error::other(format!("starting the store verification: {e}")),
+            })?;
+        Ok(Self {
+            stop,
+            handle: Some(handle),
+            output: output.to_owned(),
+        })
+    }
+
+    /// Waits for the comparison and returns its verdict.
+    fn finish(mut self) -> Result<(), BuildError> {
+        match self.handle.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => Ok(r?),
+            Some(Err(_)) => Err(BuildError::Io {
+                path: self.output.clone(),
+                source: std::io::Error::other("the store verification thread panicked"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Verifier {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = h.join();
+        }
+    }
 }
 
 /// Everything the write phase writes: the partition table, the BIOS boot code, the root

@@ -101,8 +101,10 @@ pub struct RootOptions {
     pub contents: Vec<Content>,
     /// The tree is the contents of `/nix/store` only (make-disk-image `onlyNixStore`).
     pub only_nix_store: bool,
-    /// Check every store path's NAR hash and size against the registration while reading it
-    /// (paths hashed while loading the closure are not hashed twice).
+    /// Check every store path's NAR hash and size against the registration (paths hashed while
+    /// loading the closure are not hashed twice): [`root_tree`] does it before it returns,
+    /// [`root_tree_checked`] leaves it to [`Snapshot::verify_hashes`], so that it can run while
+    /// the image is written.
     pub verify: bool,
 }
 
@@ -112,17 +114,22 @@ pub struct RootOptions {
 /// # Errors
 /// [`ErrorKind::InvalidInput`] for a toplevel or channel outside the closure, a duplicate or
 /// clashing contents target, an unknown user or group; [`ErrorKind::Io`] naming the host path
-/// that cannot be read.
+/// that cannot be read; with [`RootOptions::verify`], [`ErrorKind::Corrupt`] naming a store
+/// path whose contents do not match its registration.
 pub fn root_tree(closure: &Closure, opts: &RootOptions) -> Result<Tree> {
-    root_tree_checked(closure, opts).map(|(tree, _)| tree)
+    let (tree, snapshot) = root_tree_checked(closure, opts)?;
+    snapshot.verify_hashes(&std::sync::atomic::AtomicBool::new(false))?;
+    Ok(tree)
 }
 
 /// As [`root_tree`], also returning the [`Snapshot`] of every store file read: check it when
-/// the image is written, to prove that no file changed in between.
+/// the image is written, to prove that no file changed in between. With
+/// [`RootOptions::verify`], the NAR hashes are not compared yet: call
+/// [`Snapshot::verify_hashes`] (a build runs it beside the write) before using the tree's
+/// output.
 ///
 /// # Errors
-/// As [`root_tree`]; with [`RootOptions::verify`], [`ErrorKind::Corrupt`] naming a store path
-/// whose contents do not match its registration; [`ErrorKind::Unsupported`] naming a device
+/// As [`root_tree`], but for the hash comparison; [`ErrorKind::Unsupported`] naming a device
 /// node, FIFO or socket in a store path (always).
 pub fn root_tree_checked(closure: &Closure, opts: &RootOptions) -> Result<(Tree, Snapshot)> {
     let mut snapshot = Snapshot::default();
@@ -266,27 +273,7 @@ fn add_store(
         .par_iter()
         .map(|info| {
             let host = closure.host_path(&info.path);
-            let entries = scan::scan(&host)?;
-            if verify && !closure.was_hashed(&info.path) {
-                let (hash, size) = scan::nar_hash(&entries)?;
-                if (hash, size) != (info.nar_hash, info.nar_size) {
-                    return Err(Error::new(
-                        ErrorKind::Corrupt,
-                        format!(
-                            "{}: the store contents do not match the registration: narHash \
-                             sha256:{} ({} bytes) registered, sha256:{} ({} bytes) found \
-                             (skip this check with --no-verify)",
-                            info.path,
-                            crate::base32::encode(&info.nar_hash),
-                            info.nar_size,
-                            crate::base32::encode(&hash),
-                            size
-                        ),
-                    )
-                    .with_path(&host));
-                }
-            }
-            Ok(entries)
+            scan::scan(&host)
         })
         .collect::<Result<_>>()?;
     let t = |e: imagetool_fstree::Error| Error::new(ErrorKind::InvalidInput, e.to_string());
@@ -325,6 +312,18 @@ fn add_store(
             }
         }
         snapshot.extend(&entries);
+        // The NAR hash is compared while the image is written (`Snapshot::verify_hashes`),
+        // before any output is committed; a path hashed while the closure loaded was compared
+        // then.
+        if verify && !closure.was_hashed(&info.path) {
+            snapshot.defer_hash(
+                info.path.as_str(),
+                &closure.host_path(&info.path),
+                info.nar_hash,
+                info.nar_size,
+                entries,
+            );
+        }
     }
     Ok(())
 }

@@ -449,9 +449,84 @@ impl Hasher {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     stamps: Vec<(PathBuf, Stamp)>,
+    deferred: Vec<Deferred>,
+}
+
+/// A scanned store path whose NAR hash is still to be compared with its registration.
+#[derive(Debug, Clone)]
+struct Deferred {
+    path: String,
+    host: PathBuf,
+    nar_hash: [u8; 32],
+    nar_size: u64,
+    entries: Vec<Entry>,
 }
 
 impl Snapshot {
+    /// Records a scanned store path whose NAR hash [`Snapshot::verify_hashes`] compares with
+    /// the registered `nar_hash` and `nar_size` later, while the image is written.
+    pub fn defer_hash(
+        &mut self,
+        path: &str,
+        host: &Path,
+        nar_hash: [u8; 32],
+        nar_size: u64,
+        entries: Vec<Entry>,
+    ) {
+        self.deferred.push(Deferred {
+            path: path.to_owned(),
+            host: host.to_owned(),
+            nar_hash,
+            nar_size,
+            entries,
+        });
+    }
+
+    /// How many store paths [`Snapshot::verify_hashes`] will hash.
+    #[must_use]
+    pub fn deferred_len(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// Hashes every deferred store path (in parallel, from the entries recorded when it was
+    /// scanned) and compares its NAR hash and size with the registration. `stop` ends it early
+    /// (`Ok`): the caller has given up the build.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Corrupt`] naming the first store path (in path order) whose contents do not
+    /// match its registration; I/O errors naming the file.
+    pub fn verify_hashes(&self, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let bad = self
+            .deferred
+            .par_iter()
+            .map(|d| {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let (hash, size) = nar_hash(&d.entries)?;
+                if (hash, size) == (d.nar_hash, d.nar_size) {
+                    return Ok(());
+                }
+                Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "{}: the store contents do not match the registration: narHash \
+                         sha256:{} ({} bytes) registered, sha256:{} ({} bytes) found \
+                         (skip this check with --no-verify)",
+                        d.path,
+                        crate::base32::encode(&d.nar_hash),
+                        d.nar_size,
+                        crate::base32::encode(&hash),
+                        size
+                    ),
+                )
+                .with_path(&d.host))
+            })
+            .collect::<Vec<Result<()>>>();
+        bad.into_iter().collect()
+    }
+
     /// Records the entries of a scanned store path.
     pub fn extend(&mut self, entries: &[Entry]) {
         self.stamps
