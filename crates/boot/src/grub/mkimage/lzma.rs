@@ -3,16 +3,17 @@
 //! GRUB's decompressor (`lzma_decompress.img`, `startup_raw.S` + `lzma_decode.S`) decodes a
 //! headerless LZMA1 stream with the fixed properties lc=3, lp=0, pb=2 until it has produced
 //! the uncompressed size grub-mkimage patched into it; the dictionary is the output buffer.
-//! `grub-mkimage` compresses with its bundled LZMA SDK 4.65 encoder (`LzmaEnc`, level 5,
-//! 64 KiB dictionary). No crate reproduces that encoder's choices, so this stream is a
-//! different but equally valid encoding of the same bytes (the `lzma-rust2` encoder, same
-//! properties and dictionary, no end marker): a core image made here decompresses to
-//! exactly the kernel and modules grub-mkimage's does (the tests decode both and compare),
-//! and its size differs by a few bytes to a few hundred.
+//! `grub-mkimage` compresses with the LZMA SDK 4.58 encoder bundled in GRUB
+//! (`grub-core/lib/LzmaEnc.c` + `LzFind.c`: level 5, 64 KiB dictionary, bt4, 32 fast bytes,
+//! no end marker). [`compress`] is that encoder written in Rust ([`encoder`], [`match_finder`]),
+//! so the stream, and with it the whole core image, is byte for byte grub-mkimage's. No crate
+//! reproduces it: liblzma and lzma-rust2 descend from the same SDK but choose other matches
+//! (the first difference is within the first 1.5 KB of a core image).
 
-use std::io::Write;
+mod encoder;
+mod match_finder;
 
-use lzma_rust2::{EncodeMode, LzmaOptions, LzmaReader, LzmaWriter, MfType};
+use lzma_rust2::LzmaReader;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -23,32 +24,26 @@ pub(crate) const PB: u32 = 2;
 /// `grub-mkimage`'s dictionary size.
 pub(crate) const DICT_SIZE: u32 = 1 << 16;
 
-/// Compresses `data` into a headerless LZMA1 stream GRUB's decompressor reads.
+/// The largest input: positions are 32-bit in the SDK's match finder, which renormalizes them
+/// only near 2³²; GRUB core images are below 512 KiB.
+const MAX_INPUT: usize = 1 << 30;
+
+/// Compresses `data` into a headerless LZMA1 stream GRUB's decompressor reads, byte for byte
+/// as `grub-mkimage` does.
 ///
 /// # Errors
-/// `Io` when the encoder fails (it writes to memory, so only on a bug in it).
+/// `InvalidInput` when `data` is larger than 1 GiB.
 pub fn compress(data: &[u8]) -> Result<Vec<u8>> {
-    let opts = LzmaOptions {
-        dict_size: DICT_SIZE,
-        lc: LC,
-        lp: LP,
-        pb: PB,
-        mode: EncodeMode::Normal,
-        nice_len: 32,
-        mf: MfType::Bt4,
-        depth_limit: 0,
-        preset_dict: None,
-    };
-    let fail = |e: std::io::Error| {
-        Error::new(
-            ErrorKind::Io,
-            format!("LZMA-compressing the GRUB core image: {e}"),
-        )
-    };
-    let mut w = LzmaWriter::new_no_header(Vec::with_capacity(data.len() / 2), &opts, false)
-        .map_err(fail)?;
-    w.write_all(data).map_err(fail)?;
-    w.finish().map_err(fail)
+    if data.len() > MAX_INPUT {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "GRUB core image payload of {} bytes: LZMA input is limited to {MAX_INPUT} bytes",
+                data.len()
+            ),
+        ));
+    }
+    Ok(encoder::Encoder::new(data).encode())
 }
 
 /// Decompresses a stream of [`compress`]'s kind (or grub-mkimage's) to `size` bytes.
