@@ -93,23 +93,23 @@ mod tests {
     /// GRUB's own encoder (`grub-core/lib/LzmaEnc.c` + `LzFind.c`, the same in 2.06 and 2.12, compiled
     /// on their own and called as `compress_kernel_lzma` calls `LzmaEncode`) on [`sample`].
     const GRUB_SAMPLE_STREAM: &[&str] = &[
-    "00349b8acd8895f3433027c8cefc35ee215e1bbd1b3132e648163630236df2a1a772d587e370875e",
-    "30fe03bfc6405e2601b027f04af855954251c854eb34abe13dbeb48958057a887698d75ddd4e9f39",
-    "fee5ed0b8c483f6dfc87e71c76b272a2ed17c1d5494ca175a12a6534110d360ce7a333e7ca75b6b6",
-    "c81728be68490f8b5176099faef8acd367b1c27d35142bfb8225703147ac9a301293a802f1462b58",
-    "8bdbcd8e740a6d6a1710d4081d304ee641b2ef6080d3784f2ec93d78085051b97588ad4515a4eef8",
-    "faf8fdd867d05a8df56c1bd8c1500b16eadc48b994fc960d1643e8df2264b763e43a8af60d1e693f",
-    "ff9434da82238540a6db79c3007a5f4739de1cc46ec20af9d8ad4a4511fa87a0c4237fff5836eb36",
-    "79e137329c5c7f0a9a73c15e082f48fa85d507061579bd8fdcc234259688590b93c41f0392dc82cb",
-    "a874fd8d04a24b039f2064aa98b4e8ecda595256dc62d4a4922ece81df699ce2c6e81a3083177948",
-    "4e799c65eda8520e7d3bd9b0d4d872fa054453562a4d3fc5111cffb6816a353caa5215ad4587dd23",
-    "109ce5b61efa06d4331fc560c851db3cc5f856cd6d264ce09152bdd01cc3fc54f3052fff76c39f58",
-    "5dc4f3f3b21fc4cad82fa1e96f513d4183db823443456305990f9393d1c4331d9ed2d98a59acbf08",
-    "524cb7a569360fc39028af8fbb9dab264c78950bedc2d43d622d4b779edd52936312ab8cf3342388",
-    "5cc264dc8eeef63b2e732dfc8978f46f753a1c33adacf380028dfe4e653e652706fe9da5fde67a15",
-    "c6ac6b869c461c079f631dcbc37a3453b24722521d0dd99521407ee4077ac45dd8b3f1c32594887a",
-    "b9249894dc4f00ef1c8f4b1ea8e8123fc03a5a8a40cb95acd4c8f9fc27b2bafa6ad9fe690a9af918",
-    "f78d775baf498ea44367aadca3a754448f8a68bebba13658fc6cd1e97c01c4ad4d8b6c8ecf6969a0",
+        "00349b8acd8895f3433027c8cefc35ee215e1bbd1b3132e648163630236df2a1a772d587e370875e",
+        "30fe03bfc6405e2601b027f04af855954251c854eb34abe13dbeb48958057a887698d75ddd4e9f39",
+        "fee5ed0b8c483f6dfc87e71c76b272a2ed17c1d5494ca175a12a6534110d360ce7a333e7ca75b6b6",
+        "c81728be68490f8b5176099faef8acd367b1c27d35142bfb8225703147ac9a301293a802f1462b58",
+        "8bdbcd8e740a6d6a1710d4081d304ee641b2ef6080d3784f2ec93d78085051b97588ad4515a4eef8",
+        "faf8fdd867d05a8df56c1bd8c1500b16eadc48b994fc960d1643e8df2264b763e43a8af60d1e693f",
+        "ff9434da82238540a6db79c3007a5f4739de1cc46ec20af9d8ad4a4511fa87a0c4237fff5836eb36",
+        "79e137329c5c7f0a9a73c15e082f48fa85d507061579bd8fdcc234259688590b93c41f0392dc82cb",
+        "a874fd8d04a24b039f2064aa98b4e8ecda595256dc62d4a4922ece81df699ce2c6e81a3083177948",
+        "4e799c65eda8520e7d3bd9b0d4d872fa054453562a4d3fc5111cffb6816a353caa5215ad4587dd23",
+        "109ce5b61efa06d4331fc560c851db3cc5f856cd6d264ce09152bdd01cc3fc54f3052fff76c39f58",
+        "5dc4f3f3b21fc4cad82fa1e96f513d4183db823443456305990f9393d1c4331d9ed2d98a59acbf08",
+        "524cb7a569360fc39028af8fbb9dab264c78950bedc2d43d622d4b779edd52936312ab8cf3342388",
+        "5cc264dc8eeef63b2e732dfc8978f46f753a1c33adacf380028dfe4e653e652706fe9da5fde67a15",
+        "c6ac6b869c461c079f631dcbc37a3453b24722521d0dd99521407ee4077ac45dd8b3f1c32594887a",
+        "b9249894dc4f00ef1c8f4b1ea8e8123fc03a5a8a40cb95acd4c8f9fc27b2bafa6ad9fe690a9af918",
+        "f78d775baf498ea44367aadca3a754448f8a68bebba13658fc6cd1e97c01c4ad4d8b6c8ecf6969a0",
     ];
 
     fn unhex(lines: &[&str]) -> Vec<u8> {
@@ -127,7 +127,10 @@ mod tests {
         assert_eq!(compress(&data).unwrap(), unhex(GRUB_SAMPLE_STREAM));
         // The two shortest cases, from the same build of GRUB's encoder.
         assert_eq!(compress(b"").unwrap(), [0; 5]);
-        assert_eq!(compress(b"a").unwrap(), [0x00, 0x30, 0x7f, 0xfc, 0x00, 0x00]);
+        assert_eq!(
+            compress(b"a").unwrap(),
+            [0x00, 0x30, 0x7f, 0xfc, 0x00, 0x00]
+        );
     }
 
     /// Shapes that reach every branch of the encoder, decoded by lzma-rust2's decoder.

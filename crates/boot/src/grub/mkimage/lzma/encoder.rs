@@ -41,7 +41,8 @@ const LEN_LOW_SYMBOLS: u32 = 1 << LEN_LOW_BITS;
 const LEN_MID_BITS: u32 = 3;
 const LEN_MID_SYMBOLS: u32 = 1 << LEN_MID_BITS;
 const LEN_HIGH_BITS: u32 = 8;
-const LEN_SYMBOLS_TOTAL: usize = (LEN_LOW_SYMBOLS + LEN_MID_SYMBOLS + (1 << LEN_HIGH_BITS)) as usize;
+const LEN_SYMBOLS_TOTAL: usize =
+    (LEN_LOW_SYMBOLS + LEN_MID_SYMBOLS + (1 << LEN_HIGH_BITS)) as usize;
 
 const LITERAL_NEXT: [u32; NUM_STATES] = [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 4, 5];
 const MATCH_NEXT: [u32; NUM_STATES] = [7, 7, 7, 7, 7, 7, 7, 10, 10, 10, 10, 10];
@@ -865,8 +866,11 @@ impl<'a> Encoder<'a> {
                 let lit = if is_char_state(state) {
                     self.prices.literal(probs, u32::from(current_byte))
                 } else {
-                    self.prices
-                        .literal_matched(probs, u32::from(current_byte), u32::from(match_byte))
+                    self.prices.literal_matched(
+                        probs,
+                        u32::from(current_byte),
+                        u32::from(match_byte),
+                    )
                 };
                 cur_price + self.prices.p0(self.is_match[s][ps]) + lit
             };
@@ -916,7 +920,8 @@ impl<'a> Encoder<'a> {
                     let state2 = LITERAL_NEXT[s];
                     let pos_state_next = (position + 1) & ((1 << PB) - 1);
                     let next_rep_match_price = cur_and1_price
-                        + self.prices
+                        + self
+                            .prices
                             .p1(self.is_match[state2 as usize][pos_state_next as usize])
                         + self.prices.p1(self.is_rep[state2 as usize]);
                     let offset = cur + 1 + len_test2;
@@ -924,8 +929,8 @@ impl<'a> Encoder<'a> {
                         len_end += 1;
                         self.opt[len_end as usize].price = INFINITY_PRICE;
                     }
-                    let cur_and_len_price = next_rep_match_price
-                        + self.rep_price(0, len_test2, state2, pos_state_next);
+                    let cur_and_len_price =
+                        next_rep_match_price + self.rep_price(0, len_test2, state2, pos_state_next);
                     let o = &mut self.opt[offset as usize];
                     if cur_and_len_price < o.price {
                         o.price = cur_and_len_price;
@@ -989,7 +994,8 @@ impl<'a> Encoder<'a> {
                     let lt = len_test as usize;
                     let cur_and_len_char_price = price
                         + self.rep_len_enc.price(pos_state, len_test)
-                        + self.prices
+                        + self
+                            .prices
                             .p0(self.is_match[state2 as usize][pos_state_next as usize])
                         + self.prices.literal_matched(
                             self.lit_probs_at(position + len_test, buf[data + lt - 1]),
@@ -999,7 +1005,8 @@ impl<'a> Encoder<'a> {
                     state2 = LITERAL_NEXT[state2 as usize];
                     pos_state_next = (position + len_test + 1) & ((1 << PB) - 1);
                     let next_rep_match_price = cur_and_len_char_price
-                        + self.prices
+                        + self
+                            .prices
                             .p1(self.is_match[state2 as usize][pos_state_next as usize])
                         + self.prices.p1(self.is_rep[state2 as usize]);
                     let offset = cur + len_test + 1 + len_test2;
@@ -1007,8 +1014,8 @@ impl<'a> Encoder<'a> {
                         len_end += 1;
                         self.opt[len_end as usize].price = INFINITY_PRICE;
                     }
-                    let cur_and_len_price = next_rep_match_price
-                        + self.rep_price(0, len_test2, state2, pos_state_next);
+                    let cur_and_len_price =
+                        next_rep_match_price + self.rep_price(0, len_test2, state2, pos_state_next);
                     let o = &mut self.opt[offset as usize];
                     if cur_and_len_price < o.price {
                         o.price = cur_and_len_price;
@@ -1071,9 +1078,9 @@ impl<'a> Encoder<'a> {
                             let mut pos_state_next = (position + len_test) & ((1 << PB) - 1);
                             let lt = len_test as usize;
                             let cur_and_len_char_price = cur_and_len_price
-                                + self.prices.p0(
-                                    self.is_match[state2 as usize][pos_state_next as usize],
-                                )
+                                + self
+                                    .prices
+                                    .p0(self.is_match[state2 as usize][pos_state_next as usize])
                                 + self.prices.literal_matched(
                                     self.lit_probs_at(position + len_test, buf[data + lt - 1]),
                                     u32::from(buf[data + lt]),
@@ -1082,9 +1089,9 @@ impl<'a> Encoder<'a> {
                             state2 = LITERAL_NEXT[state2 as usize];
                             pos_state_next = (pos_state_next + 1) & ((1 << PB) - 1);
                             let next_rep_match_price = cur_and_len_char_price
-                                + self.prices.p1(
-                                    self.is_match[state2 as usize][pos_state_next as usize],
-                                )
+                                + self
+                                    .prices
+                                    .p1(self.is_match[state2 as usize][pos_state_next as usize])
                                 + self.prices.p1(self.is_rep[state2 as usize]);
                             let offset = cur + len_test + 1 + len_test2;
                             while len_end < offset {
@@ -1170,7 +1177,8 @@ impl<'a> Encoder<'a> {
         }
         // The first byte is a literal with no match context.
         self.read_match_distances();
-        self.rc.encode_bit(&mut self.is_match[self.state as usize][0], 0);
+        self.rc
+            .encode_bit(&mut self.is_match[self.state as usize][0], 0);
         self.state = LITERAL_NEXT[self.state as usize];
         let first = self.data()[self.mf.cur() - self.additional_offset as usize];
         self.rc
@@ -1237,8 +1245,12 @@ impl<'a> Encoder<'a> {
                     } else {
                         self.rc.encode_bit(&mut self.is_rep[s], 0);
                         self.state = MATCH_NEXT[s];
-                        self.len_enc
-                            .encode(&mut self.rc, len - MATCH_LEN_MIN, pos_state, &self.prices);
+                        self.len_enc.encode(
+                            &mut self.rc,
+                            len - MATCH_LEN_MIN,
+                            pos_state,
+                            &self.prices,
+                        );
                         let dist = pos - NUM_REPS as u32;
                         let slot = pos_slot(dist);
                         let lps = len_to_pos_state(len);
