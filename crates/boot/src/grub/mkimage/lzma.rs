@@ -65,6 +65,8 @@ pub fn decompress(stream: &[u8], size: usize) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use sha2::Digest;
+
     use super::*;
 
     /// Text lines, pseudo-random bytes and zero runs: literals, short and long matches,
@@ -112,6 +114,67 @@ mod tests {
         "f78d775baf498ea44367aadca3a754448f8a68bebba13658fc6cd1e97c01c4ad4d8b6c8ecf6969a0",
     ];
 
+    /// 300,000 bytes of GRUB-config-like words, hex numbers, runs, and earlier stretches
+    /// repeated with sparse bit flips: long binary-tree searches, ties between short reps and
+    /// literals, price-table refreshes.
+    fn big_sample() -> Vec<u8> {
+        const WORDS: [&str; 15] = [
+            "insmod",
+            "part_gpt",
+            "part_msdos",
+            "ext2",
+            "fat",
+            "search",
+            "--fs-uuid",
+            "linux",
+            "initrd",
+            "/nix/store/",
+            "set",
+            "root=",
+            "menuentry",
+            "{",
+            "}",
+        ];
+        let mut x: u32 = 0x9E37_79B9;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let mut out: Vec<u8> = Vec::new();
+        while out.len() < 300_000 {
+            let r = next();
+            match r % 24 {
+                k @ 0..15 => {
+                    out.extend_from_slice(WORDS[k as usize].as_bytes());
+                    out.push(b' ');
+                }
+                15 | 16 => out.extend_from_slice(format!("{r:08x}").as_bytes()),
+                17 => out.push(b'\n'),
+                18 => out.push((r >> 24) as u8),
+                19 => out.extend(std::iter::repeat_n(
+                    ((r >> 8) & 0x3f) as u8,
+                    (r & 0x1f) as usize,
+                )),
+                _ if out.len() > 70_000 => {
+                    let start = out.len() - 1 - (next() % 70_000) as usize;
+                    for i in 0..(next() % 400) as usize {
+                        let mut b = out[start + i];
+                        let flip = next();
+                        if flip % 16 == 0 {
+                            b ^= 1 << (flip % 8);
+                        }
+                        out.push(b);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.truncate(300_000);
+        out
+    }
+
     fn unhex(lines: &[&str]) -> Vec<u8> {
         let s: String = lines.concat();
         (0..s.len())
@@ -125,6 +188,17 @@ mod tests {
         let data = sample();
         assert_eq!(data.len(), 3556);
         assert_eq!(compress(&data).unwrap(), unhex(GRUB_SAMPLE_STREAM));
+        // A larger input, its stream from the same build of GRUB's encoder: length and SHA-256.
+        let stream = compress(&big_sample()).unwrap();
+        assert_eq!(stream.len(), 41_898);
+        let digest: String = sha2::Sha256::digest(&stream)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            digest,
+            "2c6652262aef123ee831dbc00f9d07de68038e9cd645c6ca4372b7465996c7b2"
+        );
         // The two shortest cases, from the same build of GRUB's encoder.
         assert_eq!(compress(b"").unwrap(), [0; 5]);
         assert_eq!(
