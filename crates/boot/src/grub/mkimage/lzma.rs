@@ -5,10 +5,10 @@
 //! the uncompressed size grub-mkimage patched into it; the dictionary is the output buffer.
 //! `grub-mkimage` compresses with the LZMA SDK 4.58 encoder bundled in GRUB
 //! (`grub-core/lib/LzmaEnc.c` + `LzFind.c`: level 5, 64 KiB dictionary, bt4, 32 fast bytes,
-//! no end marker). [`compress`] is that encoder written in Rust ([`encoder`], [`match_finder`]),
-//! so the stream, and with it the whole core image, is byte for byte grub-mkimage's. No crate
-//! reproduces it: liblzma and lzma-rust2 descend from the same SDK but choose other matches
-//! (the first difference is within the first 1.5 KB of a core image).
+//! no end marker). [`compress`] is that encoder written in Rust (`lzma/encoder.rs`,
+//! `lzma/match_finder.rs`), so the stream, and with it the whole core image, is byte for byte
+//! grub-mkimage's. No crate reproduces it: liblzma and lzma-rust2 descend from the same SDK
+//! but choose other matches (the first difference is within the first 1.5 KB of a core image).
 
 mod encoder;
 mod match_finder;
