@@ -40,13 +40,27 @@ const TOOLS: &[(&str, &str, bool)] = &[
         false,
     ),
     ("/usr/bin/qemu-system-aarch64", "qemu-system-arm", true),
+    ("/usr/bin/qemu-system-riscv64", "qemu-system-misc", true),
+    // Debian 13's (an `all` package; the trixie source below).
+    (
+        "/usr/share/qemu-efi-riscv64/RISCV_VIRT_CODE.fd",
+        "qemu-efi-riscv64",
+        false,
+    ),
 ];
 
 const BACKPORTS: &str = "/etc/apt/sources.list.d/imagetool-backports.sources";
+/// Debian 13 for riscv64 packages only (Debian 12 has no riscv64 port): the riscv64 fixture's
+/// kernel, busybox, systemd-boot and GRUB, and the riscv64 EDK II firmware.
+const TRIXIE_RISCV64: &str = "/etc/apt/sources.list.d/imagetool-trixie-riscv64.sources";
+/// Pinned to priority 1: trixie is never a candidate where Debian 12 has a version.
+const TRIXIE_PIN: &str = "/etc/apt/preferences.d/imagetool-trixie";
 
 /// Installs every missing package, or explains what is missing when that is not possible.
 pub fn ensure_all() -> Result<()> {
+    ensure_trixie_riscv64()?;
     ensure_foreign_arch("arm64")?;
+    ensure_foreign_arch("riscv64")?;
     let missing: Vec<&(&str, &str, bool)> = TOOLS
         .iter()
         .filter(|(path, _, _)| !Path::new(path).exists())
@@ -122,6 +136,33 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// Adds Debian 13 as an apt source restricted to riscv64 and pinned below every Debian 12
+/// package (root only; elsewhere prints what to do).
+fn ensure_trixie_riscv64() -> Result<()> {
+    if Path::new(TRIXIE_RISCV64).exists() && Path::new(TRIXIE_PIN).exists() {
+        return Ok(());
+    }
+    if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
+        eprintln!(
+            "xtask: the riscv64 tests need Debian 13's riscv64 packages: add {TRIXIE_RISCV64} \
+             (Suites: trixie, Architectures: riscv64) and pin it at priority 1 ({TRIXIE_PIN})"
+        );
+        return Ok(());
+    }
+    std::fs::write(
+        TRIXIE_PIN,
+        "# Debian 13 only for riscv64 fixture packages: never a candidate where Debian 12 has \
+         a version.\nPackage: *\nPin: release n=trixie\nPin-Priority: 1\n",
+    )?;
+    std::fs::write(
+        TRIXIE_RISCV64,
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\n\
+         Architectures: riscv64\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+    )?;
+    crate::run(Command::new("apt-get").args(["update", "-qq"]))?;
+    Ok(())
 }
 
 /// Lets `apt-get download PKG:<arch>` fetch another architecture's packages (GRUB's arm64-efi

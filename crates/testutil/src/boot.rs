@@ -11,6 +11,10 @@
 //! unit 1) or U-Boot (`-bios u-boot.bin`, which boots the disk's `extlinux/extlinux.conf`).
 //! The serial console is the PL011 `ttyAMA0`.
 //!
+//! riscv64 (`qemu-system-riscv64 -M virt -cpu max`, TCG): QEMU's OpenSBI, then EDK II
+//! (`RISCV_VIRT_CODE.fd` on pflash unit 0, a copy of `RISCV_VIRT_VARS.fd` on unit 1); the
+//! console is the 16550 `ttyS0`.
+//!
 //! Acceleration: KVM only when `kvm_intel` or `kvm_amd` is loaded and `/dev/kvm` opens
 //! read-write (other KVM modules such as `kvm_pvm` hang stock kernels), else TCG with
 //! `-cpu max`. `IMAGETOOL_QEMU_ACCEL=tcg|kvm` forces a choice.
@@ -22,8 +26,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::tools::{
-    AAVMF_CODE, AAVMF_VARS, OVMF_CODE, OVMF_VARS, QEMU_SYSTEM, QEMU_SYSTEM_AARCH64, SEABIOS, Tool,
-    UBOOT_QEMU_ARM64,
+    AAVMF_CODE, AAVMF_VARS, OVMF_CODE, OVMF_VARS, QEMU_SYSTEM, QEMU_SYSTEM_AARCH64,
+    QEMU_SYSTEM_RISCV64, RISCV64_EDK2_CODE, RISCV64_EDK2_VARS, SEABIOS, Tool, UBOOT_QEMU_ARM64,
 };
 use crate::{Error, ErrorKind, Result, tail};
 
@@ -47,6 +51,8 @@ pub enum Firmware {
     Aavmf,
     /// U-Boot on an aarch64 `virt` machine (its distro boot finds `extlinux/extlinux.conf`).
     UBootArm64,
+    /// UEFI boot (EDK II over OpenSBI) of a riscv64 `virt` machine.
+    Riscv64Edk2,
 }
 
 impl Firmware {
@@ -56,11 +62,19 @@ impl Firmware {
         matches!(self, Firmware::Aavmf | Firmware::UBootArm64)
     }
 
+    /// True for the firmwares of a machine that is not x86 (QEMU's `virt`, never KVM here).
+    #[must_use]
+    pub fn is_foreign(&self) -> bool {
+        self.is_aarch64() || *self == Firmware::Riscv64Edk2
+    }
+
     /// The QEMU system emulator this firmware runs on.
     #[must_use]
     pub fn qemu(&self) -> Tool {
         if self.is_aarch64() {
             QEMU_SYSTEM_AARCH64
+        } else if *self == Firmware::Riscv64Edk2 {
+            QEMU_SYSTEM_RISCV64
         } else {
             QEMU_SYSTEM
         }
@@ -73,6 +87,7 @@ impl Firmware {
             Firmware::Ovmf => vec![OVMF_CODE, OVMF_VARS],
             Firmware::Aavmf => vec![AAVMF_CODE, AAVMF_VARS],
             Firmware::UBootArm64 => vec![UBOOT_QEMU_ARM64],
+            Firmware::Riscv64Edk2 => vec![RISCV64_EDK2_CODE, RISCV64_EDK2_VARS],
             Firmware::Kernel { .. } | Firmware::SeaBios => vec![SEABIOS],
         }
     }
@@ -252,10 +267,10 @@ pub fn qemu_args(cfg: &BootConfig, accel: Accel, log: &Path, vars: &Path) -> Vec
     push("-nodefaults");
     push("-no-user-config");
     push("-machine");
-    let aarch64 = cfg.firmware.is_aarch64();
+    let foreign = cfg.firmware.is_foreign();
     // A foreign guest never runs on KVM.
-    let accel = if aarch64 { Accel::Tcg } else { accel };
-    push(if aarch64 { "virt" } else { "q35" });
+    let accel = if foreign { Accel::Tcg } else { accel };
+    push(if foreign { "virt" } else { "q35" });
     if cfg.cpus > 1 {
         push("-smp");
         push(&cfg.cpus.to_string());
@@ -300,8 +315,12 @@ pub fn qemu_args(cfg: &BootConfig, accel: Accel, log: &Path, vars: &Path) -> Vec
             push("-bios");
             push(UBOOT_QEMU_ARM64.name);
         }
-        Firmware::Ovmf | Firmware::Aavmf => {
-            let code = if aarch64 { AAVMF_CODE } else { OVMF_CODE };
+        Firmware::Ovmf | Firmware::Aavmf | Firmware::Riscv64Edk2 => {
+            let code = match cfg.firmware {
+                Firmware::Aavmf => AAVMF_CODE,
+                Firmware::Riscv64Edk2 => RISCV64_EDK2_CODE,
+                _ => OVMF_CODE,
+            };
             push("-drive");
             push(&format!(
                 "if=pflash,format=raw,unit=0,readonly=on,file={}",
@@ -394,6 +413,7 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
     let template = match cfg.firmware {
         Firmware::Ovmf => Some(OVMF_VARS.name),
         Firmware::Aavmf => Some(AAVMF_VARS.name),
+        Firmware::Riscv64Edk2 => Some(RISCV64_EDK2_VARS.name),
         _ => None,
     };
     if let Some(t) = template {
@@ -401,7 +421,7 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
     }
     let stderr_path = tmp.path().join("qemu.stderr");
     let stderr = std::fs::File::create(&stderr_path).map_err(|e| Error::io(&stderr_path, e))?;
-    let accel = if cfg.firmware.is_aarch64() {
+    let accel = if cfg.firmware.is_foreign() {
         Accel::Tcg
     } else {
         cfg.accel.unwrap_or_else(detect_accel)

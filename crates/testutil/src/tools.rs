@@ -62,6 +62,19 @@ pub const QEMU_SYSTEM_AARCH64: Tool = Tool::new("qemu-system-aarch64", "qemu-sys
 pub const AAVMF_CODE: Tool = Tool::new("/usr/share/AAVMF/AAVMF_CODE.fd", "qemu-efi-aarch64");
 /// AAVMF variable store template (copied to pflash unit 1).
 pub const AAVMF_VARS: Tool = Tool::new("/usr/share/AAVMF/AAVMF_VARS.fd", "qemu-efi-aarch64");
+/// `qemu-system-riscv64` (qemu-system-misc, from bookworm-backports on Debian 12).
+pub const QEMU_SYSTEM_RISCV64: Tool = Tool::new("qemu-system-riscv64", "qemu-system-misc");
+/// EDK II for QEMU's riscv64 `virt` machine, pflash unit 0 (`qemu-efi-riscv64`: Debian 13's,
+/// an `all` package; `cargo xtask deps` adds the source).
+pub const RISCV64_EDK2_CODE: Tool = Tool::new(
+    "/usr/share/qemu-efi-riscv64/RISCV_VIRT_CODE.fd",
+    "qemu-efi-riscv64",
+);
+/// Its variable store template (copied to pflash unit 1).
+pub const RISCV64_EDK2_VARS: Tool = Tool::new(
+    "/usr/share/qemu-efi-riscv64/RISCV_VIRT_VARS.fd",
+    "qemu-efi-riscv64",
+);
 /// `zstd` (decompresses `.img.zst` images).
 pub const ZSTD: Tool = Tool::new("zstd", "zstd");
 /// U-Boot for QEMU's aarch64 `virt` machine (`-bios`).
