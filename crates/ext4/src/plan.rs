@@ -20,7 +20,10 @@ const LINK_MAX: u32 = 65_000;
 /// Group descriptor flag: the inode table is zeroed.
 const BG_ITABLE_ZEROED: u16 = 0x4;
 /// Group descriptor flag: no inode of this group is in use.
-const BG_INODE_UNINIT: u16 = 0x1;
+pub(crate) const BG_INODE_UNINIT: u16 = 0x1;
+/// Group descriptor flag: the block bitmap is not initialised; the kernel (and e2fsprogs)
+/// compute it from the group's own metadata.
+pub(crate) const BG_BLOCK_UNINIT: u16 = 0x2;
 
 /// What an inode holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

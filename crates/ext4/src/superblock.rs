@@ -90,6 +90,7 @@ pub fn group_desc(
     g: u64,
     block_bitmap_csum: u32,
     inode_bitmap_csum: u32,
+    extra_flags: u16,
 ) -> [u8; DESC_SIZE as usize] {
     let gi = &p.groups[g as usize];
     let mut b = [0u8; DESC_SIZE as usize];
@@ -106,7 +107,7 @@ pub fn group_desc(
     put16(&mut b, 0x2E, (gi.free_inodes >> 16) as u16);
     put16(&mut b, 0x10, gi.dirs as u16);
     put16(&mut b, 0x30, (gi.dirs >> 16) as u16);
-    put16(&mut b, 0x12, gi.flags);
+    put16(&mut b, 0x12, gi.flags | extra_flags);
     put16(&mut b, 0x18, block_bitmap_csum as u16);
     put16(&mut b, 0x38, (block_bitmap_csum >> 16) as u16);
     put16(&mut b, 0x1A, inode_bitmap_csum as u16);

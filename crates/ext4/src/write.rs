@@ -122,7 +122,9 @@ impl Plan {
                 size: self.geo.journal_blocks * BLOCK_SIZE,
                 blocks_512,
                 flags: FLAG_EXTENTS,
-                iblock: self.journal_iblock,
+                // A journal of more than four extents (filesystems over ~32 GiB: a 1 GiB
+                // journal) needs an extent tree block: queued here like every other inode's.
+                iblock: self.extent_root(ino, ip, None, blocks),
                 ..base
             },
             Role::LostFound => Fields {
@@ -300,6 +302,31 @@ impl Plan {
         Ok(())
     }
 
+    /// The block bitmap the kernel computes for group `g` when it is BLOCK_UNINIT
+    /// (`ext4_init_block_bitmap`): the superblock copy, GDT and reserved GDT if the group has
+    /// them, the group's own bitmaps and inode table where they lie inside it, the padding.
+    fn uninit_block_bitmap(&self, g: u64) -> Vec<u8> {
+        let mut bb = vec![0u8; BS];
+        let (gs, glen) = (g * BLOCKS_PER_GROUP, self.geo.group_len(g));
+        let mut mark = |b: u64| {
+            if (gs..gs + glen).contains(&b) {
+                let bit = (b - gs) as usize;
+                bb[bit / 8] |= 1 << (bit % 8);
+            }
+        };
+        if let Some(r) = self.geo.backup_range(g) {
+            r.for_each(&mut mark);
+        }
+        let gi = &self.groups[g as usize];
+        mark(gi.block_bitmap);
+        mark(gi.inode_bitmap);
+        (gi.inode_table..gi.inode_table + self.geo.itb).for_each(&mut mark);
+        for bit in glen as usize..BS * 8 {
+            bb[bit / 8] |= 1 << (bit % 8);
+        }
+        bb
+    }
+
     fn write_groups<W: WriteAt>(&self, t: &W) -> Result<()> {
         let mut gdt = vec![0u8; (self.geo.gdt_blocks * BLOCK_SIZE) as usize];
         let mut ri = 0;
@@ -324,7 +351,14 @@ impl Plan {
             for bit in glen as usize..BS * 8 {
                 bb[bit / 8] |= 1 << (bit % 8);
             }
-            put_block(t, gi.block_bitmap, &bb)?;
+            // A group whose bitmap is exactly what the kernel computes for an uninitialised
+            // one (its own superblock copy and metadata, the padding) is left BLOCK_UNINIT and
+            // its bitmap is not written, as mke2fs does: a 16 TiB disk would otherwise carry
+            // 512 MiB of such bitmaps. Never the last group (mke2fs does not either).
+            let block_uninit = g + 1 < self.geo.groups && bb == self.uninit_block_bitmap(g);
+            if !block_uninit {
+                put_block(t, gi.block_bitmap, &bb)?;
+            }
             let bcs = csum::bitmap(self.fs_seed, &bb);
             // Inode bitmap.
             let mut ib = vec![0u8; BS];
@@ -336,9 +370,17 @@ impl Plan {
             for bit in self.geo.ipg as usize..BS * 8 {
                 ib[bit / 8] |= 1 << (bit % 8);
             }
-            put_block(t, gi.inode_bitmap, &ib)?;
+            // An INODE_UNINIT group's inode bitmap is not read by the kernel or e2fsck.
+            if gi.flags & crate::plan::BG_INODE_UNINIT == 0 {
+                put_block(t, gi.inode_bitmap, &ib)?;
+            }
             let ics = csum::bitmap(self.fs_seed, &ib[..(self.geo.ipg / 8) as usize]);
-            let d = superblock::group_desc(self, g, bcs, ics);
+            let flags = if block_uninit {
+                crate::plan::BG_BLOCK_UNINIT
+            } else {
+                0
+            };
+            let d = superblock::group_desc(self, g, bcs, ics, flags);
             gdt[(g * 64) as usize..(g * 64 + 64) as usize].copy_from_slice(&d);
         }
         for g in (0..self.geo.groups).filter(|&g| has_super(g)) {

@@ -616,3 +616,50 @@ fn test_fixed_size_image_fills_the_window_and_is_clean() {
     );
     e2fsck_clean(&img);
 }
+
+/// A large filesystem: its 1 GiB journal spans more extents than the inode holds (an extent
+/// tree block, which the kernel must find), and the groups that hold nothing of their own are
+/// BLOCK_UNINIT with no bitmap written, as mke2fs leaves them, so the sparse image stays small.
+#[test]
+fn test_64_gib_filesystem_journal_tree_and_uninit_groups() {
+    require_tools!(E2FSCK, DEBUGFS, DUMPE2FS);
+    let dir = tempfile::tempdir().unwrap();
+    let img: PathBuf = dir.path().join("big.img");
+    let mut tree = Tree::new(Meta::dir(0o755));
+    tree.add_file(b"a", bytes(b"abc"), Meta::file(0o644))
+        .unwrap();
+    write_image(
+        &tree,
+        &Options {
+            size: Size::Fixed(64 << 30),
+            ..opts()
+        },
+        &img,
+    );
+    e2fsck_clean(&img);
+    let stat = debugfs(&img, "stat <8>");
+    assert!(
+        stat.contains("(ETB0)"),
+        "the journal has no extent tree block:\n{stat}"
+    );
+    let dump = Command::new("dumpe2fs").arg(&img).output().unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    let groups = dump
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("Group ")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    let uninit = dump.matches("BLOCK_UNINIT").count();
+    assert_eq!(groups, 512, "{dump}");
+    assert!(
+        uninit > groups * 3 / 4,
+        "only {uninit} of {groups} groups are BLOCK_UNINIT"
+    );
+    let allocated = std::fs::metadata(&img).unwrap().blocks() * 512;
+    assert!(
+        allocated < 64 << 20,
+        "{allocated} bytes allocated for a nearly empty 64 GiB filesystem"
+    );
+}
