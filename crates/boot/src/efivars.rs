@@ -34,27 +34,42 @@ use crate::error::{Error, ErrorKind, Result};
 pub type Guid = [u8; 16];
 
 /// `EFI_SYSTEM_NV_DATA_FV_GUID` {FFF12B8D-7696-4C8B-A985-2747075B4F50}: the volume's file system.
-pub const NV_DATA_FV_GUID: Guid = guid(0xfff1_2b8d, 0x7696, 0x4c8b, [
-    0xa9, 0x85, 0x27, 0x47, 0x07, 0x5b, 0x4f, 0x50,
-]);
+pub const NV_DATA_FV_GUID: Guid = guid(
+    0xfff1_2b8d,
+    0x7696,
+    0x4c8b,
+    [0xa9, 0x85, 0x27, 0x47, 0x07, 0x5b, 0x4f, 0x50],
+);
 /// `gEfiAuthenticatedVariableGuid` {AAF32C78-947B-439A-A180-2E144EC37792}: a store whose
 /// variables have the authenticated header.
-pub const AUTHENTICATED_VARIABLE_GUID: Guid = guid(0xaaf3_2c78, 0x947b, 0x439a, [
-    0xa1, 0x80, 0x2e, 0x14, 0x4e, 0xc3, 0x77, 0x92,
-]);
+pub const AUTHENTICATED_VARIABLE_GUID: Guid = guid(
+    0xaaf3_2c78,
+    0x947b,
+    0x439a,
+    [0xa1, 0x80, 0x2e, 0x14, 0x4e, 0xc3, 0x77, 0x92],
+);
 /// `gEfiVariableGuid` {DDCF3616-3275-4164-98B6-FE85707FFE7D}: a store of plain variables.
-pub const VARIABLE_GUID: Guid = guid(0xddcf_3616, 0x3275, 0x4164, [
-    0x98, 0xb6, 0xfe, 0x85, 0x70, 0x7f, 0xfe, 0x7d,
-]);
+pub const VARIABLE_GUID: Guid = guid(
+    0xddcf_3616,
+    0x3275,
+    0x4164,
+    [0x98, 0xb6, 0xfe, 0x85, 0x70, 0x7f, 0xfe, 0x7d],
+);
 /// `EFI_GLOBAL_VARIABLE` {8BE4DF61-93CA-11D2-AA0D-00E098032B8C}: `Boot####`, `BootOrder`, ….
-pub const GLOBAL_VARIABLE_GUID: Guid = guid(0x8be4_df61, 0x93ca, 0x11d2, [
-    0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c,
-]);
+pub const GLOBAL_VARIABLE_GUID: Guid = guid(
+    0x8be4_df61,
+    0x93ca,
+    0x11d2,
+    [0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c],
+);
 /// `gEdkiiWorkingBlockSignatureGuid` {9E58292B-7C68-497D-A0CE-6500FD9F1B95}: the
 /// fault-tolerant-write working block.
-pub const FTW_WORKING_BLOCK_GUID: Guid = guid(0x9e58_292b, 0x7c68, 0x497d, [
-    0xa0, 0xce, 0x65, 0x00, 0xfd, 0x9f, 0x1b, 0x95,
-]);
+pub const FTW_WORKING_BLOCK_GUID: Guid = guid(
+    0x9e58_292b,
+    0x7c68,
+    0x497d,
+    [0xa0, 0xce, 0x65, 0x00, 0xfd, 0x9f, 0x1b, 0x95],
+);
 
 /// `EFI_VARIABLE_NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS`: what efivarfs writers
 /// (bootctl, efibootmgr) set on boot variables.
@@ -108,7 +123,10 @@ pub fn guid_text(g: &Guid) -> String {
         u16::from_le_bytes([g[6], g[7]]),
         g[8],
         g[9],
-        g[10..].iter().map(|b| format!("{b:02x}")).collect::<String>()
+        g[10..]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     )
 }
 
@@ -217,9 +235,9 @@ impl VarStore {
                 "firmware volume header length {hlen} is out of range"
             )));
         }
-        let sum = bytes[..hlen]
-            .chunks_exact(2)
-            .fold(0u16, |s, w| s.wrapping_add(u16::from_le_bytes([w[0], w[1]])));
+        let sum = bytes[..hlen].chunks_exact(2).fold(0u16, |s, w| {
+            s.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+        });
         if sum != 0 {
             return Err(bad(format!(
                 "firmware volume header checksum is wrong (its words sum to {sum:#06x}, not 0)"
@@ -367,9 +385,9 @@ impl VarStore {
         b[0x38..0x3c].copy_from_slice(&((OVMF_4M_VARS_SIZE / 0x1000) as u32).to_le_bytes());
         b[0x3c..0x40].copy_from_slice(&0x1000u32.to_le_bytes());
         b[0x40..0x48].fill(0);
-        let sum = b[..0x48]
-            .chunks_exact(2)
-            .fold(0u16, |s, w| s.wrapping_add(u16::from_le_bytes([w[0], w[1]])));
+        let sum = b[..0x48].chunks_exact(2).fold(0u16, |s, w| {
+            s.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+        });
         b[0x32..0x34].copy_from_slice(&0u16.wrapping_sub(sum).to_le_bytes());
         // The variable store header: 0x40000 bytes of the volume minus its header.
         let store = 0x48;
@@ -853,9 +871,12 @@ mod tests {
                 number: 1,
                 start_lba: 2048,
                 size_lba: 524_288,
-                guid: guid(0x1c06_f03b, 0x704e, 0x4657, [
-                    0xb9, 0xcd, 0x68, 0x1a, 0x08, 0x7a, 0x2f, 0xdc,
-                ]),
+                guid: guid(
+                    0x1c06_f03b,
+                    0x704e,
+                    0x4657,
+                    [0xb9, 0xcd, 0x68, 0x1a, 0x08, 0x7a, 0x2f, 0xdc],
+                ),
             },
             path: "/EFI/systemd/systemd-bootx64.efi".into(),
         }

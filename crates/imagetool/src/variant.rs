@@ -476,7 +476,11 @@ impl Spec {
             .map_err(|e: String| crate::spec::Error::invalid_key("variant", e))?;
         let mut s = self.clone();
         s.output = Some(out_dir.join(".imagetool-disk"));
-        let image = s.resolve(default_timestamp)?;
+        let mut image = s.resolve(default_timestamp)?;
+        if let Some(e) = &mut image.efi_vars {
+            // Beside the artifact, not in the scratch directory of a packaged disk.
+            e.output = out_dir.join(crate::efi_vars::FILE_NAME);
+        }
         let base_name = if self.base_name == "nixos" {
             match system_identity(&image) {
                 Some((label, system)) => format!("nixos-image-{label}-{system}"),

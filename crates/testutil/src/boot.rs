@@ -152,6 +152,8 @@ pub struct BootConfig {
     pub accel: Option<Accel>,
     /// Virtual CPUs (`-smp`; more than one lets TCG run them on several host threads).
     pub cpus: u32,
+    /// OVMF/AAVMF: the variable store to start from (copied; default the firmware's template).
+    pub vars: Option<PathBuf>,
 }
 
 impl BootConfig {
@@ -173,6 +175,7 @@ impl BootConfig {
             fail_when: vec![FAIL_MARKER.to_string()],
             accel: None,
             cpus: 1,
+            vars: None,
         }
     }
 
@@ -180,6 +183,14 @@ impl BootConfig {
     #[must_use]
     pub fn drive(mut self, path: &Path, format: DiskFormat) -> Self {
         self.drives.push((path.to_path_buf(), format));
+        self
+    }
+
+    /// Starts OVMF/AAVMF from a copy of `path` as its variable store (pflash unit 1) instead of
+    /// the firmware's empty template.
+    #[must_use]
+    pub fn vars(mut self, path: &Path) -> Self {
+        self.vars = Some(path.to_path_buf());
         self
     }
 
@@ -391,9 +402,10 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
     let tmp = tempfile::tempdir().map_err(|e| Error::io(Path::new("tempdir"), e))?;
     let log = tmp.path().join("serial.log");
     let vars = tmp.path().join("OVMF_VARS.fd");
-    let template = match cfg.firmware {
-        Firmware::Ovmf => Some(OVMF_VARS.name),
-        Firmware::Aavmf => Some(AAVMF_VARS.name),
+    let template = match (&cfg.firmware, &cfg.vars) {
+        (Firmware::Ovmf | Firmware::Aavmf, Some(v)) => Some(v.as_path()),
+        (Firmware::Ovmf, None) => Some(Path::new(OVMF_VARS.name)),
+        (Firmware::Aavmf, None) => Some(Path::new(AAVMF_VARS.name)),
         _ => None,
     };
     if let Some(t) = template {
