@@ -414,7 +414,7 @@ fn test_every_variant_unpacks_to_the_raw_disk_and_rebuilds_identically() {
                     &std::fs::read_to_string(a.join("nix-support/image-info.json")).unwrap(),
                 )
                 .unwrap();
-                let bytes = (3072u64 << 20).to_string();
+                let bytes = (4096u64 << 20).to_string();
                 let file = art_a.display().to_string();
                 assert_eq!(
                     info["label"],
