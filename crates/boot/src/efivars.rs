@@ -230,7 +230,7 @@ impl VarStore {
             )));
         }
         let hlen = usize::from(u16_at(&bytes, 0x30));
-        if hlen < FV_HEADER_LEN + 16 || hlen % 8 != 0 || hlen + STORE_HEADER_LEN > len {
+        if hlen < FV_HEADER_LEN + 16 || !hlen.is_multiple_of(8) || hlen + STORE_HEADER_LEN > len {
             return Err(bad(format!(
                 "firmware volume header length {hlen} is out of range"
             )));
@@ -582,7 +582,7 @@ fn parse_variable(
                 "variable at offset {off:#x}: data size {data_size} runs past the store"
             ))
         })?;
-    if name_size < 2 || name_size % 2 != 0 {
+    if name_size < 2 || !name_size.is_multiple_of(2) {
         return Err(bad(format!(
             "variable at offset {off:#x}: name size {name_size} is not a UTF-16 string with its NUL"
         )));
@@ -814,7 +814,7 @@ pub fn add_boot_entry(store: &mut VarStore, option: &LoadOption) -> Result<u16> 
         &option.encode()?,
     )?;
     let mut order: Vec<u16> = match store.get("BootOrder", &GLOBAL_VARIABLE_GUID) {
-        Some(v) if v.data.len() % 2 != 0 => {
+        Some(v) if !v.data.len().is_multiple_of(2) => {
             return Err(bad(format!(
                 "BootOrder has {} bytes, not a list of 16-bit numbers",
                 v.data.len()
