@@ -52,13 +52,21 @@ pub const TABLES: [TableType; 4] = [
 /// # Errors
 /// [`BuildError::InvalidInput`] naming `touchEFIVars`, the table and the accepted ones.
 pub fn check_table(table: TableType) -> Result<(), BuildError> {
-    if TABLES.contains(&table) {
-        return Ok(());
+    match refusal(table) {
+        None => Ok(()),
+        Some(why) => Err(BuildError::InvalidInput(format!("touchEFIVars: {why}"))),
     }
-    Err(BuildError::InvalidInput(format!(
-        "touchEFIVars: the {table} table has no EFI boot (make-disk-image allows it only with {})",
-        TABLES.map(|t| t.to_string()).join(", ")
-    )))
+}
+
+/// Why `touchEFIVars` is refused with `table` (`None`: accepted).
+#[must_use]
+pub fn refusal(table: TableType) -> Option<String> {
+    (!TABLES.contains(&table)).then(|| {
+        format!(
+            "the {table} table has no EFI boot (make-disk-image allows it only with {})",
+            TABLES.map(|t| t.to_string()).join(", ")
+        )
+    })
 }
 
 /// The store's bytes for the planned disk and bootloader.

@@ -682,8 +682,9 @@ impl Spec {
                 .map_err(|e: String| Error::invalid("sdBootable", e))?;
         }
         if self.touch_efi_vars {
-            crate::efi_vars::check_table(spec.layout.table)
-                .map_err(|e| unsupported("touchEFIVars", &e.to_string()))?;
+            if let Some(why) = crate::efi_vars::refusal(spec.layout.table) {
+                return Err(unsupported("touchEFIVars", &why));
+            }
             spec.efi_vars = Some(crate::efi_vars::EfiVars {
                 template: self.efi_variables.as_ref().map(PathBuf::from),
                 output: output
