@@ -16,11 +16,14 @@
   contents ? [ ],
   partitionTableType ? "legacy",
   installBootLoader ? true,
+  # Writes $out/efi-vars.fd natively (the boot entry the installer registers), from
+  # efiVariables (an OVMF_VARS file, e.g. "''${pkgs.OVMF.variables}") or, when null, an empty
+  # store of the OVMF 4 MiB layout.
   touchEFIVars ? false,
+  efiVariables ? null,
   # Only used by the VM of make-disk-image; accepted so callers need not change.
   OVMF ? null,
   efiFirmware ? null,
-  efiVariables ? null,
   memSize ? 1024,
   fsType ? "ext4",
   onlyNixStore ? false,
@@ -41,7 +44,15 @@
 }:
 
 assert lib.assertMsg (fsType == "ext4") "imagetool: fsType must be ext4 (got ${fsType})";
-assert lib.assertMsg (!touchEFIVars) "imagetool: touchEFIVars needs a VM; it is not supported";
+assert lib.assertMsg (
+  touchEFIVars
+  -> builtins.elem partitionTableType [
+    "hybrid"
+    "efi"
+    "efixbootldr"
+    "legacy+gpt"
+  ]
+) "imagetool: touchEFIVars is only supported with partitionTableType hybrid, efi, efixbootldr or legacy+gpt";
 assert lib.assertMsg (
   (lib.all (c: (c ? user) == (c ? group)) contents)
 ) "imagetool: contents: user and group must be set together";
@@ -90,6 +101,8 @@ let
         ;
     }
     // lib.optionalAttrs (rootFSUID != null) { inherit rootFSUID; }
+    // lib.optionalAttrs touchEFIVars { inherit touchEFIVars; }
+    // lib.optionalAttrs (touchEFIVars && efiVariables != null) { inherit efiVariables; }
     // imagetoolSettings
   );
 

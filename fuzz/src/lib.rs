@@ -131,6 +131,34 @@ pub fn bootspec(data: &[u8]) {
     let _ = imagetool::boot::bootspec::Generation::parse(data, Path::new("fuzz/boot.json"));
 }
 
+/// An OVMF variable file (`efiVariables`): parsed, and when it parses, a boot entry added and
+/// the result parsed again.
+pub fn efivars(data: &[u8]) {
+    use imagetool::boot::efivars::{self, HardDrive, LoadOption, VarStore};
+    let _ = LoadOption::decode(data);
+    if let Ok(mut s) = VarStore::parse(data.to_vec()) {
+        let option = LoadOption {
+            attributes: efivars::LOAD_OPTION_ACTIVE,
+            description: efivars::SYSTEMD_BOOT_DESCRIPTION.into(),
+            partition: HardDrive {
+                number: 1,
+                start_lba: 2048,
+                size_lba: 4096,
+                guid: [7; 16],
+            },
+            path: "\\EFI\\systemd\\systemd-bootx64.efi".into(),
+        };
+        if efivars::add_boot_entry(&mut s, &option).is_ok() {
+            let again = VarStore::parse(s.into_bytes()).expect("an updated store parses");
+            assert!(
+                again
+                    .get("BootOrder", &efivars::GLOBAL_VARIABLE_GUID)
+                    .is_some()
+            );
+        }
+    }
+}
+
 /// Runs `data` through the target called `name` (the replay of regression inputs).
 ///
 /// # Panics
@@ -151,6 +179,7 @@ pub fn run(name: &str, data: &[u8]) {
         "spec" => spec(data),
         "attrs" => attrs(data),
         "bootspec" => bootspec(data),
+        "efivars" => efivars(data),
         "inspect" => {
             let img = MemImage::new(data.len() as u64);
             let _ = img.write_all_at(data, 0);
@@ -176,5 +205,6 @@ pub const TARGETS: &[&str] = &[
     "spec",
     "attrs",
     "bootspec",
+    "efivars",
     "inspect",
 ];

@@ -32,6 +32,7 @@ const TOOLS: &[(&str, &str, bool)] = &[
     ("/usr/bin/bzip2", "bzip2", false),
     ("/usr/bin/xz", "xz-utils", false),
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86", true),
+    ("/usr/bin/virt-fw-vars", "python3-virt-firmware", true),
     ("/usr/bin/zstd", "zstd", false),
     ("/usr/share/AAVMF/AAVMF_CODE.fd", "qemu-efi-aarch64", false),
     (

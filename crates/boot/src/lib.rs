@@ -13,6 +13,7 @@
 
 pub mod arch;
 pub mod bootspec;
+pub mod efivars;
 mod error;
 pub mod extlinux;
 pub mod grub_install;

@@ -418,8 +418,18 @@ import {wrapper} {{
         "{text}"
     );
 
-    // touchEFIVars is refused by the wrapper's assertion, naming it.
-    let bad = expr.replace("memSize = 4096;", "touchEFIVars = true;");
+    // touchEFIVars writes $out/efi-vars.fd, an OVMF variable store of the 4 MiB layout.
+    let touch = expr.replace("memSize = 4096;", "touchEFIVars = true;");
+    let (ok, out, err) = nix_build(s, "wrapper-efivars", &touch, &[]);
+    assert!(ok, "{err}");
+    let vars = std::fs::read(PathBuf::from(out).join("efi-vars.fd")).unwrap();
+    assert_eq!(vars.len(), 0x84000);
+    assert_eq!(&vars[0x28..0x2c], b"_FVH");
+    // With a table make-disk-image refuses it for, the wrapper's assertion names it.
+    let bad = touch.replace(
+        "partitionTableType = \"efi\";",
+        "partitionTableType = \"legacy\";",
+    );
     let (ok, _, err) = nix_build(s, "wrapper-bad", &bad, &[]);
     assert!(!ok);
     assert!(err.contains("touchEFIVars"), "{err}");

@@ -215,9 +215,20 @@ fn test_bad_specs_name_the_key() {
             "fsType",
         ),
         (
+            "touchEFIVars with a legacy table",
+            Box::new(|s| {
+                s["touchEFIVars"] = true.into();
+                s["partitionTableType"] = "legacy".into();
+            }),
             "touchEFIVars",
-            Box::new(|s| s["touchEFIVars"] = true.into()),
-            "touchEFIVars",
+        ),
+        (
+            "malformed efiVariables",
+            Box::new(|s| {
+                s["touchEFIVars"] = true.into();
+                s["efiVariables"] = s["configFile"].clone();
+            }),
+            "efiVariables",
         ),
         (
             "toplevel outside the closure",

@@ -96,6 +96,8 @@ pub struct ImageSpec {
     pub raw_writes: Vec<crate::sdcard::RawWrite>,
     /// `sd-card`: which partition is marked bootable.
     pub sd_boot_flag: crate::sdcard::BootFlag,
+    /// `touchEFIVars`: also write the OVMF variable store with the bootloader's boot entry.
+    pub efi_vars: Option<crate::efi_vars::EfiVars>,
 }
 
 /// A phase of a build, reported to a [`Progress`].
@@ -326,6 +328,14 @@ fn build_inner(
         vdisk::check_output_name(*format, path)?;
         outs.push((*format, vdisk::create_output(path, &spec.format_options)?));
     }
+    // touchEFIVars: efi-vars.fd is created now too and committed with the image.
+    let efi_vars_out = match &spec.efi_vars {
+        Some(e) => {
+            crate::efi_vars::check_table(spec.layout.table)?;
+            Some(imagetool_blockio::AtomicFile::create(&e.output).map_err(io(&e.output))?)
+        }
+        None => None,
+    };
     let mut timings = Vec::new();
     let parse = |p: &str, what: &str| {
         StorePath::parse(p).map_err(|e| BuildError::InvalidInput(format!("{what}: {e}")))
@@ -491,6 +501,12 @@ fn build_inner(
         Ok(((layout, fs_plan, fats, boot_plan), detail))
     })?;
 
+    let efi_vars = spec
+        .efi_vars
+        .as_ref()
+        .map(|e| crate::efi_vars::store_bytes(e, &layout, &boot_plan))
+        .transpose()?;
+
     // Write: every part into an Overlay (metadata in memory, file data as references to the
     // closure's files). Convert: the container writer (raw included) reads the disk from it, so
     // no raw intermediate exists and the closure's bytes are read once. For raw output this
@@ -572,7 +588,11 @@ fn build_inner(
         v.finish()?;
         snapshot.check()?;
     }
-    let outs: Vec<_> = outs.into_iter().map(|(_, o)| o).collect();
+    let mut outs: Vec<_> = outs.into_iter().map(|(_, o)| o).collect();
+    if let (Some(out), Some(bytes)) = (efi_vars_out, &efi_vars) {
+        crate::efi_vars::write(out.file(), bytes).map_err(io(out.dest()))?;
+        outs.push(out);
+    }
     imagetool_blockio::AtomicFile::commit_all(outs).map_err(io(&spec.output))?;
     Ok(BuildReport {
         output: spec.output.clone(),

@@ -79,6 +79,7 @@
 pub mod bootloader;
 pub mod build;
 pub mod disk;
+pub mod efi_vars;
 mod error;
 pub mod iso;
 pub mod manifest;

@@ -222,9 +222,9 @@ fn default_fs_type() -> String {
 /// settings. Every field has make-disk-image's default; unknown keys are errors.
 ///
 /// Accepted and ignored, because they only concern the VM or the derivation: `name`,
-/// `memSize`, `OVMF`, `efiFirmware`, `efiVariables`, `deterministic` (imagetool is always
-/// deterministic) and `reproducible` (always bit-for-bit). Accepted only at their harmless
-/// values: `postVM` (empty), `fsType` (`ext4`), `touchEFIVars` (`false`).
+/// `memSize`, `OVMF`, `efiFirmware`, `deterministic` (imagetool is always deterministic) and
+/// `reproducible` (always bit-for-bit). Accepted only at their harmless values: `postVM`
+/// (empty), `fsType` (`ext4`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Spec {
@@ -302,7 +302,9 @@ pub struct Spec {
     /// `deterministic`: accepted; imagetool is deterministic either way.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub deterministic: bool,
-    /// `touchEFIVars`: only `false` (there is no VM to record EFI variables in).
+    /// `touchEFIVars`: also write the OVMF variable store `efi-vars.fd` beside the image, with
+    /// the boot entry the bootloader's installer registers (tables hybrid, efi, efixbootldr,
+    /// legacy+gpt).
     #[serde(default, rename = "touchEFIVars", skip_serializing_if = "is_false")]
     pub touch_efi_vars: bool,
     /// `fsType`: only `ext4`.
@@ -323,7 +325,8 @@ pub struct Spec {
     /// `efiFirmware`: ignored (no VM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub efi_firmware: Option<String>,
-    /// `efiVariables`: ignored (no VM; `touchEFIVars` is unsupported).
+    /// `efiVariables`: the OVMF variable file `touchEFIVars` starts from (default: an empty
+    /// store of the OVMF 4 MiB layout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub efi_variables: Option<String>,
     /// `reproducible`: accepted; imagetool output is always bit-for-bit reproducible.
@@ -583,7 +586,8 @@ impl Spec {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] naming the key of a bad value, a missing closure or output,
     /// or a `contents` target outside the root; [`ErrorKind::Unsupported`] for make-disk-image
-    /// arguments imagetool cannot honour (`postVM`, `fsType` other than ext4, `touchEFIVars`).
+    /// arguments imagetool cannot honour (`postVM`, `fsType` other than ext4, `touchEFIVars`
+    /// with a table make-disk-image refuses it for).
     pub fn resolve(&self, default_timestamp: i64) -> Result<ImageSpec> {
         let unsupported = |key: &str, why: &str| Error::new(ErrorKind::Unsupported, key, why);
         if !self.post_vm.trim().is_empty() {
@@ -596,12 +600,6 @@ impl Spec {
             return Err(unsupported(
                 "fsType",
                 &format!("{:?}: imagetool writes ext4 roots only", self.fs_type),
-            ));
-        }
-        if self.touch_efi_vars {
-            return Err(unsupported(
-                "touchEFIVars",
-                "there is no VM (and no firmware) to record EFI variables in",
             ));
         }
         let bootloader = self.bootloader()?;
@@ -682,6 +680,18 @@ impl Spec {
             spec.sd_boot_flag = b
                 .parse()
                 .map_err(|e: String| Error::invalid("sdBootable", e))?;
+        }
+        if self.touch_efi_vars {
+            if let Some(why) = crate::efi_vars::refusal(spec.layout.table) {
+                return Err(unsupported("touchEFIVars", &why));
+            }
+            spec.efi_vars = Some(crate::efi_vars::EfiVars {
+                template: self.efi_variables.as_ref().map(PathBuf::from),
+                output: output
+                    .parent()
+                    .unwrap_or(Path::new(""))
+                    .join(crate::efi_vars::FILE_NAME),
+            });
         }
         if spec.firmware_dir.is_some() && spec.layout.table != TableType::SdCard {
             return Err(Error::invalid(
@@ -1021,6 +1031,7 @@ impl ImageSpec {
             firmware_dir: None,
             raw_writes: Vec::new(),
             sd_boot_flag: crate::sdcard::BootFlag::default(),
+            efi_vars: None,
         }
     }
 
@@ -1300,11 +1311,58 @@ mod tests {
     }
 
     #[test]
+    fn test_touch_efi_vars_writes_beside_the_image_for_efi_tables_only() {
+        for (table, ok) in [
+            ("efi", true),
+            ("hybrid", true),
+            ("efixbootldr", true),
+            ("legacy+gpt", true),
+            ("legacy", false),
+            ("legacy+boot", false),
+            ("none", false),
+        ] {
+            let s = Spec::from_json(&format!(
+                r#"{{"toplevel": "{TOP}", "closureInfo": "/ci", "output": "/o/nixos.img",
+                    "partitionTableType": "{table}", "touchEFIVars": true,
+                    "efiVariables": "/fw/OVMF_VARS.fd"}}"#
+            ))
+            .unwrap();
+            match s.resolve(0) {
+                Ok(i) => {
+                    assert!(ok, "{table}");
+                    assert_eq!(
+                        i.efi_vars,
+                        Some(crate::efi_vars::EfiVars {
+                            template: Some("/fw/OVMF_VARS.fd".into()),
+                            output: "/o/efi-vars.fd".into(),
+                        })
+                    );
+                }
+                Err(e) => {
+                    assert!(!ok, "{table}: {e}");
+                    assert_eq!(e.key(), Some("touchEFIVars"), "{e}");
+                    assert!(e.to_string().contains(table), "{e}");
+                }
+            }
+        }
+        // efiVariables alone changes nothing (make-disk-image reads it only with touchEFIVars).
+        let mut s = base();
+        s.efi_variables = Some("/fw/OVMF_VARS.fd".into());
+        assert_eq!(s.resolve(0).unwrap().efi_vars, None);
+    }
+
+    #[test]
     fn test_unsupported_arguments_are_named() {
         let cases: [(Change, &str); 3] = [
             (|s| s.post_vm = "echo hi".into(), "postVM"),
             (|s| s.fs_type = "btrfs".into(), "fsType"),
-            (|s| s.touch_efi_vars = true, "touchEFIVars"),
+            (
+                |s| {
+                    s.touch_efi_vars = true;
+                    s.partition_table_type = "legacy".into();
+                },
+                "touchEFIVars",
+            ),
         ];
         for (change, key) in cases {
             let mut s = base();

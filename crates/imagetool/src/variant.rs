@@ -164,6 +164,14 @@ impl Variant {
     }
 
     /// The defaults of the variant's nixpkgs module.
+    ///
+    /// Checked against nixpkgs' modules (NixOS 25.05/unstable, `nixos/modules/image/images.nix`
+    /// maps variant → module): every module without its own `virtualisation.diskSize` override
+    /// gets disk-size-option.nix's `"auto"` (make-disk-image's `additionalSpace = "512M"`,
+    /// `bootSize = "256M"`); azure v1 is `legacy`, google-compute and proxmox `legacy` unless
+    /// their EFI options are set, qemu/raw `legacy` and qemu-efi/raw-efi/vmware `efi`
+    /// (disk-image.nix's `efiSupport`, vmware-image.nix), kubevirt and cloudstack leave the
+    /// table at make-disk-image's `legacy`.
     #[must_use]
     pub fn profile(self) -> Profile {
         let p = |table, format, packaging, module| Profile {
@@ -176,8 +184,10 @@ impl Variant {
             module,
         };
         match self {
+            // amazon-image.nix: `config.virtualisation.diskSize = lib.mkOverride 1490 (4 * 1024)`,
+            // `partitionTableType = if config.ec2.efi then "efi" else "legacy+gpt"`, format "vpc".
             Variant::Amazon => Profile {
-                disk_size: "3072",
+                disk_size: "4096",
                 ..p(
                     "legacy+gpt",
                     Format::Vpc,
@@ -203,6 +213,8 @@ impl Variant {
                 Packaging::SparseTarGz,
                 "nixos/modules/virtualisation/google-compute-image.nix",
             ),
+            // hyperv-image.nix: `virtualisation.diskSize = lib.mkOverride 1490 (4 * 1024)`,
+            // `partitionTableType = "efi"`, raw converted with `subformat=dynamic -O vhdx`.
             Variant::Hyperv => Profile {
                 disk_size: "4096",
                 ..p(
@@ -218,6 +230,9 @@ impl Variant {
                 Packaging::Compressed(Codec::Gzip),
                 "nixos/modules/virtualisation/linode-image.nix",
             ),
+            // oci-image.nix: `virtualisation.diskSize = lib.mkOverride 1490 (8 * 1024)`,
+            // `format = "qcow2"`, `partitionTableType = if cfg.efi then "efi" else "legacy"`
+            // (oci.efi defaults to aarch64 only).
             Variant::Oci => Profile {
                 disk_size: "8192",
                 ..p(
@@ -227,6 +242,8 @@ impl Variant {
                     "nixos/modules/virtualisation/oci-image.nix",
                 )
             },
+            // openstack-image.nix: `additionalSpace = "1024M"`, `format = "qcow2"`, no diskSize
+            // (make-disk-image's "auto"), no partitionTableType ("legacy").
             Variant::Openstack => Profile {
                 additional_space: "1024M",
                 ..p(
@@ -278,18 +295,29 @@ impl Variant {
                 Packaging::VmaZst,
                 "nixos/modules/virtualisation/proxmox-image.nix",
             ),
-            Variant::Virtualbox => p(
-                "legacy",
-                Format::VmdkStream,
-                Packaging::Ova,
-                "nixos/modules/virtualisation/virtualbox-image.nix",
-            ),
-            Variant::VagrantVirtualbox => p(
-                "legacy",
-                Format::VmdkStream,
-                Packaging::VagrantBox,
-                "nixos/modules/virtualisation/vagrant-virtualbox-image.nix",
-            ),
+            // virtualbox-image.nix: `virtualisation.diskSize = lib.mkOverride 1490 (50 * 1024)`,
+            // `additionalSpace = "${toString cfg.baseImageFreeSpace}M"` (default 30 * 1024),
+            // `partitionTableType = "legacy"`; vagrant-virtualbox-image.nix imports it.
+            Variant::Virtualbox => Profile {
+                disk_size: "51200",
+                additional_space: "30720M",
+                ..p(
+                    "legacy",
+                    Format::VmdkStream,
+                    Packaging::Ova,
+                    "nixos/modules/virtualisation/virtualbox-image.nix",
+                )
+            },
+            Variant::VagrantVirtualbox => Profile {
+                disk_size: "51200",
+                additional_space: "30720M",
+                ..p(
+                    "legacy",
+                    Format::VmdkStream,
+                    Packaging::VagrantBox,
+                    "nixos/modules/virtualisation/vagrant-virtualbox-image.nix",
+                )
+            },
             Variant::Vmware => p(
                 "efi",
                 Format::Vmdk,
@@ -476,7 +504,11 @@ impl Spec {
             .map_err(|e: String| crate::spec::Error::invalid_key("variant", e))?;
         let mut s = self.clone();
         s.output = Some(out_dir.join(".imagetool-disk"));
-        let image = s.resolve(default_timestamp)?;
+        let mut image = s.resolve(default_timestamp)?;
+        if let Some(e) = &mut image.efi_vars {
+            // Beside the artifact, not in the scratch directory of a packaged disk.
+            e.output = out_dir.join(crate::efi_vars::FILE_NAME);
+        }
         let base_name = if self.base_name == "nixos" {
             match system_identity(&image) {
                 Some((label, system)) => format!("nixos-image-{label}-{system}"),

@@ -247,7 +247,18 @@ fn check_ovf(dir: &Path, stem: &str, raw: &Path) {
     );
     let virtual_size = std::fs::metadata(raw).unwrap().len();
     assert!(xml.contains(&format!("ovf:capacity=\"{virtual_size}\"")));
-    run_ok(XMLLINT, &["--noout".as_ref(), ovf.as_os_str()]);
+    // Valid against the DMTF OVF envelope schema (vendored; crates/vdisk/tests/ovf-schema).
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vdisk/tests/ovf-schema/ovf.xsd");
+    run_ok(
+        XMLLINT,
+        &[
+            "--noout".as_ref(),
+            "--nonet".as_ref(),
+            "--schema".as_ref(),
+            schema.as_os_str(),
+            ovf.as_os_str(),
+        ],
+    );
     qemu_img::assert_check_clean(&vmdk, "vmdk");
     qemu_img::assert_identical(raw, "raw", &vmdk, "vmdk");
 }
@@ -414,7 +425,7 @@ fn test_every_variant_unpacks_to_the_raw_disk_and_rebuilds_identically() {
                     &std::fs::read_to_string(a.join("nix-support/image-info.json")).unwrap(),
                 )
                 .unwrap();
-                let bytes = (3072u64 << 20).to_string();
+                let bytes = (4096u64 << 20).to_string();
                 let file = art_a.display().to_string();
                 assert_eq!(
                     info["label"],

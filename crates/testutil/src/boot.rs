@@ -167,6 +167,8 @@ pub struct BootConfig {
     pub accel: Option<Accel>,
     /// Virtual CPUs (`-smp`; more than one lets TCG run them on several host threads).
     pub cpus: u32,
+    /// OVMF/AAVMF: the variable store to start from (copied; default the firmware's template).
+    pub vars: Option<PathBuf>,
 }
 
 impl BootConfig {
@@ -188,6 +190,7 @@ impl BootConfig {
             fail_when: vec![FAIL_MARKER.to_string()],
             accel: None,
             cpus: 1,
+            vars: None,
         }
     }
 
@@ -195,6 +198,14 @@ impl BootConfig {
     #[must_use]
     pub fn drive(mut self, path: &Path, format: DiskFormat) -> Self {
         self.drives.push((path.to_path_buf(), format));
+        self
+    }
+
+    /// Starts OVMF/AAVMF from a copy of `path` as its variable store (pflash unit 1) instead of
+    /// the firmware's empty template.
+    #[must_use]
+    pub fn vars(mut self, path: &Path) -> Self {
+        self.vars = Some(path.to_path_buf());
         self
     }
 
@@ -410,10 +421,11 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
     let tmp = tempfile::tempdir().map_err(|e| Error::io(Path::new("tempdir"), e))?;
     let log = tmp.path().join("serial.log");
     let vars = tmp.path().join("OVMF_VARS.fd");
-    let template = match cfg.firmware {
-        Firmware::Ovmf => Some(OVMF_VARS.name),
-        Firmware::Aavmf => Some(AAVMF_VARS.name),
-        Firmware::Riscv64Edk2 => Some(RISCV64_EDK2_VARS.name),
+    let template = match (&cfg.firmware, &cfg.vars) {
+        (Firmware::Ovmf | Firmware::Aavmf | Firmware::Riscv64Edk2, Some(v)) => Some(v.as_path()),
+        (Firmware::Ovmf, None) => Some(Path::new(OVMF_VARS.name)),
+        (Firmware::Aavmf, None) => Some(Path::new(AAVMF_VARS.name)),
+        (Firmware::Riscv64Edk2, None) => Some(Path::new(RISCV64_EDK2_VARS.name)),
         _ => None,
     };
     if let Some(t) = template {

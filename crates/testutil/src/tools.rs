@@ -30,6 +30,10 @@ pub const MKFS_VFAT: Tool = Tool::new("mkfs.vfat", "dosfstools");
 pub const MDIR: Tool = Tool::new("mdir", "mtools");
 /// `mcopy` (mtools).
 pub const MCOPY: Tool = Tool::new("mcopy", "mtools");
+/// `mdel` (mtools), used by tests to remove a file from an image.
+pub const MDEL: Tool = Tool::new("mdel", "mtools");
+/// `virt-fw-vars` (python3-virt-firmware, bookworm-backports): lists an OVMF variable store.
+pub const VIRT_FW_VARS: Tool = Tool::new("virt-fw-vars", "python3-virt-firmware");
 /// `mmd` (mtools), used by tests to make reference images.
 pub const MMD: Tool = Tool::new("mmd", "mtools");
 /// `mtype` (mtools).

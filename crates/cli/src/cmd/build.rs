@@ -150,6 +150,15 @@ pub struct Args {
     /// (U-Boot's distro boot then finds /boot/extlinux on the root).
     #[arg(long)]
     sd_bootable: Option<String>,
+    /// touchEFIVars: also write the OVMF variable store efi-vars.fd beside the image (in the
+    /// output directory with --variant), holding the boot entry the bootloader's installer
+    /// registers (tables hybrid, efi, efixbootldr, legacy+gpt).
+    #[arg(long)]
+    touch_efi_vars: bool,
+    /// efiVariables: the OVMF variable file efi-vars.fd starts from (e.g.
+    /// /usr/share/OVMF/OVMF_VARS_4M.fd) [default: an empty store of the OVMF 4 MiB layout].
+    #[arg(long, value_name = "FILE", requires = "touch_efi_vars")]
+    efi_vars_template: Option<PathBuf>,
     /// Data-copy and compression threads (0: one per core); never changes the output.
     #[arg(long)]
     threads: Option<usize>,
@@ -225,6 +234,11 @@ impl Args {
             firmware_dir: self.firmware_dir.clone(),
             raw_writes: self.raw_write.clone(),
             sd_bootable: self.sd_bootable.clone(),
+            touch_efi_vars: self.touch_efi_vars,
+            efi_variables: self
+                .efi_vars_template
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
             ..base
         };
         self.layout.fill_spec(&mut spec);
