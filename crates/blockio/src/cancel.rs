@@ -84,6 +84,10 @@ impl<T: WriteAt + ?Sized> WriteAt for Cancellable<'_, T> {
         self.cancel.check()?;
         self.inner.write_all_at(buf, offset)
     }
+    fn write_shared_at(&self, buf: &std::sync::Arc<[u8]>, offset: u64) -> io::Result<()> {
+        self.cancel.check()?;
+        self.inner.write_shared_at(buf, offset)
+    }
     fn capacity(&self) -> u64 {
         self.inner.capacity()
     }

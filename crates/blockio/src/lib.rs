@@ -82,6 +82,16 @@ pub trait WriteAt: Sync {
     /// The number of bytes that may be written, starting at offset 0.
     fn capacity(&self) -> u64;
 
+    /// Writes all of `buf` at `offset`, where `buf` may be written again elsewhere (a
+    /// filesystem's backup metadata). The default is [`WriteAt::write_all_at`]; an [`Overlay`]
+    /// keeps one shared copy instead of one per place.
+    ///
+    /// # Errors
+    /// As [`WriteAt::write_all_at`].
+    fn write_shared_at(&self, buf: &std::sync::Arc<[u8]>, offset: u64) -> io::Result<()> {
+        self.write_all_at(buf, offset)
+    }
+
     /// Copies `len` bytes of the host file `src`, starting at `src_offset`, to `offset`.
     ///
     /// The default reads and writes through a buffer and leaves all-zero blocks unwritten (the
@@ -131,6 +141,9 @@ impl<T: ReadAt + ?Sized> ReadAt for &T {
 impl<T: WriteAt + ?Sized> WriteAt for &T {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         (**self).write_all_at(buf, offset)
+    }
+    fn write_shared_at(&self, buf: &std::sync::Arc<[u8]>, offset: u64) -> io::Result<()> {
+        (**self).write_shared_at(buf, offset)
     }
     fn capacity(&self) -> u64 {
         (**self).capacity()

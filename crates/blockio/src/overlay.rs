@@ -347,6 +347,26 @@ impl WriteAt for Overlay {
         Ok(())
     }
 
+    fn write_shared_at(&self, buf: &Arc<[u8]>, offset: u64) -> io::Result<()> {
+        check_range(offset, buf.len() as u64, self.size)?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if is_zero(buf) {
+            self.put(offset, buf.len() as u64, Data::Zero);
+        } else {
+            self.put(
+                offset,
+                buf.len() as u64,
+                Data::Mem {
+                    buf: buf.clone(),
+                    at: 0,
+                },
+            );
+        }
+        Ok(())
+    }
+
     fn capacity(&self) -> u64 {
         self.size
     }
@@ -424,6 +444,31 @@ mod tests {
         let mut b = vec![0u8; len];
         o.read_exact_at(&mut b, off).unwrap();
         b
+    }
+
+    #[test]
+    fn test_shared_writes_read_back_everywhere_and_can_be_overwritten_in_part() {
+        let o = Overlay::new(1 << 20);
+        let gdt: Arc<[u8]> = (0..8192u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>()
+            .into();
+        for off in [4096u64, 65536, 200_000] {
+            o.write_shared_at(&gdt, off).unwrap();
+        }
+        o.write_all_at(&[9; 10], 65536 + 100).unwrap();
+        for off in [4096u64, 200_000] {
+            assert_eq!(read(&o, off, gdt.len()), gdt.to_vec());
+        }
+        let mid = read(&o, 65536, gdt.len());
+        assert_eq!(&mid[..100], &gdt[..100]);
+        assert!(mid[100..110].iter().all(|&x| x == 9));
+        assert_eq!(&mid[110..], &gdt[110..]);
+        // The shared buffer itself is never written through.
+        assert_eq!(gdt[100], 100);
+        o.write_shared_at(&Arc::from(vec![0u8; 4096]), 4096)
+            .unwrap();
+        assert!(read(&o, 4096, 4096).iter().all(|&x| x == 0));
     }
 
     #[test]

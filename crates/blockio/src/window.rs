@@ -63,6 +63,10 @@ impl<B: WriteAt> WriteAt for Window<B> {
         check_range(offset, buf.len() as u64, self.len)?;
         self.inner.write_all_at(buf, self.base + offset)
     }
+    fn write_shared_at(&self, buf: &std::sync::Arc<[u8]>, offset: u64) -> io::Result<()> {
+        check_range(offset, buf.len() as u64, self.len)?;
+        self.inner.write_shared_at(buf, self.base + offset)
+    }
     fn capacity(&self) -> u64 {
         self.len
     }
@@ -150,6 +154,11 @@ impl<B: ReadAt> ReadAt for Tracked<B> {
 impl<B: WriteAt> WriteAt for Tracked<B> {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.inner.write_all_at(buf, offset)?;
+        self.record().insert(offset..offset + buf.len() as u64);
+        Ok(())
+    }
+    fn write_shared_at(&self, buf: &std::sync::Arc<[u8]>, offset: u64) -> io::Result<()> {
+        self.inner.write_shared_at(buf, offset)?;
         self.record().insert(offset..offset + buf.len() as u64);
         Ok(())
     }

@@ -40,6 +40,11 @@ impl<T: WriteAt + ?Sized> WriteAt for Counted<'_, T> {
         self.add(buf.len() as u64);
         Ok(())
     }
+    fn write_shared_at(&self, buf: &std::sync::Arc<[u8]>, offset: u64) -> io::Result<()> {
+        self.inner.write_shared_at(buf, offset)?;
+        self.add(buf.len() as u64);
+        Ok(())
+    }
     fn capacity(&self) -> u64 {
         self.inner.capacity()
     }
