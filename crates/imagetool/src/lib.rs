@@ -85,12 +85,14 @@ pub mod manifest;
 mod meter;
 pub mod mkfs;
 mod outputs;
+mod serialize;
 pub mod probe;
 pub mod sdcard;
 pub mod spec;
 pub mod variant;
 
 pub use error::ErrorKind;
+pub use serialize::{role_name, uuid_text};
 pub use imagetool_archive as archive;
 pub use imagetool_blockio as blockio;
 pub use imagetool_boot as boot;

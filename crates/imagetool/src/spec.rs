@@ -632,6 +632,18 @@ impl Spec {
                 .map_err(|e: vdisk::Error| Error::invalid("compression", e.to_string()))?,
             None => Compression::default(),
         };
+        // A codec for a format that has none is a mistake, not something to ignore.
+        if let Some(c) = &self.compression
+            && !self.parsed_formats()?.contains(&Format::Qcow2Compressed)
+        {
+            return Err(Error::invalid(
+                "compression",
+                format!(
+                    "{c:?} applies to qcow2-compressed only; format is {:?}",
+                    self.format
+                ),
+            ));
+        }
         let contents = self
             .contents
             .iter()
