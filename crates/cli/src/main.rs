@@ -64,6 +64,12 @@ pub fn command() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    // First of all: a SIGINT/SIGTERM from here on cancels the work (status 130, nothing
+    // committed) instead of killing the process wherever it is.
+    if let Err(e) = cmd::cancel_on_signals() {
+        eprintln!("imagetool: error: {e:#}");
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
     cmd::set_verbosity(if cli.quiet {
         cmd::Verbosity::Quiet

@@ -120,16 +120,31 @@ pub fn one_line(err: &anyhow::Error) -> String {
         if t.is_empty() || parts.iter().any(|p| p.contains(t)) {
             continue;
         }
-        // The outer message repeated as this one's prefix ("x: y" after "x"): keep the longer.
-        if let Some(last) = parts.last_mut()
-            && t.starts_with(last.as_str())
-        {
-            *last = t.to_string();
-            continue;
+        if let Some(last) = parts.last_mut() {
+            // The outer message repeated as this one's prefix ("x: y" after "x"): keep the
+            // longer.
+            if t.starts_with(last.as_str()) {
+                *last = t.to_string();
+                continue;
+            }
+            // This one starting with what the outer one ends with ("reading the tree DIR",
+            // then "DIR: stat: …"): say DIR once.
+            if let Some(rest) = overlap(last, t) {
+                last.push_str(rest);
+                continue;
+            }
         }
         parts.push(t.to_string());
     }
     parts.join(": ").replace('\n', " ")
+}
+
+/// When `inner` starts with a word or path that `outer` ends with, followed by `": "`, the
+/// rest of `inner` after that word (from the `": "` on).
+fn overlap<'a>(outer: &str, inner: &'a str) -> Option<&'a str> {
+    let (head, _) = inner.split_once(": ")?;
+    (outer.ends_with(head) && (outer.len() == head.len() || outer[..outer.len() - head.len()].ends_with(' ')))
+        .then(|| &inner[head.len()..])
 }
 
 /// Writes a `--json` document (pretty, one trailing newline) to stdout: an object with
@@ -182,15 +197,23 @@ pub fn cancel() -> &'static imagetool::blockio::Cancel {
 ///
 /// # Errors
 /// When a handler cannot be installed.
+/// Idempotent: `main` installs the handlers before anything else, so a signal at any point
+/// of any subcommand ends in status 130; later calls do nothing.
 pub fn cancel_on_signals() -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let flag = cancel().flag();
-    for sig in [SIGINT, SIGTERM] {
-        // Registered first, so it runs when the flag is already raised: the second signal.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
-        signal_hook::flag::register(sig, flag.clone())?;
-    }
-    Ok(())
+    static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let r = INSTALLED.get_or_init(|| {
+        let flag = cancel().flag();
+        for sig in [SIGINT, SIGTERM] {
+            // Registered first, so it runs when the flag is already raised: the second signal.
+            signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())
+                .map_err(|e| e.to_string())?;
+            signal_hook::flag::register(sig, flag.clone()).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    });
+    r.clone()
+        .map_err(|e| anyhow::anyhow!("installing the SIGINT/SIGTERM handlers: {e}"))
 }
 
 /// `SOURCE_DATE_EPOCH` when set (and valid), else the FAT epoch 1980-01-01.
@@ -222,5 +245,52 @@ pub fn check_output_dir(flag: &str, output: &std::path::Path) -> Result<()> {
             output.display(),
             dir.display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A layer error that quotes its cause in its message and also returns it as `source()`.
+    #[derive(Debug)]
+    struct Quoting(std::io::Error);
+
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "reading /x/y: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn test_one_line_says_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let why = io.to_string();
+        let e = anyhow::Error::new(Quoting(io)).context("building out.img");
+        assert_eq!(one_line(&e), format!("building out.img: reading /x/y: {why}"));
+        // "… DIR" then "DIR: …": DIR once.
+        let e = anyhow::Error::new(std::io::Error::other("src: stat: gone"))
+            .context("reading the source tree src");
+        assert_eq!(one_line(&e), "reading the source tree src: stat: gone");
+    }
+
+    #[test]
+    fn test_exit_statuses_come_from_the_kinds() {
+        assert_eq!(exit_status(&usage!("--x: bad")), 2);
+        let e = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+            .context("writing");
+        assert_eq!(exit_status(&e), 1);
+        let e = anyhow::Error::new(imagetool::build::BuildError::InvalidInput("x".into()))
+            .context("building");
+        assert_eq!(exit_status(&e), 2);
+        let e = anyhow::Error::new(imagetool::mkfs::MkfsError::Cancelled);
+        assert_eq!(exit_status(&e), 130);
+        assert_eq!(exit_status(&anyhow::anyhow!("no kind")), 1);
     }
 }
