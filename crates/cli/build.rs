@@ -23,7 +23,9 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=IMAGETOOL_GIT_REV={rev}");
     println!("cargo:rerun-if-env-changed=IMAGETOOL_GIT_REV");
-    if let Ok(out) = Command::new("git").args(["rev-parse", "--git-dir"]).output()
+    if let Ok(out) = Command::new("git")
+        .args(["rev-parse", "--git-dir"])
+        .output()
         && out.status.success()
     {
         let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();

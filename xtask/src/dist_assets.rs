@@ -33,7 +33,8 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("cargo build -p imagetool-cli failed");
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let bin = target.join("debug/imagetool");
     let completions = out.join("completions");
     std::fs::create_dir_all(&completions)

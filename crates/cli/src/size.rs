@@ -106,9 +106,22 @@ mod tests {
         assert_eq!(ok("1KB"), 1000);
         assert_eq!(ok("3T"), 3 << 40);
         assert_eq!(ok("100B"), 100);
-        assert_eq!(parse_with_unit("--disk-size", "270", 1 << 20), Ok(270 << 20));
+        assert_eq!(
+            parse_with_unit("--disk-size", "270", 1 << 20),
+            Ok(270 << 20)
+        );
         assert_eq!(parse_with_unit("--disk-size", "2G", 1 << 20), Ok(2 << 30));
-        for bad in ["", "M", "12X", "1.2.3M", "-1", "1.5", "0.3K", "99999999999999T", "auto"] {
+        for bad in [
+            "",
+            "M",
+            "12X",
+            "1.2.3M",
+            "-1",
+            "1.5",
+            "0.3K",
+            "99999999999999T",
+            "auto",
+        ] {
             let e = parse("--x", bad).unwrap_err();
             assert!(e.starts_with("--x"), "{bad}: {e}");
         }

@@ -170,7 +170,9 @@ impl IsoError {
     pub fn kind(&self) -> crate::ErrorKind {
         match self {
             IsoError::InvalidInput(_) => crate::ErrorKind::InvalidInput,
-            IsoError::Io { source, .. } => crate::ErrorKind::of(source).unwrap_or(crate::ErrorKind::Io),
+            IsoError::Io { source, .. } => {
+                crate::ErrorKind::of(source).unwrap_or(crate::ErrorKind::Io)
+            }
             IsoError::Nix(e) => e.kind().into(),
             IsoError::Boot(e) => e.kind().into(),
             IsoError::Fat(e) => e.kind().into(),
@@ -556,8 +558,8 @@ pub fn registration(
     store_root: &Path,
     toplevel: &str,
 ) -> Result<String, IsoError> {
-    let top = StorePath::parse(toplevel)
-        .map_err(|e| IsoError::InvalidInput(format!("toplevel: {e}")))?;
+    let top =
+        StorePath::parse(toplevel).map_err(|e| IsoError::InvalidInput(format!("toplevel: {e}")))?;
     let c = nix::closure::load(
         closure,
         &LoadOptions {

@@ -1093,6 +1093,14 @@ impl ImageSpec {
         self
     }
 
+    /// Derive every GUID, the MBR signature and the FAT serials from `seed` instead of
+    /// make-disk-image's fixed values (the spec's `seed`; replaces a `root_guid`).
+    #[must_use]
+    pub fn seed(mut self, seed: impl Into<Vec<u8>>) -> Self {
+        self.layout.ids = Identifiers::Seeded(seed.into());
+        self
+    }
+
     /// `rootGPUID`.
     #[must_use]
     pub fn root_guid(mut self, guid: Guid) -> Self {

@@ -304,7 +304,9 @@ pub fn run(a: Args) -> Result<()> {
     let (mut spec, source) = match &spec_file {
         None => {
             if a.closure_info.is_none() && a.references_graph.is_none() {
-                return Err(usage!("give --closure-info or --references-graph (or --spec)"));
+                return Err(usage!(
+                    "give --closure-info or --references-graph (or --spec)"
+                ));
             }
             if a.output.is_none() {
                 return Err(usage!("--output is required (or --spec)"));

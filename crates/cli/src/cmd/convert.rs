@@ -113,15 +113,7 @@ fn check(args: &Args) -> Result<(Format, Compression)> {
 }
 
 /// The names `-f` accepts (the containers the readers detect).
-const INPUT_FORMATS: &[&str] = &[
-    "raw",
-    "qcow2",
-    "vdi",
-    "vpc",
-    "vhd-fixed",
-    "vhdx",
-    "vmdk",
-];
+const INPUT_FORMATS: &[&str] = &["raw", "qcow2", "vdi", "vpc", "vhd-fixed", "vhdx", "vmdk"];
 
 /// Runs `convert`.
 pub fn run(args: &Args) -> Result<()> {

@@ -97,7 +97,11 @@ fn text(name: &str, container: &str, r: &Inspection) -> String {
         };
         rows.push([
             format!("{name}{}", e.number),
-            if e.bootable { "*".into() } else { String::new() },
+            if e.bootable {
+                "*".into()
+            } else {
+                String::new()
+            },
             e.first_lba.to_string(),
             (e.first_lba + e.sectors.saturating_sub(1)).to_string(),
             e.sectors.to_string(),
@@ -113,7 +117,9 @@ fn text(name: &str, container: &str, r: &Inspection) -> String {
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     // Numbers right-aligned, text left-aligned, as sfdisk.
-    let right = [false, false, true, true, true, true, false, false, false, false, false];
+    let right = [
+        false, false, true, true, true, true, false, false, false, false, false,
+    ];
     for row in &rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {

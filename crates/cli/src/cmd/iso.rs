@@ -30,10 +30,16 @@ pub fn run(a: IsoArgs) -> Result<()> {
     let closure = match (a.closure_info, a.references_graph) {
         (Some(c), _) => ClosureInput::ClosureInfo(c),
         (None, Some(r)) => ClosureInput::ReferencesGraph(r),
-        (None, None) => return Err(usage!("--format iso: give --closure-info or --references-graph")),
+        (None, None) => {
+            return Err(usage!(
+                "--format iso: give --closure-info or --references-graph"
+            ));
+        }
     };
     let Some(toplevel) = a.toplevel else {
-        return Err(usage!("--format iso: --toplevel is required (its bootspec gives the boot entries)"));
+        return Err(usage!(
+            "--format iso: --toplevel is required (its bootspec gives the boot entries)"
+        ));
     };
     let Some(output) = a.output else {
         return Err(usage!("--format iso: --output is required"));
@@ -65,7 +71,11 @@ pub fn run(a: IsoArgs) -> Result<()> {
     let compress = match a.compression.as_deref() {
         None => false,
         Some("zstd") => true,
-        Some(other) => return Err(usage!("--compression {other}: an ISO is compressed with zstd or not at all")),
+        Some(other) => {
+            return Err(usage!(
+                "--compression {other}: an ISO is compressed with zstd or not at all"
+            ));
+        }
     };
     if let Some(v) = &a.volume_id
         && v.len() > 32

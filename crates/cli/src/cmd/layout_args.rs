@@ -58,7 +58,8 @@ impl LayoutArgs {
             };
         }
         if let Some(a) = &self.additional_space {
-            spec.additional_space = imagetool::spec::SizeValue::Number(bytes("--additional-space", a)?);
+            spec.additional_space =
+                imagetool::spec::SizeValue::Number(bytes("--additional-space", a)?);
         }
         if let Some(b) = &self.boot_size {
             spec.boot_size = imagetool::spec::SizeValue::Number(bytes("--boot-size", b)?);
@@ -121,7 +122,8 @@ fn disk_size_mib(text: &str) -> Result<Option<u64>> {
     if text.trim() == "auto" {
         return Ok(None);
     }
-    let b = crate::size::parse_with_unit("--disk-size", text, 1 << 20).map_err(|e| usage!("{e}"))?;
+    let b =
+        crate::size::parse_with_unit("--disk-size", text, 1 << 20).map_err(|e| usage!("{e}"))?;
     if b % (1 << 20) != 0 {
         return Err(usage!(
             "--disk-size {text:?}: not a whole number of MiB (make-disk-image sizes disks in MiB)"

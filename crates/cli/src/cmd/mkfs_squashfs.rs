@@ -63,7 +63,8 @@ pub struct SquashfsArgs {
 /// Runs `mkfs squashfs`.
 pub fn run(a: SquashfsArgs) -> Result<()> {
     let compression: Compression = a.comp.parse().map_err(|e| usage!("--comp: {e}"))?;
-    let block_size = crate::size::parse("--block-size", &a.block_size).map_err(|e| usage!("{e}"))?;
+    let block_size =
+        crate::size::parse("--block-size", &a.block_size).map_err(|e| usage!("{e}"))?;
     if !(4096..=1 << 20).contains(&block_size) || !block_size.is_power_of_two() {
         return Err(usage!(
             "--block-size {}: expected a power of two from 4K to 1M",

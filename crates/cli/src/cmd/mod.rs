@@ -104,9 +104,7 @@ pub fn exit_status(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<Usage>()) {
         return 2;
     }
-    let kind = err
-        .chain()
-        .find_map(|c| imagetool::ErrorKind::of(c));
+    let kind = err.chain().find_map(|c| imagetool::ErrorKind::of(c));
     kind.map_or(1, imagetool::ErrorKind::exit_code)
 }
 
@@ -143,8 +141,9 @@ pub fn one_line(err: &anyhow::Error) -> String {
 /// rest of `inner` after that word (from the `": "` on).
 fn overlap<'a>(outer: &str, inner: &'a str) -> Option<&'a str> {
     let (head, _) = inner.split_once(": ")?;
-    (outer.ends_with(head) && (outer.len() == head.len() || outer[..outer.len() - head.len()].ends_with(' ')))
-        .then(|| &inner[head.len()..])
+    (outer.ends_with(head)
+        && (outer.len() == head.len() || outer[..outer.len() - head.len()].ends_with(' ')))
+    .then(|| &inner[head.len()..])
 }
 
 /// Writes a `--json` document (pretty, one trailing newline) to stdout: an object with
@@ -273,7 +272,10 @@ mod tests {
         let io = std::io::Error::from(std::io::ErrorKind::NotFound);
         let why = io.to_string();
         let e = anyhow::Error::new(Quoting(io)).context("building out.img");
-        assert_eq!(one_line(&e), format!("building out.img: reading /x/y: {why}"));
+        assert_eq!(
+            one_line(&e),
+            format!("building out.img: reading /x/y: {why}")
+        );
         // "… DIR" then "DIR: …": DIR once.
         let e = anyhow::Error::new(std::io::Error::other("src: stat: gone"))
             .context("reading the source tree src");

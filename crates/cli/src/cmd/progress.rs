@@ -73,7 +73,10 @@ impl Meter {
 
     /// `src`, counting what is read from it into this meter.
     pub fn wrap<'a, S: ?Sized>(&'a self, src: &'a S) -> Metered<'a, S> {
-        Metered { inner: src, meter: self }
+        Metered {
+            inner: src,
+            meter: self,
+        }
     }
 
     /// Ends the meter: clears the bar; prints one line "name  secs  detail" unless on a
@@ -110,7 +113,11 @@ pub struct Metered<'a, S: ?Sized> {
 impl<S: ReadAt + ?Sized> ReadAt for Metered<'_, S> {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         self.inner.read_exact_at(buf, offset)?;
-        let done = self.meter.read.fetch_add(buf.len() as u64, Ordering::Relaxed) + buf.len() as u64;
+        let done = self
+            .meter
+            .read
+            .fetch_add(buf.len() as u64, Ordering::Relaxed)
+            + buf.len() as u64;
         if let Some(bar) = &self.meter.bar {
             bar.set_position(done);
         }
