@@ -63,7 +63,7 @@ impl World {
             "-o",
             p(&w.root_fs()),
             "--size",
-            "4M",
+            "8M",
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         w
@@ -722,7 +722,7 @@ fn test_every_size_flag_takes_the_same_sizes() {
             "-d",
             p(&src),
             "--size",
-            "4M",
+            "8M",
             "--offset",
             text,
             "-o",
@@ -1120,7 +1120,7 @@ fn test_sigint_and_sigterm_end_every_long_command_with_130_leaving_nothing() {
     let mut failures = Vec::new();
     for args in &commands {
         for sig in [Signal::INT, Signal::TERM] {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_imagetool"))
+            let child = Command::new(env!("CARGO_BIN_EXE_imagetool"))
                 .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
