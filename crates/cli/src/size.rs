@@ -68,7 +68,7 @@ pub fn parse_with_unit(flag: &str, text: &str, unit: u64) -> Result<u64, String>
         let den = 10u128.pow(frac.len() as u32);
         let f: u128 = frac.parse().map_err(|_| bad())?;
         let part = f * u128::from(mult);
-        if part % den != 0 {
+        if !part.is_multiple_of(den) {
             return Err(format!("{flag} {text:?}: not a whole number of bytes"));
         }
         let part = u64::try_from(part / den).map_err(|_| too_large())?;

@@ -635,7 +635,7 @@ fn test_every_size_flag_takes_the_same_sizes() {
         // disk --disk-size: exactly the size when it is whole MiB (make-disk-image's unit);
         // a bare number there is MiB (checked below).
         let bare = text.bytes().all(|b| b.is_ascii_digit());
-        if !bare && bytes % (1 << 20) == 0 {
+        if !bare && bytes.is_multiple_of(1 << 20) {
             check(
                 "disk --disk-size",
                 s(&[
@@ -668,7 +668,7 @@ fn test_every_size_flag_takes_the_same_sizes() {
             }
         }
         // disk --boot-size (exact rounding, efi): sfdisk sees the ESP end at the size.
-        if bytes % (1 << 20) == 0 && bytes <= 2 << 30 {
+        if bytes.is_multiple_of(1 << 20) && bytes <= 2 << 30 {
             check(
                 "disk --boot-size",
                 s(&[

@@ -124,7 +124,7 @@ fn disk_size_mib(text: &str) -> Result<Option<u64>> {
     }
     let b =
         crate::size::parse_with_unit("--disk-size", text, 1 << 20).map_err(|e| usage!("{e}"))?;
-    if b % (1 << 20) != 0 {
+    if !b.is_multiple_of(1 << 20) {
         return Err(usage!(
             "--disk-size {text:?}: not a whole number of MiB (make-disk-image sizes disks in MiB)"
         ));

@@ -104,7 +104,7 @@ pub fn exit_status(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<Usage>()) {
         return 2;
     }
-    let kind = err.chain().find_map(|c| imagetool::ErrorKind::of(c));
+    let kind = err.chain().find_map(imagetool::ErrorKind::of);
     kind.map_or(1, imagetool::ErrorKind::exit_code)
 }
 
