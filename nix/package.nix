@@ -1,7 +1,9 @@
 # The imagetool command, built from this repository.
 {
   lib,
+  stdenv,
   rustPlatform,
+  installShellFiles,
 }:
 
 let
@@ -24,6 +26,20 @@ rustPlatform.buildRustPackage {
     "-p"
     "imagetool-cli"
   ];
+  nativeBuildInputs = [ installShellFiles ];
+  # --version names the revision (there is no .git in the source).
+  IMAGETOOL_GIT_REV = "nix";
+  # Completions and man pages come from the binary itself (as `cargo xtask dist-assets`).
+  # (A cross build cannot run the binary, and ships without them.)
+  postInstall = lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+    mkdir -p man1
+    $out/bin/imagetool man --out man1
+    installManPage man1/*.1
+    installShellCompletion --cmd imagetool \
+      --bash <($out/bin/imagetool completions bash) \
+      --zsh <($out/bin/imagetool completions zsh) \
+      --fish <($out/bin/imagetool completions fish)
+  '';
   # The test suite needs e2fsprogs, qemu, Nix and a network fetch of the fixture's Debian
   # packages; CI runs it (cargo xtask ci), the package build does not.
   doCheck = false;

@@ -143,7 +143,7 @@ fn make_seeds(root: &Path, dir: &Path) -> Result<()> {
                 .current_dir(root)
                 .args(["run", "-q", "-p", "imagetool-cli", "--", "convert"])
                 .arg(&raw)
-                .args(["-f", format, "-o"])
+                .args(["-O", format, "-o"])
                 .arg(&out)
                 .stdout(std::process::Stdio::null())
                 .status()?;

@@ -6,6 +6,7 @@
 //!   QEMU boot, with the serial output and step timings.
 //! * `examples` — runs the library's examples on the fixture, checked by e2fsck and qemu-img.
 //! * `fixture` — builds the bootable fixture closure, or with `--bench` the benchmark closure.
+//! * `dist-assets --out DIR` — shell completions and man pages generated from the CLI.
 
 mod bench;
 mod bench_arch;
@@ -16,6 +17,7 @@ mod bench_variants;
 mod bench_verify;
 mod demo;
 mod deps;
+mod dist_assets;
 mod examples;
 mod fixture;
 mod fuzz;
@@ -34,6 +36,7 @@ fn main() -> Result<()> {
     match task.as_str() {
         "test" => test::all(&rest),
         "deps" => deps::ensure_all(),
+        "dist-assets" => dist_assets::run(&rest),
         "examples" => examples::run_examples(),
         "bench" => match rest.split_first() {
             Some((what, args)) if what == "formats" => bench_formats::run_bench(args),

@@ -691,7 +691,7 @@ fn test_hostile_inputs_end_in_clear_errors_within_limits_and_leave_nothing() {
         let dest = out.path().join("out.qcow2");
         for args in [
             vec!["inspect", name],
-            vec!["convert", name, "-f", "qcow2", "-o", dest.to_str().unwrap()],
+            vec!["convert", name, "-O", "qcow2", "-o", dest.to_str().unwrap()],
         ] {
             let o = limited(&args, tmp.path());
             let err = String::from_utf8_lossy(&o.stderr);

@@ -307,7 +307,7 @@ fn test_disk_every_table_type_with_oracles() {
             assert_eq!(a["size"], b["sectors"], "{table}");
         }
         if table.contains("gpt") || ["efi", "efixbootldr", "hybrid"].contains(&table) {
-            assert_eq!(j["disk_guid"], "97FD5997-F390-0B4A-A3F8-D106C1723AEA");
+            assert_eq!(j["diskGuid"], "97FD5997-F390-0B4A-A3F8-D106C1723AEA");
             let v = run_text(SGDISK, &["-v", s(&out)]).1;
             assert!(v.contains("No problems found"), "{table}: {v}");
             // hybrid's BIOS boot partition (sectors 34..=2048, as make-disk-image makes it) draws
@@ -316,12 +316,12 @@ fn test_disk_every_table_type_with_oracles() {
                 imagetool_testutil::ptable::assert_gpt_clean(&Target::whole(&out));
             }
         } else {
-            assert!(j["mbr_signature"].is_string());
+            assert!(j["mbrSignature"].is_string());
         }
         for p in parts {
             let fs = &p["filesystem"];
-            let start = p["start_bytes"].as_u64().unwrap();
-            let size = p["size_bytes"].as_u64().unwrap();
+            let start = p["startBytes"].as_u64().unwrap();
+            let size = p["sizeBytes"].as_u64().unwrap();
             match fs["kind"].as_str().unwrap() {
                 "vfat" => {
                     let label = fs["label"].as_str().unwrap();
@@ -347,7 +347,7 @@ fn test_disk_every_table_type_with_oracles() {
                     }
                 }
                 "ext4" => assert_eq!(fs["label"], "nixos"),
-                _ => assert!(!ext4 || p["type_name"] == "BIOS boot", "{table}: {p}"),
+                _ => assert!(!ext4 || p["typeName"] == "BIOS boot", "{table}: {p}"),
             }
         }
         let labels: Vec<&str> = parts

@@ -412,7 +412,7 @@ import {wrapper} {{
     assert_eq!(v["table"], "gpt", "{text}");
     assert_eq!(v["partitions"][0]["name"], "ESP", "{text}");
     // bootSize = "64M" ends the ESP at 65 MiB (upstream's rounding).
-    assert_eq!(v["partitions"][1]["start_bytes"], 65u64 << 20, "{text}");
+    assert_eq!(v["partitions"][1]["startBytes"], 65u64 << 20, "{text}");
     assert_eq!(
         v["partitions"][1]["filesystem"]["label"], "wrapped",
         "{text}"

@@ -343,23 +343,23 @@ fn build_inner(
     let toplevel = spec
         .toplevel
         .as_deref()
-        .map(|t| parse(t, "--toplevel"))
+        .map(|t| parse(t, "toplevel"))
         .transpose()?;
     let channel = spec
         .channel
         .as_deref()
-        .map(|c| parse(c, "--channel"))
+        .map(|c| parse(c, "channel"))
         .transpose()?;
     let mut roots: Vec<StorePath> = toplevel.iter().chain(channel.iter()).cloned().collect();
     roots.sort();
     let additional = spec
         .additional_paths
         .iter()
-        .map(|p| parse(p, "--additional-path"))
+        .map(|p| parse(p, "additionalPaths"))
         .collect::<Result<Vec<_>, _>>()?;
     if spec.only_nix_store && spec.layout.table != TableType::None {
         return Err(BuildError::InvalidInput(
-            "onlyNixStore images have no partition table: use --partition none".into(),
+            "onlyNixStore images have no partition table: set partitionTableType to none".into(),
         ));
     }
 
@@ -419,7 +419,7 @@ fn build_inner(
             .as_deref()
             .unwrap_or(&default_fs_uuid(&spec.layout)),
     )
-    .map_err(|e| BuildError::InvalidInput(format!("--root-fs-uuid: {e}")))?;
+    .map_err(|e| BuildError::InvalidInput(format!("rootFSUID: {e}")))?;
     let label = spec.label.clone().unwrap_or_else(|| {
         if spec.only_nix_store {
             "nix-store"
@@ -722,7 +722,7 @@ fn plan_bootloader(
     }
     let Some(toplevel) = toplevel else {
         return Err(BuildError::InvalidInput(format!(
-            "--bootloader {}: installing a bootloader needs --toplevel (or --bootloader none)",
+            "bootloader {}: installing a bootloader needs a toplevel (or bootloader none)",
             spec.bootloader
         )));
     };

@@ -4,7 +4,9 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use imagetool_blockio::{AtomicFile, Extents, SparseFile, Tracked, Window, WriteAt};
+use imagetool_blockio::{
+    AtomicFile, Cancel, Cancellable, Extents, SparseFile, Tracked, Window, WriteAt,
+};
 use imagetool_fat::{self as fat, FormatOptions, Tree};
 use imagetool_ptable::{
     self as ptable, DiskLayout, Identifiers, LayoutOptions, Requirements, Role,
@@ -43,6 +45,10 @@ pub enum DiskError {
         /// The table type.
         table: ptable::TableType,
     },
+    /// The work was cancelled (a [`Cancel`], or SIGINT/SIGTERM in the CLI); nothing was
+    /// written.
+    #[error("cancelled: nothing was written")]
+    Cancelled,
     /// The root filesystem image does not fit its partition.
     #[error("the root filesystem image {} has {size} bytes, its partition {partition}", path.display())]
     RootTooBig {
@@ -107,6 +113,22 @@ pub fn volume_id(ids: &Identifiers, role: &str) -> u32 {
 /// Layout errors (disk too small, `bootSize` beyond the disk), FAT errors (contents larger
 /// than the ESP), I/O errors naming the file.
 pub fn build_disk(spec: &DiskSpec) -> Result<DiskReport, DiskError> {
+    build_disk_cancellable(spec, &Cancel::new())
+}
+
+/// [`build_disk`] that stops when `cancel` is raised (from another thread or a signal
+/// handler): every write checks it, and the output is not committed once it is raised.
+///
+/// # Errors
+/// As [`build_disk`]; [`DiskError::Cancelled`] when cancelled.
+pub fn build_disk_cancellable(spec: &DiskSpec, cancel: &Cancel) -> Result<DiskReport, DiskError> {
+    match build_disk_inner(spec, cancel) {
+        Err(_) if cancel.is_cancelled() => Err(DiskError::Cancelled),
+        r => r,
+    }
+}
+
+fn build_disk_inner(spec: &DiskSpec, cancel: &Cancel) -> Result<DiskReport, DiskError> {
     // A regular file only: a FIFO would block forever, a device is not an image file.
     let src = imagetool_fstree::input::open_regular(&spec.root_fs).map_err(io(&spec.root_fs))?;
     let root_len = src.metadata().map_err(io(&spec.root_fs))?.len();
@@ -159,7 +181,8 @@ pub fn build_disk(spec: &DiskSpec) -> Result<DiskReport, DiskError> {
     let out = AtomicFile::create(&spec.output).map_err(io(&spec.output))?;
     let file = out.try_clone_file().map_err(io(&spec.output))?;
     let disk = SparseFile::from_file(file, layout.disk_size).map_err(io(&spec.output))?;
-    let tracked = Tracked::new(&disk);
+    let cancellable = Cancellable::new(&disk, cancel);
+    let tracked = Tracked::new(&cancellable);
     layout.write_table(&tracked)?;
     let win = Window::new(
         &tracked,
@@ -177,6 +200,7 @@ pub fn build_disk(spec: &DiskSpec) -> Result<DiskReport, DiskError> {
     let written = tracked.data_extents().map_err(io(&spec.output))?;
     drop(tracked);
     disk.file().sync_all().map_err(io(&spec.output))?;
+    cancel.check().map_err(io(&spec.output))?;
     out.commit().map_err(io(&spec.output))?;
     Ok(DiskReport { layout, written })
 }
@@ -225,6 +249,34 @@ pub fn mkfs_vfat(
     size: Option<u64>,
     opts: &FormatOptions,
 ) -> Result<fat::Plan, DiskError> {
+    mkfs_vfat_cancellable(tree, output, size, opts, &Cancel::new())
+}
+
+/// [`mkfs_vfat`] that stops when `cancel` is raised: every write checks it, and the output is
+/// not committed once it is raised.
+///
+/// # Errors
+/// As [`mkfs_vfat`]; [`DiskError::Cancelled`] when cancelled.
+pub fn mkfs_vfat_cancellable(
+    tree: &Tree,
+    output: &Path,
+    size: Option<u64>,
+    opts: &FormatOptions,
+    cancel: &Cancel,
+) -> Result<fat::Plan, DiskError> {
+    match mkfs_vfat_inner(tree, output, size, opts, cancel) {
+        Err(_) if cancel.is_cancelled() => Err(DiskError::Cancelled),
+        r => r,
+    }
+}
+
+fn mkfs_vfat_inner(
+    tree: &Tree,
+    output: &Path,
+    size: Option<u64>,
+    opts: &FormatOptions,
+    cancel: &Cancel,
+) -> Result<fat::Plan, DiskError> {
     let fat_err = |source| DiskError::Fat {
         what: "FAT",
         source,
@@ -249,8 +301,10 @@ pub fn mkfs_vfat(
     let out = AtomicFile::create(output).map_err(io(output))?;
     let file = out.try_clone_file().map_err(io(output))?;
     let img = SparseFile::from_file(file, size).map_err(io(output))?;
-    plan.write(&img).map_err(fat_err)?;
+    plan.write(&Cancellable::new(&img, cancel))
+        .map_err(fat_err)?;
     img.file().sync_all().map_err(io(output))?;
+    cancel.check().map_err(io(output))?;
     out.commit().map_err(io(output))?;
     Ok(plan)
 }

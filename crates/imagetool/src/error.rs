@@ -32,16 +32,75 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// The CLI's exit status for this kind: 2 for a request that cannot be honoured as given
-    /// (bad input, a malformed input file, unsupported, missing tool), 130 for a cancelled build (as a shell reports
-    /// SIGINT), 1 for everything else.
+    /// The CLI's exit status for this kind, the same for every subcommand:
+    ///
+    /// | status | kinds |
+    /// |---|---|
+    /// | 1 | [`Io`](Self::Io), [`Tool`](Self::Tool): reading, writing or a tool failed |
+    /// | 2 | [`InvalidInput`](Self::InvalidInput), [`Corrupt`](Self::Corrupt), [`Unsupported`](Self::Unsupported), [`Missing`](Self::Missing), [`NoSpace`](Self::NoSpace), [`Overflow`](Self::Overflow): the request cannot be honoured as given |
+    /// | 130 | [`Interrupted`](Self::Interrupted): cancelled, nothing committed (as a shell reports SIGINT) |
+    ///
+    /// A malformed input file (`Corrupt`) is an invalid input; contents that do not fit the
+    /// size asked for (`NoSpace`, `Overflow`) are an invalid request. A full disk while
+    /// writing is an I/O error (1).
     #[must_use]
     pub fn exit_code(self) -> u8 {
         match self {
-            Self::InvalidInput | Self::Corrupt | Self::Unsupported | Self::Missing => 2,
+            Self::InvalidInput
+            | Self::Corrupt
+            | Self::Unsupported
+            | Self::Missing
+            | Self::NoSpace
+            | Self::Overflow => 2,
             Self::Interrupted => 130,
-            _ => 1,
+            Self::Io | Self::Tool => 1,
         }
+    }
+
+    /// The kind of the outermost error in `err`'s chain (`err`, then its `source()`s) that is
+    /// one of imagetool's errors (the facade's, a layer crate's, or a [`std::io::Error`]);
+    /// `None` when no error in the chain is. The one place an error becomes a kind: the CLI's
+    /// exit status is `ErrorKind::of(e).map_or(1, ErrorKind::exit_code)`.
+    #[must_use]
+    pub fn of(err: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        let mut cur = Some(err);
+        while let Some(e) = cur {
+            if let Some(k) = Self::direct(e) {
+                return Some(k);
+            }
+            cur = e.source();
+        }
+        None
+    }
+
+    /// The kind of `e` itself, when it is one of the error types this crate knows.
+    fn direct(e: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        macro_rules! try_kind {
+            ($($t:ty),* $(,)?) => {
+                $(if let Some(x) = e.downcast_ref::<$t>() {
+                    return Some(x.kind().into());
+                })*
+            };
+        }
+        try_kind!(
+            BuildError,
+            DiskError,
+            MkfsError,
+            crate::iso::IsoError,
+            crate::probe::InspectError,
+            crate::spec::Error,
+            vdisk::Error,
+            fat::Error,
+            ext4::Error,
+            crate::squashfs::Error,
+            ptable::Error,
+            nix::Error,
+            boot::Error,
+            fstree::Error,
+            crate::iso9660::Error,
+            crate::archive::Error,
+        );
+        e.downcast_ref::<std::io::Error>().map(io_kind)
     }
 }
 
@@ -148,6 +207,26 @@ impl From<fstree::ErrorKind> for ErrorKind {
     }
 }
 
+impl From<crate::iso9660::ErrorKind> for ErrorKind {
+    fn from(k: crate::iso9660::ErrorKind) -> Self {
+        use crate::iso9660::ErrorKind as K;
+        match k {
+            K::Io => Self::Io,
+            K::Unsupported => Self::Unsupported,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
+impl From<crate::archive::ErrorKind> for ErrorKind {
+    fn from(k: crate::archive::ErrorKind) -> Self {
+        match k {
+            crate::archive::ErrorKind::Io => Self::Io,
+            _ => Self::InvalidInput,
+        }
+    }
+}
+
 impl From<crate::spec::ErrorKind> for ErrorKind {
     fn from(k: crate::spec::ErrorKind) -> Self {
         match k {
@@ -181,7 +260,22 @@ impl BuildError {
 fn io_kind(e: &std::io::Error) -> ErrorKind {
     match e.kind() {
         std::io::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+        // `Cancel::check`: a cancelled reader or writer.
+        std::io::ErrorKind::Interrupted => ErrorKind::Interrupted,
         _ => ErrorKind::Io,
+    }
+}
+
+impl crate::probe::InspectError {
+    /// What went wrong: [`ErrorKind::Corrupt`] for a damaged container or table, as its
+    /// layer says; [`ErrorKind::Io`] when the file cannot be read.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Io { source, .. } => io_kind(source),
+            Self::Container { source, .. } => source.kind().into(),
+            Self::Table { source, .. } => source.kind().into(),
+        }
     }
 }
 
@@ -195,6 +289,7 @@ impl DiskError {
             Self::Io { source, .. } => io_kind(source),
             Self::NoSuchPartition { .. } => ErrorKind::InvalidInput,
             Self::RootTooBig { .. } => ErrorKind::NoSpace,
+            Self::Cancelled => ErrorKind::Interrupted,
         }
     }
 }
@@ -209,6 +304,7 @@ impl MkfsError {
             Self::Squashfs(e) => e.kind().into(),
             Self::Io { source, .. } => io_kind(source),
             Self::NoRoom { .. } => ErrorKind::NoSpace,
+            Self::Cancelled => ErrorKind::Interrupted,
         }
     }
 }

@@ -30,6 +30,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use imagetool_blockio::Cancel;
 use imagetool_boot as boot;
 use imagetool_fat as fat;
 use imagetool_fstree::{Meta, Source, Timestamp, Tree};
@@ -148,6 +149,10 @@ pub enum IsoError {
     /// The native store image.
     #[error("store image (nix-store.squashfs)")]
     Squashfs(#[from] crate::squashfs::Error),
+    /// The build was cancelled (a [`Cancel`], or SIGINT/SIGTERM in the CLI); nothing was
+    /// written.
+    #[error("cancelled: nothing was written")]
+    Cancelled,
     /// An I/O error on a file.
     #[error("{}", path.display())]
     Io {
@@ -165,13 +170,16 @@ impl IsoError {
     pub fn kind(&self) -> crate::ErrorKind {
         match self {
             IsoError::InvalidInput(_) => crate::ErrorKind::InvalidInput,
-            IsoError::Io { .. } => crate::ErrorKind::Io,
-            IsoError::Nix(e) => match e.kind() {
-                nix::ErrorKind::Io => crate::ErrorKind::Io,
-                _ => crate::ErrorKind::InvalidInput,
-            },
+            IsoError::Io { source, .. } => {
+                crate::ErrorKind::of(source).unwrap_or(crate::ErrorKind::Io)
+            }
+            IsoError::Nix(e) => e.kind().into(),
+            IsoError::Boot(e) => e.kind().into(),
+            IsoError::Fat(e) => e.kind().into(),
+            IsoError::Iso(e) => e.kind().into(),
+            IsoError::Tree(e) => e.kind().into(),
             IsoError::Squashfs(e) => e.kind().into(),
-            _ => crate::ErrorKind::InvalidInput,
+            IsoError::Cancelled => crate::ErrorKind::Interrupted,
         }
     }
 }
@@ -231,8 +239,24 @@ const VARIANTS: &[(&str, &str, &str)] = &[
 /// [`IsoError`] naming the option, file or store path at fault; nothing is left at
 /// `spec.output` unless the build succeeded.
 pub fn build_iso(spec: &IsoSpec) -> Result<IsoReport, IsoError> {
+    build_iso_cancellable(spec, &Cancel::new())
+}
+
+/// [`build_iso`] that stops when `cancel` is cancelled (from another thread or a signal
+/// handler): every write checks it, and nothing is committed once it is raised.
+///
+/// # Errors
+/// As [`build_iso`]; [`IsoError::Cancelled`] when cancelled.
+pub fn build_iso_cancellable(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoError> {
+    match build_iso_inner(spec, cancel) {
+        Err(_) if cancel.is_cancelled() => Err(IsoError::Cancelled),
+        r => r,
+    }
+}
+
+fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoError> {
     let toplevel = StorePath::parse(&spec.toplevel)
-        .map_err(|e| IsoError::InvalidInput(format!("--toplevel: {e}")))?;
+        .map_err(|e| IsoError::InvalidInput(format!("toplevel: {e}")))?;
     let closure = nix::closure::load(
         &spec.closure,
         &LoadOptions {
@@ -336,7 +360,7 @@ pub fn build_iso(spec: &IsoSpec) -> Result<IsoReport, IsoError> {
             None
         }
         StoreImage::Native(opts) => {
-            let (tmp, host, size) = native_store_image(&closure, spec, opts)?;
+            let (tmp, host, size) = native_store_image(&closure, spec, opts, cancel)?;
             tree.add(
                 b"nix-store.squashfs",
                 imagetool_fstree::Node {
@@ -445,13 +469,13 @@ pub fn build_iso(spec: &IsoSpec) -> Result<IsoReport, IsoError> {
 
     let plan = if spec.compress {
         let tmp = spec.output.with_extension("iso.tmp-uncompressed");
-        let plan = iso9660::write_file(&tree, &opts, &tmp)?;
-        let r = compress(&tmp, &spec.output);
+        let plan = write_iso(&tree, &opts, &tmp, cancel)?;
+        let r = compress(&tmp, &spec.output, cancel);
         let _ = std::fs::remove_file(&tmp);
         r?;
         plan
     } else {
-        iso9660::write_file(&tree, &opts, &spec.output)?
+        write_iso(&tree, &opts, &spec.output, cancel)?
     };
     Ok(IsoReport {
         output: spec.output.clone(),
@@ -482,6 +506,7 @@ fn native_store_image(
     closure: &nix::closure::Closure,
     spec: &IsoSpec,
     opts: &crate::squashfs::Options,
+    cancel: &Cancel,
 ) -> Result<(imagetool_blockio::AtomicFile, PathBuf, u64), IsoError> {
     use std::os::fd::AsRawFd;
     let mut tree = nix::root::root_tree(
@@ -513,7 +538,11 @@ fn native_store_image(
         .unwrap_or_else(|| ".nix-store.squashfs".into());
     let tmp_path = spec.output.with_file_name(name);
     let tmp = imagetool_blockio::AtomicFile::create(&tmp_path).map_err(io(&tmp_path))?;
-    let report = crate::squashfs::write(&tree, &opts, &Growing(tmp.file()))?;
+    let report = crate::squashfs::write(
+        &tree,
+        &opts,
+        &imagetool_blockio::Cancellable::new(&Growing(tmp.file()), cancel),
+    )?;
     tmp.file().set_len(report.size).map_err(io(&tmp_path))?;
     let host = PathBuf::from(format!("/proc/self/fd/{}", tmp.file().as_raw_fd()));
     Ok((tmp, host, report.size))
@@ -529,8 +558,8 @@ pub fn registration(
     store_root: &Path,
     toplevel: &str,
 ) -> Result<String, IsoError> {
-    let top = StorePath::parse(toplevel)
-        .map_err(|e| IsoError::InvalidInput(format!("--toplevel: {e}")))?;
+    let top =
+        StorePath::parse(toplevel).map_err(|e| IsoError::InvalidInput(format!("toplevel: {e}")))?;
     let c = nix::closure::load(
         closure,
         &LoadOptions {
@@ -620,9 +649,37 @@ fn efi_image(efi: &[u8], cfg: &[u8]) -> Result<Vec<u8>, IsoError> {
     img.to_vec().map_err(io(Path::new("(EFI boot image)")))
 }
 
-fn compress(src: &Path, dst: &Path) -> Result<(), IsoError> {
+/// `iso9660::write_file` with every write checking `cancel`, and a last check before the
+/// image is committed.
+fn write_iso(
+    tree: &Tree,
+    opts: &iso9660::Options,
+    output: &Path,
+    cancel: &Cancel,
+) -> Result<iso9660::Plan, IsoError> {
+    let p = iso9660::plan(tree, opts)?;
+    let out = imagetool_blockio::AtomicFile::create(output).map_err(io(output))?;
+    let f = out.try_clone_file().map_err(io(output))?;
+    let sparse = imagetool_blockio::SparseFile::from_file(f, p.size()).map_err(io(output))?;
+    p.write(&imagetool_blockio::Cancellable::new(&sparse, cancel))?;
+    cancel.check().map_err(io(output))?;
+    out.commit().map_err(io(output))?;
+    Ok(p)
+}
+
+/// A reader that fails with `Interrupted` once `cancel` is raised.
+struct CancelRead<'a, R>(R, &'a Cancel);
+
+impl<R: std::io::Read> std::io::Read for CancelRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.1.check()?;
+        self.0.read(buf)
+    }
+}
+
+fn compress(src: &Path, dst: &Path, cancel: &Cancel) -> Result<(), IsoError> {
     let out = imagetool_blockio::AtomicFile::create(dst).map_err(io(dst))?;
-    let input = std::fs::File::open(src).map_err(io(src))?;
+    let input = CancelRead(std::fs::File::open(src).map_err(io(src))?, cancel);
     let f = out.try_clone_file().map_err(io(dst))?;
     let mut enc = zstd::stream::Encoder::new(std::io::BufWriter::new(f), 3).map_err(io(dst))?;
     enc.include_checksum(true).map_err(io(dst))?;
@@ -630,6 +687,7 @@ fn compress(src: &Path, dst: &Path) -> Result<(), IsoError> {
     let mut w = enc.finish().map_err(io(dst))?;
     std::io::Write::flush(&mut w).map_err(io(dst))?;
     drop(w);
+    cancel.check().map_err(io(dst))?;
     out.commit().map_err(io(dst))
 }
 

@@ -88,18 +88,31 @@ pub mod mkfs;
 mod outputs;
 pub mod probe;
 pub mod sdcard;
+mod serialize;
 pub mod spec;
 pub mod variant;
 
 pub use error::ErrorKind;
+#[doc(inline)]
 pub use imagetool_archive as archive;
+#[doc(inline)]
 pub use imagetool_blockio as blockio;
+#[doc(inline)]
 pub use imagetool_boot as boot;
+#[doc(inline)]
 pub use imagetool_ext4 as ext4;
+#[doc(inline)]
 pub use imagetool_fat as fat;
+#[doc(inline)]
 pub use imagetool_fstree as fstree;
+#[doc(inline)]
 pub use imagetool_iso9660 as iso9660;
+#[doc(inline)]
 pub use imagetool_nix as nix;
+#[doc(inline)]
 pub use imagetool_ptable as ptable;
+#[doc(inline)]
 pub use imagetool_squashfs as squashfs;
+#[doc(inline)]
 pub use imagetool_vdisk as vdisk;
+pub use serialize::{role_name, uuid_text};

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use imagetool_blockio::{AtomicFile, SparseFile, Window};
+use imagetool_blockio::{AtomicFile, Cancel, Cancellable, SparseFile, Window};
 use imagetool_ext4::{self as ext4, Options};
 use imagetool_fstree::{self as fstree, HostOptions, Overrides, Tree};
 
@@ -35,6 +35,10 @@ pub enum MkfsError {
         #[source]
         source: std::io::Error,
     },
+    /// The work was cancelled (a [`Cancel`], or SIGINT/SIGTERM in the CLI); no new output was
+    /// committed (with an offset, the existing image may be partly written).
+    #[error("cancelled: nothing was written")]
+    Cancelled,
     /// `offset` leaves no room for the filesystem in the existing image.
     #[error("{}: the image has no room for {needed} bytes at offset {offset}", path.display())]
     NoRoom {
@@ -81,6 +85,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
 /// not fit a fixed size, [`MkfsError::NoRoom`] when the filesystem does not fit at `offset`,
 /// [`MkfsError::Io`] naming the output. A new output is removed when anything fails.
 pub fn mkfs_ext4(job: &Ext4Job) -> Result<ext4::Plan, MkfsError> {
+    mkfs_ext4_cancellable(job, &Cancel::new())
+}
+
+/// [`mkfs_ext4`] that stops when `cancel` is raised (from another thread or a signal
+/// handler): every write checks it, and a new output is not committed once it is raised.
+///
+/// # Errors
+/// As [`mkfs_ext4`]; [`MkfsError::Cancelled`] when cancelled.
+pub fn mkfs_ext4_cancellable(job: &Ext4Job, cancel: &Cancel) -> Result<ext4::Plan, MkfsError> {
+    match mkfs_ext4_inner(job, cancel) {
+        Err(_) if cancel.is_cancelled() => Err(MkfsError::Cancelled),
+        r => r,
+    }
+}
+
+fn mkfs_ext4_inner(job: &Ext4Job, cancel: &Cancel) -> Result<ext4::Plan, MkfsError> {
     let overrides = Overrides {
         owner: job.root_owner.then_some((0, 0)),
         clamp_time: job.epoch,
@@ -127,16 +147,17 @@ pub fn mkfs_ext4(job: &Ext4Job) -> Result<ext4::Plan, MkfsError> {
             // Keeps the image's length: a window never grows the disk.
             let img = SparseFile::from_file(file, len).map_err(io(out))?;
             let win = Window::new(&img, offset, plan.size_bytes()).map_err(|_| no_room())?;
-            plan.write(&tree, &win)?;
+            plan.write(&tree, &Cancellable::new(&win, cancel))?;
             img.file().sync_all().map_err(io(out))?;
         }
         None => {
             let atomic = AtomicFile::create(out).map_err(io(out))?;
             let file = atomic.try_clone_file().map_err(io(out))?;
             let img = SparseFile::from_file(file, plan.size_bytes()).map_err(io(out))?;
-            plan.write(&tree, &img)?;
+            plan.write(&tree, &Cancellable::new(&img, cancel))?;
             img.file().sync_all().map_err(io(out))?;
             drop(img);
+            cancel.check().map_err(io(out))?;
             atomic.commit().map_err(io(out))?;
         }
     }
@@ -168,6 +189,28 @@ pub struct SquashfsJob {
 /// or a tree squashfs cannot hold (naming the option or path) and for I/O errors naming the
 /// output. A failed build leaves no output.
 pub fn mkfs_squashfs(job: &SquashfsJob) -> Result<imagetool_squashfs::Report, MkfsError> {
+    mkfs_squashfs_cancellable(job, &Cancel::new())
+}
+
+/// [`mkfs_squashfs`] that stops when `cancel` is raised: every write checks it, and the
+/// output is not committed once it is raised.
+///
+/// # Errors
+/// As [`mkfs_squashfs`]; [`MkfsError::Cancelled`] when cancelled.
+pub fn mkfs_squashfs_cancellable(
+    job: &SquashfsJob,
+    cancel: &Cancel,
+) -> Result<imagetool_squashfs::Report, MkfsError> {
+    match mkfs_squashfs_inner(job, cancel) {
+        Err(_) if cancel.is_cancelled() => Err(MkfsError::Cancelled),
+        r => r,
+    }
+}
+
+fn mkfs_squashfs_inner(
+    job: &SquashfsJob,
+    cancel: &Cancel,
+) -> Result<imagetool_squashfs::Report, MkfsError> {
     let overrides = Overrides {
         owner: job.root_owner.then_some((0, 0)),
         clamp_time: job.epoch,
@@ -190,7 +233,33 @@ pub fn mkfs_squashfs(job: &SquashfsJob) -> Result<imagetool_squashfs::Report, Mk
         mkfs_time: epoch.clamp(0, i64::from(u32::MAX)) as u32,
         ..job.options.clone()
     };
-    Ok(imagetool_squashfs::write_file(&tree, &opts, &job.output)?)
+    // `squashfs::write_file`, with every write checking `cancel` and a last check before the
+    // rename.
+    let out = &job.output;
+    let atomic = AtomicFile::create(out).map_err(io(out))?;
+    let report = imagetool_squashfs::write(
+        &tree,
+        &opts,
+        &Cancellable::new(&Growing(atomic.file()), cancel),
+    )?;
+    atomic.file().set_len(report.size).map_err(io(out))?;
+    atomic.file().sync_all().map_err(io(out))?;
+    cancel.check().map_err(io(out))?;
+    atomic.commit().map_err(io(out))?;
+    Ok(report)
+}
+
+/// A growing host file as a squashfs target (its size is known only at the end).
+struct Growing<'f>(&'f std::fs::File);
+
+impl imagetool_blockio::WriteAt for Growing<'_> {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(self.0, buf, offset)
+    }
+
+    fn capacity(&self) -> u64 {
+        i64::MAX as u64
+    }
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment: `Ok(None)` when unset.

@@ -630,6 +630,18 @@ impl Spec {
                 .map_err(|e: vdisk::Error| Error::invalid("compression", e.to_string()))?,
             None => Compression::default(),
         };
+        // A codec for a format that has none is a mistake, not something to ignore.
+        if let Some(c) = &self.compression
+            && !self.parsed_formats()?.contains(&Format::Qcow2Compressed)
+        {
+            return Err(Error::invalid(
+                "compression",
+                format!(
+                    "{c:?} applies to qcow2-compressed only; format is {:?}",
+                    self.format
+                ),
+            ));
+        }
         let contents = self
             .contents
             .iter()
@@ -1089,6 +1101,14 @@ impl ImageSpec {
     #[must_use]
     pub fn boot_size(mut self, bytes: u64) -> Self {
         self.layout.boot_size = bytes;
+        self
+    }
+
+    /// Derive every GUID, the MBR signature and the FAT serials from `seed` instead of
+    /// make-disk-image's fixed values (the spec's `seed`; replaces a `root_guid`).
+    #[must_use]
+    pub fn seed(mut self, seed: impl Into<Vec<u8>>) -> Self {
+        self.layout.ids = Identifiers::Seeded(seed.into());
         self
     }
 

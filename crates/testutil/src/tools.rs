@@ -14,6 +14,8 @@ pub struct Tool {
     pub package: &'static str,
 }
 
+/// `bash` (bash): parses the generated completion script (`bash -n`).
+pub const BASH: Tool = Tool::new("bash", "bash");
 /// `e2fsck` (e2fsprogs).
 pub const E2FSCK: Tool = Tool::new("e2fsck", "e2fsprogs");
 /// `debugfs` (e2fsprogs).

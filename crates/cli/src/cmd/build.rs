@@ -9,12 +9,14 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use imagetool::build::{BuildReport, Phase, Progress, build_cancellable};
 use imagetool::nix::root::Content;
 use imagetool::spec::{ContentSpec, Spec, SpecFile, StructuredAttrs};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use super::usage;
 
 /// The flags `--spec` excludes (the settings a spec carries).
 const SETTINGS: &[&str] = &[
@@ -50,6 +52,12 @@ const SETTINGS: &[&str] = &[
 
 /// Arguments of `build`.
 #[derive(Debug, Parser)]
+#[command(after_help = "Examples:
+  imagetool build --toplevel /nix/store/…-nixos-system-… --closure-info ./closure-info \\
+      --store-root / --partition efi --disk-size auto --format qcow2 --output nixos.qcow2
+  imagetool build --spec image.json --output nixos.img
+  imagetool build --variant amazon --toplevel … --closure-info … --output out/
+  imagetool build --format iso --toplevel … --closure-info … --output nixos.iso")]
 pub struct Args {
     /// Every setting from a JSON file with make-disk-image's argument names, or a Nix build's
     /// structured attributes (.attrs.json). Excludes the other settings flags; --output,
@@ -179,6 +187,10 @@ pub struct Args {
     /// event on stdout) or none.
     #[arg(long, value_enum)]
     progress: Option<ProgressMode>,
+    /// Print the build report as one JSON document on stdout (schema
+    /// docs/imagetool-output.schema.json); progress stays on stderr.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `--progress`.
@@ -197,7 +209,7 @@ impl Args {
             .contents
             .iter()
             .map(|c| {
-                let c = Content::parse(c).map_err(|e| anyhow!("{e}"))?;
+                let c = Content::parse(c).map_err(|e| usage!("--contents {c:?}: {e}"))?;
                 let (user, group) = c.owner.map_or((None, None), |(u, g)| (Some(u), Some(g)));
                 Ok(ContentSpec {
                     source: c.source,
@@ -241,16 +253,17 @@ impl Args {
                 .map(|p| p.to_string_lossy().into_owned()),
             ..base
         };
-        self.layout.fill_spec(&mut spec);
+        self.layout.fill_spec(&mut spec)?;
         Ok(spec)
     }
 
-    /// `--progress`, or its default for where stderr goes.
+    /// `--progress`, or its default for where stderr goes and `-q`/`-v`.
     fn progress_mode(&self) -> ProgressMode {
-        self.progress.unwrap_or(if std::io::stderr().is_terminal() {
-            ProgressMode::Bar
-        } else {
-            ProgressMode::Plain
+        self.progress.unwrap_or(match super::verbosity() {
+            super::Verbosity::Quiet => ProgressMode::None,
+            super::Verbosity::Verbose => ProgressMode::Plain,
+            super::Verbosity::Normal if std::io::stderr().is_terminal() => ProgressMode::Bar,
+            super::Verbosity::Normal => ProgressMode::Plain,
         })
     }
 
@@ -268,6 +281,18 @@ enum Source {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.json && a.progress == Some(ProgressMode::Json) {
+        return Err(usage!(
+            "--json and --progress json both write to stdout: give one (--progress json ends \
+             with a \"done\" event)"
+        ));
+    }
+    if let Some(o) = &a.output
+        && a.variant.is_none()
+        && !a.output_device
+    {
+        super::check_output_dir("--output", o)?;
+    }
     if a.format.as_deref() == Some("iso") && a.spec.is_none() {
         return super::iso::run(super::iso::IsoArgs {
             toplevel: a.toplevel,
@@ -281,6 +306,7 @@ pub fn run(a: Args) -> Result<()> {
             squashfs_level: a.squashfs_level,
             compression: a.compression,
             timeout: a.menu_timeout,
+            json: a.json,
         });
     }
     let attrs_env = imagetool::spec::attrs_file_from_env();
@@ -292,10 +318,12 @@ pub fn run(a: Args) -> Result<()> {
     let (mut spec, source) = match &spec_file {
         None => {
             if a.closure_info.is_none() && a.references_graph.is_none() {
-                bail!("give --closure-info or --references-graph (or --spec)");
+                return Err(usage!(
+                    "give --closure-info or --references-graph (or --spec)"
+                ));
             }
             if a.output.is_none() {
-                bail!("--output is required (or --spec)");
+                return Err(usage!("--output is required (or --spec)"));
             }
             (a.flags_spec()?, Source::Flags)
         }
@@ -303,10 +331,10 @@ pub fn run(a: Args) -> Result<()> {
             SpecFile::Plain(s) => (s, Source::Spec),
             SpecFile::Attrs(mut attrs) => {
                 if a.output.is_some() {
-                    bail!(
+                    return Err(usage!(
                         "--output: a Nix build writes $out/<baseName>.<ext> (from {})",
                         path.display()
-                    );
+                    ));
                 }
                 attrs.prepare()?;
                 (attrs.spec.clone(), Source::Attrs(Box::new(attrs)))
@@ -327,16 +355,22 @@ pub fn run(a: Args) -> Result<()> {
             _ => spec
                 .output
                 .clone()
-                .ok_or_else(|| anyhow!("--output DIR is required with --variant"))?,
+                .ok_or_else(|| usage!("--output DIR is required with --variant"))?,
         };
         return super::variants::run_build(
             &spec,
             &out_dir,
             a.progress_mode(),
             a.manifest.as_deref(),
+            a.json,
         );
     }
-    let mut image = spec.resolve(super::source_date_epoch()?)?;
+    let mut image = spec
+        .resolve(super::source_date_epoch()?)
+        .map_err(|e| match source {
+            Source::Flags => name_flag(e),
+            _ => e.into(),
+        })?;
     if a.output_device {
         image.format_options.output_mode = imagetool::blockio::OutputMode::Device;
     }
@@ -369,7 +403,9 @@ pub fn run(a: Args) -> Result<()> {
         std::fs::write(path, format!("{m:#}\n"))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if mode == ProgressMode::Json {
+    if a.json {
+        super::json_out("build", report.to_json())?;
+    } else if mode == ProgressMode::Json {
         emit(&report_json(&report));
     } else {
         super::out(format_args!(
@@ -382,6 +418,56 @@ pub fn run(a: Args) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// The flag of each spec key a flag fills (the library names keys; the CLI names flags).
+const FLAG_OF_KEY: &[(&str, &str)] = &[
+    ("toplevel", "--toplevel"),
+    ("closureInfo", "--closure-info"),
+    ("referencesGraph", "--references-graph"),
+    ("storeRoot", "--store-root"),
+    ("additionalPaths", "--additional-path"),
+    ("partitionTableType", "--partition"),
+    ("diskSize", "--disk-size"),
+    ("additionalSpace", "--additional-space"),
+    ("bootSize", "--boot-size"),
+    ("bootSizeRounding", "--boot-size-rounding"),
+    ("rootGPUID", "--root-guid"),
+    ("seed", "--seed"),
+    ("label", "--label"),
+    ("rootFSUID", "--root-fs-uuid"),
+    ("configFile", "--config-file"),
+    ("contents", "--contents"),
+    ("channel", "--channel"),
+    ("bootloader", "--bootloader"),
+    ("format", "--format"),
+    ("compression", "--compression"),
+    ("output", "--output"),
+    ("firmwareDir", "--firmware-dir"),
+    ("rawWrites", "--raw-write"),
+    ("sdBootable", "--sd-bootable"),
+    ("archiveCompression", "--archive-compression"),
+    ("variant", "--variant"),
+];
+
+/// A spec error from settings given as flags, naming the flag instead of the key
+/// (`diskSize: …` becomes `--disk-size: …`); I/O errors and keys without a flag pass through.
+fn name_flag(e: imagetool::spec::Error) -> anyhow::Error {
+    let Some(key) = e.key().map(str::to_string) else {
+        return e.into();
+    };
+    let root = key.split(['[', '.']).next().unwrap_or(&key).to_string();
+    match FLAG_OF_KEY.iter().find(|(k, _)| *k == root) {
+        Some((_, flag)) if e.kind() != imagetool::spec::ErrorKind::Io => {
+            let text = e.to_string();
+            let rest = text
+                .strip_prefix(key.as_str())
+                .and_then(|r| r.strip_prefix(": "))
+                .unwrap_or(&text);
+            usage!("{flag}{}: {rest}", &key[root.len()..])
+        }
+        _ => e.into(),
+    }
 }
 
 fn mib(bytes: u64) -> f64 {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use imagetool::disk::{DiskSpec, build_disk};
+use imagetool::disk::{DiskSpec, build_disk_cancellable};
 use imagetool::fat::Tree;
 
 /// Arguments of `disk`.
@@ -22,8 +22,11 @@ pub struct Args {
     #[arg(long)]
     boot_dir: Option<PathBuf>,
     /// The raw image to write.
-    #[arg(long)]
+    #[arg(long, short = 'o')]
     output: PathBuf,
+    /// Print the report as JSON (schema docs/imagetool-output.schema.json).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -32,16 +35,28 @@ pub fn run(a: Args) -> Result<()> {
             .map(|p| Tree::from_dir(p).with_context(|| format!("{opt} {}", p.display())))
             .transpose()
     };
+    let layout = a.layout.options()?;
+    super::check_output_dir("--output", &a.output)?;
     let spec = DiskSpec {
-        layout: a.layout.options()?,
+        layout,
         root_fs: a.root_fs.clone(),
         esp: tree(&a.esp_dir, "--esp-dir")?,
         boot: tree(&a.boot_dir, "--boot-dir")?,
         timestamp: super::source_date_epoch()?,
         output: a.output.clone(),
     };
-    let report = build_disk(&spec).with_context(|| format!("building {}", a.output.display()))?;
+    super::cancel_on_signals()?;
+    let meter = super::progress::Meter::spinner("disk");
+    let report = build_disk_cancellable(&spec, super::cancel())
+        .with_context(|| format!("building {}", a.output.display()))?;
     let l = &report.layout;
+    meter.finish(&format!("{} bytes", l.disk_size));
+    let written: u64 = report.written.iter().map(|r| r.end - r.start).sum();
+    if a.json {
+        let mut v = report.to_json();
+        v["output"] = serde_json::json!(a.output);
+        return super::json_out("disk", v);
+    }
     super::out(format_args!(
         "{}: {} table, {} bytes",
         a.output.display(),
@@ -59,7 +74,6 @@ pub fn run(a: Args) -> Result<()> {
             p.guid.map_or(String::new(), |g| format!(" GUID {g}"))
         ))?;
     }
-    let written: u64 = report.written.iter().map(|r| r.end - r.start).sum();
     super::out(format_args!(
         "  {written} bytes allocated in {} extents",
         report.written.len()

@@ -1,20 +1,21 @@
-//! `imagetool inspect`.
+//! `imagetool inspect`: a table like `sfdisk -l`, or `--json`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use imagetool::probe::{FsInfo, Inspection, inspect_file};
-use serde_json::{Value, json};
 
 /// Arguments of `inspect`.
 #[derive(Debug, Parser)]
+#[command(after_help = "Examples:
+  imagetool inspect nixos.qcow2
+  imagetool inspect --json nixos.img | jq '.partitions[] | {number, startBytes, sizeBytes}'")]
 pub struct Args {
-    /// The image to read: raw or qcow2.
+    /// The image to read: raw, qcow2, vdi, vpc, vhd-fixed, vhdx or vmdk (detected by magic).
     image: PathBuf,
-    /// Print JSON instead of text.
+    /// Print JSON (schema docs/imagetool-output.schema.json) instead of the table.
     #[arg(long)]
     json: bool,
 }
@@ -22,50 +23,44 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<()> {
     let (container, r) =
         inspect_file(&a.image).with_context(|| format!("inspecting {}", a.image.display()))?;
-    let text = if a.json {
-        let mut v = to_json(&r);
-        v["container"] = json!(container);
-        serde_json::to_string_pretty(&v)? + "\n"
+    if a.json {
+        let mut v = r.to_json();
+        v["image"] = serde_json::json!(a.image);
+        v["container"] = serde_json::json!(container);
+        return super::json_out("inspect", v);
+    }
+    super::out(format_args!(
+        "{}",
+        text(&a.image.display().to_string(), container, &r).trim_end()
+    ))
+}
+
+/// A size as sfdisk prints it: the largest binary unit, one decimal when not whole.
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut unit = 0;
+    let mut v = bytes as f64;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if (v - v.round()).abs() < 0.05 {
+        format!("{}{}", v.round() as u64, UNITS[unit])
     } else {
-        format!("container: {container}\n{}", text(&r))
-    };
-    // A closed pipe (`inspect … | head`) is not an error worth a message.
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
+        format!("{v:.1}{}", UNITS[unit])
     }
 }
 
-fn fs_json(f: &FsInfo) -> Value {
-    json!({ "kind": f.kind, "label": f.label, "uuid": f.uuid, "size": f.size })
-}
-
-fn to_json(r: &Inspection) -> Value {
-    json!({
-        "size": r.size,
-        "table": r.table.name(),
-        "disk_guid": r.disk_guid.map(|g| g.to_string()),
-        "mbr_signature": r.mbr_signature.map(|s| format!("0x{s:08x}")),
-        "partitions": r.partitions.iter().map(|p| json!({
-            "number": p.entry.number,
-            "start": p.entry.first_lba,
-            "sectors": p.entry.sectors,
-            "start_bytes": p.entry.first_lba.saturating_mul(512),
-            "size_bytes": p.entry.sectors.saturating_mul(512),
-            "type": p.entry.type_id,
-            "type_name": p.type_name,
-            "name": p.entry.name,
-            "guid": p.entry.guid.map(|g| g.to_string()),
-            "bootable": p.entry.bootable,
-            "filesystem": fs_json(&p.fs),
-        })).collect::<Vec<_>>(),
-        "filesystem": r.whole.as_ref().map(fs_json),
-    })
-}
-
-fn text(r: &Inspection) -> String {
+fn text(name: &str, container: &str, r: &Inspection) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "size: {} bytes", r.size);
+    let _ = writeln!(
+        o,
+        "Disk {name}: {}, {} bytes, {} sectors",
+        human(r.size),
+        r.size,
+        r.size / 512
+    );
+    let _ = writeln!(o, "container: {container}");
     let _ = writeln!(o, "table: {}", r.table.name());
     if let Some(g) = r.disk_guid {
         let _ = writeln!(o, "disk GUID: {g}");
@@ -73,28 +68,72 @@ fn text(r: &Inspection) -> String {
     if let Some(s) = r.mbr_signature {
         let _ = writeln!(o, "disk signature: 0x{s:08x}");
     }
-    for p in &r.partitions {
-        let e = &p.entry;
-        let _ = writeln!(
-            o,
-            "partition {}: start {} size {} sectors, type {} ({}){}{}{}",
-            e.number,
-            e.first_lba,
-            e.sectors,
-            e.type_id,
-            p.type_name,
-            if e.name.is_empty() {
-                String::new()
-            } else {
-                format!(", name {:?}", e.name)
-            },
-            e.guid.map_or(String::new(), |g| format!(", GUID {g}")),
-            if e.bootable { ", bootable" } else { "" },
-        );
-        let _ = writeln!(o, "  filesystem: {}", fs_text(&p.fs));
-    }
     if let Some(f) = &r.whole {
         let _ = writeln!(o, "filesystem: {}", fs_text(f));
+    }
+    if r.partitions.is_empty() {
+        return o;
+    }
+    let _ = writeln!(o, "Units: sectors of 512 bytes\n");
+    let mut rows: Vec<[String; 11]> = vec![[
+        "Device".into(),
+        "Boot".into(),
+        "Start".into(),
+        "End".into(),
+        "Sectors".into(),
+        "Size".into(),
+        "Type".into(),
+        "Name".into(),
+        "FS".into(),
+        "Label".into(),
+        "UUID".into(),
+    ]];
+    for p in &r.partitions {
+        let e = &p.entry;
+        let ty = if p.type_name.is_empty() || p.type_name == "unknown" {
+            e.type_id.clone()
+        } else {
+            p.type_name.to_string()
+        };
+        rows.push([
+            format!("{name}{}", e.number),
+            if e.bootable {
+                "*".into()
+            } else {
+                String::new()
+            },
+            e.first_lba.to_string(),
+            (e.first_lba + e.sectors.saturating_sub(1)).to_string(),
+            e.sectors.to_string(),
+            human(e.sectors.saturating_mul(512)),
+            ty,
+            e.name.clone(),
+            p.fs.kind.to_string(),
+            p.fs.label.clone(),
+            p.fs.uuid.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..11)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    // Numbers right-aligned, text left-aligned, as sfdisk.
+    let right = [
+        false, false, true, true, true, true, false, false, false, false, false,
+    ];
+    for row in &rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c > 0 {
+                line.push(' ');
+            }
+            let w = widths[c];
+            if right[c] {
+                let _ = write!(line, "{cell:>w$}");
+            } else {
+                let _ = write!(line, "{cell:<w$}");
+            }
+        }
+        let _ = writeln!(o, "{}", line.trim_end());
     }
     o
 }
@@ -107,4 +146,17 @@ fn fs_text(f: &FsInfo) -> String {
         "{} label {:?} uuid {} size {}",
         f.kind, f.label, f.uuid, f.size
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn test_sizes_read_as_sfdisk_prints_them() {
+        assert_eq!(human(256 << 20), "256M");
+        assert_eq!(human(2 << 30), "2G");
+        assert_eq!(human(1536 << 20), "1.5G");
+        assert_eq!(human(512), "512B");
+    }
 }

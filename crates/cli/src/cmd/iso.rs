@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use imagetool::iso::{IsoSpec, StoreImage, build_iso, native_options};
+use anyhow::{Context, Result};
+use imagetool::iso::{IsoSpec, StoreImage, build_iso_cancellable, native_options};
 use imagetool::nix::closure::ClosureInput;
 use imagetool::squashfs::Compression;
+
+use super::usage;
 
 /// What `build` passes on for an ISO.
 pub struct IsoArgs {
@@ -21,28 +23,35 @@ pub struct IsoArgs {
     pub squashfs_level: Option<u32>,
     pub compression: Option<String>,
     pub timeout: Option<u32>,
+    pub json: bool,
 }
 
 pub fn run(a: IsoArgs) -> Result<()> {
     let closure = match (a.closure_info, a.references_graph) {
         (Some(c), _) => ClosureInput::ClosureInfo(c),
         (None, Some(r)) => ClosureInput::ReferencesGraph(r),
-        (None, None) => bail!("--format iso: give --closure-info or --references-graph"),
+        (None, None) => {
+            return Err(usage!(
+                "--format iso: give --closure-info or --references-graph"
+            ));
+        }
     };
     let Some(toplevel) = a.toplevel else {
-        bail!("--format iso: --toplevel is required (its bootspec gives the boot entries)");
+        return Err(usage!(
+            "--format iso: --toplevel is required (its bootspec gives the boot entries)"
+        ));
     };
     let Some(output) = a.output else {
-        bail!("--format iso: --output is required");
+        return Err(usage!("--format iso: --output is required"));
     };
     let store_image = match a.store_image {
         Some(f) => {
             if a.squashfs_comp.is_some() || a.squashfs_level.is_some() {
-                bail!(
+                return Err(usage!(
                     "--squashfs-comp/--squashfs-level set how imagetool writes the store image; \
                      --store-image {} gives one made elsewhere: use one or the other",
                     f.display()
-                );
+                ));
             }
             StoreImage::File(f)
         }
@@ -52,7 +61,7 @@ pub fn run(a: IsoArgs) -> Result<()> {
                 let comp: Compression = comp
                     .unwrap_or("zstd")
                     .parse()
-                    .map_err(|e| anyhow::anyhow!("--squashfs-comp: {e}"))?;
+                    .map_err(|e| usage!("--squashfs-comp: {e}"))?;
                 // Upstream's level 19 for zstd; the compressor's own default otherwise.
                 let level = level.or((comp == Compression::Zstd).then_some(19));
                 StoreImage::Native(native_options(comp, level))
@@ -62,8 +71,21 @@ pub fn run(a: IsoArgs) -> Result<()> {
     let compress = match a.compression.as_deref() {
         None => false,
         Some("zstd") => true,
-        Some(other) => bail!("--compression {other}: an ISO is compressed with zstd or not at all"),
+        Some(other) => {
+            return Err(usage!(
+                "--compression {other}: an ISO is compressed with zstd or not at all"
+            ));
+        }
     };
+    if let Some(v) = &a.volume_id
+        && v.len() > 32
+    {
+        return Err(usage!(
+            "--volume-id {v:?}: {} characters; ISO 9660 allows 32",
+            v.len()
+        ));
+    }
+    super::check_output_dir("--output", &output)?;
     let spec = IsoSpec {
         closure,
         store_root: a.store_root,
@@ -75,13 +97,29 @@ pub fn run(a: IsoArgs) -> Result<()> {
         timeout: a.timeout.unwrap_or(10),
         compress,
     };
-    let r = build_iso(&spec).with_context(|| format!("building {}", output.display()))?;
-    println!(
+    super::cancel_on_signals()?;
+    let meter = super::progress::Meter::spinner("iso");
+    let r = build_iso_cancellable(&spec, super::cancel())
+        .with_context(|| format!("building {}", output.display()))?;
+    meter.finish(&format!("{} bytes", r.iso_size));
+    if a.json {
+        return super::json_out(
+            "build",
+            serde_json::json!({
+                "output": r.output,
+                "format": if spec.compress { "iso.zst" } else { "iso" },
+                "volumeId": r.volume_id,
+                "isoSize": r.iso_size,
+                "storePaths": r.store_paths,
+                "kernelParams": r.kernel_params,
+            }),
+        );
+    }
+    super::out(format_args!(
         "{}: ISO 9660 (El Torito BIOS + EFI, isohybrid), volume {}, {} MiB, {} store paths",
         r.output.display(),
         r.volume_id,
         r.iso_size >> 20,
         r.store_paths
-    );
-    Ok(())
+    ))
 }

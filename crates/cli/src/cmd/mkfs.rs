@@ -2,10 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use imagetool::disk::{mkfs_vfat, parse_size};
+use imagetool::disk::mkfs_vfat_cancellable;
 use imagetool::fat::{FatType, FormatOptions, Tree, derive_volume_id};
+
+use super::usage;
 
 /// Arguments of `mkfs`.
 #[derive(Debug, Parser)]
@@ -33,7 +35,8 @@ struct Vfat {
     /// The image file to write.
     #[arg(long)]
     output: PathBuf,
-    /// Size in bytes (K/M/G suffixes allowed); default: just large enough.
+    /// `auto` (just large enough: the smallest whole MiB that holds the contents) or a size:
+    /// bytes, 512M, 1.5GiB, 2MB (powers of 1000) [default: auto].
     #[arg(long)]
     size: Option<String>,
     /// Volume label (up to 11 characters).
@@ -48,6 +51,9 @@ struct Vfat {
     /// Hidden sectors (the start LBA of the partition the image is for).
     #[arg(long, default_value_t = 0)]
     hidden_sectors: u32,
+    /// Print the report as JSON (schema docs/imagetool-output.schema.json).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -56,22 +62,29 @@ pub fn run(a: Args) -> Result<()> {
         Fs::Ext4(e) => return super::mkfs_ext4::run(e),
         Fs::Squashfs(s) => return super::mkfs_squashfs::run(s),
     };
-    let size = v
-        .size
-        .as_deref()
-        .map(parse_size)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+    let size = match v.size.as_deref() {
+        None => None,
+        Some(t) => crate::size::parse_auto("--size", t).map_err(|e| usage!("{e}"))?,
+    };
     let fat_type = match v.fat {
         None => None,
         Some(12) => Some(FatType::Fat12),
         Some(16) => Some(FatType::Fat16),
         Some(32) => Some(FatType::Fat32),
-        Some(n) => bail!("--fat {n}: expected 12, 16 or 32"),
+        Some(n) => return Err(usage!("--fat {n}: expected 12, 16 or 32")),
     };
+    if let Some(l) = &v.label
+        && l.len() > 11
+    {
+        return Err(usage!(
+            "--label {l:?}: {} bytes; a FAT label has at most 11",
+            l.len()
+        ));
+    }
+    super::check_output_dir("--output", &v.output)?;
     let volume_id = match v.volume_id.as_deref() {
         Some(h) => u32::from_str_radix(h.trim_start_matches("0x"), 16)
-            .with_context(|| format!("--volume-id {h:?}: expected up to 8 hex digits"))?,
+            .map_err(|_| usage!("--volume-id {h:?}: expected up to 8 hex digits"))?,
         None => {
             derive_volume_id(format!("{}/{size:?}", v.label.as_deref().unwrap_or("")).as_bytes())
         }
@@ -86,14 +99,32 @@ pub fn run(a: Args) -> Result<()> {
         fat_type,
         cluster_sectors: None,
     };
-    let plan = mkfs_vfat(&tree, &v.output, size, &opts)
+    super::cancel_on_signals()?;
+    let meter = super::progress::Meter::spinner("mkfs vfat");
+    let plan = mkfs_vfat_cancellable(&tree, &v.output, size, &opts, super::cancel())
         .with_context(|| format!("making {}", v.output.display()))?;
     let p = plan.params();
+    let bytes = u64::from(p.sectors) * 512;
+    meter.finish(&format!("{bytes} bytes"));
+    if v.json {
+        return super::json_out(
+            "mkfs",
+            serde_json::json!({
+                "filesystem": "vfat",
+                "output": v.output,
+                "size": bytes,
+                "fatType": p.fat_type.bits(),
+                "clusters": p.clusters,
+                "clusterBytes": p.cluster_bytes(),
+                "usedClusters": plan.used_clusters(),
+            }),
+        );
+    }
     super::out(format_args!(
         "{}: FAT{}, {} bytes, {} clusters of {} bytes, {} used",
         v.output.display(),
         p.fat_type.bits(),
-        u64::from(p.sectors) * 512,
+        bytes,
         p.clusters,
         p.cluster_bytes(),
         plan.used_clusters()

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use imagetool::build::parse_uuid;
-use imagetool::disk::parse_size;
 use imagetool::ext4::{Options, Size};
-use imagetool::mkfs::{Ext4Job, mkfs_ext4, source_date_epoch};
+use imagetool::mkfs::{Ext4Job, mkfs_ext4_cancellable, source_date_epoch};
+
+use super::usage;
 
 /// `imagetool mkfs ext4` arguments.
 #[derive(Debug, Args)]
@@ -18,7 +19,8 @@ pub struct Ext4Args {
     /// The image file to write (created atomically, or written into with --offset).
     #[arg(long, short = 'o')]
     output: PathBuf,
-    /// `auto` (smallest that fits plus --reserve), or a size in bytes, or with a K/M/G/T suffix.
+    /// `auto` (smallest that fits plus --reserve) or a size: bytes, 512M, 2G, 1.5GiB, 2GB
+    /// (powers of 1000).
     #[arg(long, default_value = "auto")]
     size: String,
     /// Volume label (at most 16 bytes).
@@ -30,7 +32,7 @@ pub struct Ext4Args {
     /// Directory hash seed UUID (default: derived from the filesystem UUID).
     #[arg(long)]
     hash_seed: Option<String>,
-    /// Free space to leave with --size auto (bytes, or K/M/G suffix).
+    /// Free space to leave with --size auto (a size, as --size).
     #[arg(long, default_value = "0")]
     reserve: String,
     /// Percentage of blocks reserved for root.
@@ -39,33 +41,46 @@ pub struct Ext4Args {
     /// Data-copy threads (0: one per core). The output does not depend on it.
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Write into an existing image at this byte offset instead of creating --output.
+    /// Write into an existing image at this offset (a size, as --size) instead of creating
+    /// --output.
     #[arg(long)]
     offset: Option<String>,
     /// Force every file's owner to root:root.
     #[arg(long)]
     root_owner: bool,
+    /// Print the report as JSON (schema docs/imagetool-output.schema.json).
+    #[arg(long)]
+    json: bool,
 }
 
 fn bytes(flag: &str, text: &str) -> Result<u64> {
-    parse_size(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    crate::size::parse(flag, text).map_err(|e| usage!("{e}"))
 }
 
 fn uuid(flag: &str, text: Option<&str>) -> Result<Option<[u8; 16]>> {
     text.map(parse_uuid)
         .transpose()
-        .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+        .map_err(|e| usage!("{flag}: {e}"))
 }
 
 /// Runs `mkfs ext4`.
 pub fn run(a: Ext4Args) -> Result<()> {
-    let size = if a.size == "auto" {
-        Size::Auto {
+    let size = match crate::size::parse_auto("--size", &a.size).map_err(|e| usage!("{e}"))? {
+        None => Size::Auto {
             reserve: bytes("--reserve", &a.reserve)?,
-        }
-    } else {
-        Size::Fixed(bytes("--size", &a.size)?)
+        },
+        Some(b) => Size::Fixed(b),
     };
+    if a.label.len() > 16 {
+        return Err(usage!(
+            "--label {:?}: {} bytes; an ext4 label has at most 16",
+            a.label,
+            a.label.len()
+        ));
+    }
+    if a.offset.is_none() {
+        super::check_output_dir("--output", &a.output)?;
+    }
     let job = Ext4Job {
         offset: a
             .offset
@@ -73,7 +88,7 @@ pub fn run(a: Ext4Args) -> Result<()> {
             .map(|o| bytes("--offset", o))
             .transpose()?,
         root_owner: a.root_owner,
-        epoch: source_date_epoch().map_err(anyhow::Error::msg)?,
+        epoch: source_date_epoch().map_err(|e| usage!("{e}"))?,
         options: Options {
             size,
             label: a.label.into_bytes(),
@@ -86,7 +101,21 @@ pub fn run(a: Ext4Args) -> Result<()> {
         source: a.source,
         output: a.output,
     };
-    let plan = mkfs_ext4(&job)?;
+    super::cancel_on_signals()?;
+    let meter = super::progress::Meter::spinner("mkfs ext4");
+    let plan = mkfs_ext4_cancellable(&job, super::cancel())?;
+    meter.finish(&format!("{} bytes", plan.size_bytes()));
+    if a.json {
+        return super::json_out(
+            "mkfs",
+            serde_json::json!({
+                "filesystem": "ext4",
+                "output": job.output,
+                "size": plan.size_bytes(),
+                "inodes": plan.inode_count(),
+            }),
+        );
+    }
     super::out(format_args!(
         "{}: ext4, {} MiB, {} inodes",
         job.output.display(),

@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use clap::Args;
-use imagetool::disk::parse_size;
-use imagetool::mkfs::{SquashfsJob, mkfs_squashfs, source_date_epoch};
+use imagetool::mkfs::{SquashfsJob, mkfs_squashfs_cancellable, source_date_epoch};
 use imagetool::squashfs::{Compression, Options, XzFilter};
+
+use super::usage;
 
 /// `imagetool mkfs squashfs` arguments.
 #[derive(Debug, Args)]
@@ -19,7 +20,8 @@ pub struct SquashfsArgs {
     /// Compressor: gzip, xz, zstd or lz4 (mksquashfs' -comp).
     #[arg(long, default_value = "gzip")]
     comp: String,
-    /// Data block size, a power of two from 4K to 1M (mksquashfs' -b); K/M suffixes allowed.
+    /// Data block size, a power of two from 4K to 1M (mksquashfs' -b); a size (bytes, 128K,
+    /// 1MiB).
     #[arg(long, short = 'b', default_value = "128K")]
     block_size: String,
     /// Compression level (-Xcompression-level; the liblzma preset for xz). Default: the
@@ -53,25 +55,57 @@ pub struct SquashfsArgs {
     /// Worker threads (0: one per core). The output does not depend on it.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Print the report as JSON (schema docs/imagetool-output.schema.json).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs `mkfs squashfs`.
 pub fn run(a: SquashfsArgs) -> Result<()> {
-    let compression: Compression = a.comp.parse().map_err(|e| anyhow!("--comp: {e}"))?;
-    let block_size = parse_size(&a.block_size).map_err(|e| anyhow!("--block-size: {e}"))?;
-    let block_size = u32::try_from(block_size)
-        .map_err(|_| anyhow!("--block-size {}: larger than 1M", a.block_size))?;
+    let compression: Compression = a.comp.parse().map_err(|e| usage!("--comp: {e}"))?;
+    let block_size =
+        crate::size::parse("--block-size", &a.block_size).map_err(|e| usage!("{e}"))?;
+    if !(4096..=1 << 20).contains(&block_size) || !block_size.is_power_of_two() {
+        return Err(usage!(
+            "--block-size {}: expected a power of two from 4K to 1M",
+            a.block_size
+        ));
+    }
+    let block_size = block_size as u32;
+    if let Some(level) = a.level {
+        let range = match compression {
+            Compression::Gzip => Some(1..=9),
+            Compression::Xz => Some(0..=9),
+            Compression::Zstd => Some(1..=22),
+            _ => None,
+        };
+        match range {
+            Some(r) if !r.contains(&level) => {
+                return Err(usage!(
+                    "--level {level}: out of range for {compression} ({}..={})",
+                    r.start(),
+                    r.end()
+                ));
+            }
+            None => return Err(usage!("--level: {compression} has no compression level")),
+            Some(_) => {}
+        }
+    }
     let xz_filters = a
         .xz_bcj
         .iter()
         .map(|f| f.parse::<XzFilter>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("--xz-bcj: {e}"))?;
+        .map_err(|e| usage!("--xz-bcj: {e}"))?;
+    if !xz_filters.is_empty() && compression != Compression::Xz {
+        return Err(usage!("--xz-bcj applies to --comp xz only"));
+    }
+    super::check_output_dir("OUTPUT", &a.output)?;
     let job = SquashfsJob {
         source: a.source,
         output: a.output,
         root_owner: a.all_root,
-        epoch: source_date_epoch().map_err(anyhow::Error::msg)?,
+        epoch: source_date_epoch().map_err(|e| usage!("{e}"))?,
         options: Options {
             compression,
             level: a.level,
@@ -87,8 +121,28 @@ pub fn run(a: SquashfsArgs) -> Result<()> {
             ..Options::default()
         },
     };
-    let r = mkfs_squashfs(&job)?;
-    println!(
+    super::cancel_on_signals()?;
+    let meter = super::progress::Meter::spinner("mkfs squashfs");
+    let r = mkfs_squashfs_cancellable(&job, super::cancel())?;
+    meter.finish(&format!("{} bytes", r.size));
+    if a.json {
+        return super::json_out(
+            "mkfs",
+            serde_json::json!({
+                "filesystem": "squashfs",
+                "output": job.output,
+                "compression": compression.to_string(),
+                "size": r.size,
+                "inodes": r.inodes,
+                "files": r.files,
+                "fileBytes": r.file_bytes,
+                "duplicates": r.duplicates,
+                "dataBlocks": r.data_blocks,
+                "fragments": r.fragments,
+            }),
+        );
+    }
+    super::out(format_args!(
         "{}: squashfs {}, {} bytes, {} inodes, {} files ({} bytes, {} duplicates), {} blocks, {} fragments",
         job.output.display(),
         compression,
@@ -99,6 +153,5 @@ pub fn run(a: SquashfsArgs) -> Result<()> {
         r.duplicates,
         r.data_blocks,
         r.fragments
-    );
-    Ok(())
+    ))
 }

@@ -33,7 +33,7 @@ pub fn run(a: &Args) -> Result<()> {
                 "file": v.file_name("<baseName>", None),
             }));
         } else {
-            println!("{:<20} {}", v.name(), v.describe());
+            super::out(format_args!("{:<20} {}", v.name(), v.describe()))?;
         }
     }
     Ok(())
@@ -45,6 +45,7 @@ pub fn run_build(
     out_dir: &Path,
     mode: ProgressMode,
     manifest: Option<&Path>,
+    json: bool,
 ) -> Result<()> {
     let vb = spec
         .resolve_variant(out_dir, super::source_date_epoch()?)?
@@ -68,7 +69,13 @@ pub fn run_build(
         std::fs::write(path, format!("{m:#}\n"))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if mode == ProgressMode::Json {
+    if json {
+        let mut v = report.disk.to_json();
+        v["variant"] = serde_json::json!(vb.variant.name());
+        v["artifact"] = serde_json::json!(report.artifact);
+        v["files"] = serde_json::json!(report.files);
+        super::json_out("build", v)?;
+    } else if mode == ProgressMode::Json {
         emit(&serde_json::json!({
             "event": "done",
             "variant": vb.variant.name(),
@@ -79,14 +86,14 @@ pub fn run_build(
             "diskSize": report.disk.disk_size,
         }));
     } else {
-        println!(
+        super::out(format_args!(
             "{}: {} variant, {} {} table, {} MiB",
             report.artifact.display(),
             vb.variant,
             report.disk.format,
             report.disk.layout.table,
             report.disk.disk_size >> 20
-        );
+        ))?;
     }
     Ok(())
 }

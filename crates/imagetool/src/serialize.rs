@@ -1,0 +1,167 @@
+//! `serde::Serialize` for the reports ([`BuildReport`], [`Inspection`], [`DiskReport`]): the
+//! shape the CLI's `--json` prints, one key style (camelCase, as the spec), sizes and offsets
+//! in bytes (and sectors where `sfdisk --json` has them), identifiers as text. The layer
+//! crates stay free of serde; the JSON Schema is `docs/imagetool-output.schema.json`.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Value, json};
+
+use crate::build::BuildReport;
+use crate::disk::DiskReport;
+use crate::probe::{FsInfo, Inspection, PartitionReport};
+use crate::ptable::{DiskLayout, Role};
+
+/// A partition role's name in JSON.
+#[must_use]
+pub fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Esp => "esp",
+        Role::Boot => "boot",
+        Role::BiosBoot => "bios-boot",
+        Role::Root => "root",
+        Role::Firmware => "firmware",
+    }
+}
+
+/// A 16-byte UUID as text (8-4-4-4-12 lowercase hex, as blkid prints an ext4 UUID).
+#[must_use]
+pub fn uuid_text(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+fn fs_value(f: &FsInfo) -> Value {
+    json!({ "kind": f.kind, "label": f.label, "uuid": f.uuid, "size": f.size })
+}
+
+fn partition_value(p: &PartitionReport) -> Value {
+    let e = &p.entry;
+    json!({
+        "number": e.number,
+        "start": e.first_lba,
+        "sectors": e.sectors,
+        "startBytes": e.first_lba.saturating_mul(512),
+        "sizeBytes": e.sectors.saturating_mul(512),
+        "type": e.type_id,
+        "typeName": p.type_name,
+        "name": e.name,
+        "guid": e.guid.map(|g| g.to_string()),
+        "bootable": e.bootable,
+        "filesystem": fs_value(&p.fs),
+    })
+}
+
+fn layout_value(l: &DiskLayout) -> Value {
+    json!({
+        "table": l.table.name(),
+        "diskSize": l.disk_size,
+        "diskGuid": l.disk_guid.map(|g| g.to_string()),
+        "mbrSignature": l.mbr_signature.map(|s| format!("0x{s:08x}")),
+        "partitions": l.partitions.iter().map(|p| json!({
+            "number": p.number,
+            "role": role_name(p.role),
+            "name": p.name,
+            "start": p.first_lba,
+            "sectors": p.sectors(),
+            "startBytes": p.first_lba.saturating_mul(512),
+            "sizeBytes": p.sectors().saturating_mul(512),
+            "guid": p.guid.map(|g| g.to_string()),
+            "bootable": p.bootable,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn write_value<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+    let Value::Object(m) = v else {
+        return v.serialize(s);
+    };
+    let mut map = s.serialize_map(Some(m.len()))?;
+    for (k, v) in m {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+impl Inspection {
+    /// This inspection as the JSON `inspect --json` prints (without the container).
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        json!({
+            "size": self.size,
+            "table": self.table.name(),
+            "diskGuid": self.disk_guid.map(|g| g.to_string()),
+            "mbrSignature": self.mbr_signature.map(|s| format!("0x{s:08x}")),
+            "partitions": self.partitions.iter().map(partition_value).collect::<Vec<_>>(),
+            "filesystem": self.whole.as_ref().map(fs_value),
+        })
+    }
+}
+
+impl Serialize for Inspection {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        write_value(&self.to_json(), s)
+    }
+}
+
+impl BuildReport {
+    /// This report as the JSON `build --json` prints.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        json!({
+            "output": self.output,
+            "format": self.format.name(),
+            "diskSize": self.disk_size,
+            "allocated": self.allocated,
+            "rootFsUuid": uuid_text(&self.root_fs_uuid),
+            "storePaths": self.store_paths,
+            "layout": layout_value(&self.layout),
+            "timings": self.timings.iter()
+                .map(|(p, d)| (p.name().to_string(), json!(d.as_secs_f64())))
+                .collect::<serde_json::Map<_, _>>(),
+        })
+    }
+}
+
+impl Serialize for BuildReport {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        write_value(&self.to_json(), s)
+    }
+}
+
+impl DiskReport {
+    /// This report as the JSON `disk --json` prints (without the output path).
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        json!({
+            "allocated": self.written.iter().map(|r| r.end - r.start).sum::<u64>(),
+            "layout": layout_value(&self.layout),
+        })
+    }
+}
+
+impl Serialize for DiskReport {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        write_value(&self.to_json(), s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_uuid_text_is_blkids() {
+        let u = [
+            0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x88, 0x88, 0x44, 0x44, 0x44, 0x44,
+            0x44, 0x4a,
+        ];
+        assert_eq!(uuid_text(&u), "44444444-4444-4444-8888-44444444444a");
+    }
+}
