@@ -51,6 +51,8 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             e.kind().into()
         } else if let Some(e) = cause.downcast_ref::<imagetool::fat::Error>() {
             e.kind().into()
+        } else if let Some(e) = cause.downcast_ref::<imagetool::tarball::TreeError>() {
+            e.kind()
         } else {
             continue;
         };
