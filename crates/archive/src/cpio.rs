@@ -2,13 +2,14 @@
 //! `Documentation/driver-api/early-userspace/buffer-format.rst`), streamed: a member's data is
 //! copied from its reader, never held in memory.
 //!
-//! Each member: the magic `070701`, 13 fields of 8 hex digits (ino, mode, uid, gid, nlink,
-//! mtime, filesize, devmajor, devminor, rdevmajor, rdevminor, namesize, check), the
-//! NUL-terminated name padded to 4 bytes, the data padded to 4 bytes; the archive ends with
-//! `TRAILER!!!`. Inode numbers count from 1 in member order; owners, modes and times are the
-//! caller's.
+//! The headers and padding are the `cpio` crate's (`cpio::newc`); this wrapper numbers the
+//! inodes from 1 in member order, takes owners, modes and times from the caller, checks that
+//! every value fits newc's 32-bit fields and that a member's reader yields exactly its size
+//! (the crate would leave the padding out otherwise), and ends with `TRAILER!!!`.
 
 use std::io::{self, Read, Write};
+
+use cpio::newc::{Builder, ModeFileType};
 
 use crate::tar::Meta;
 use crate::{Error, Result};
@@ -17,85 +18,39 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct CpioWriter<W: Write> {
     inner: W,
-    written: u64,
     next_ino: u32,
 }
 
-/// The largest number a newc field holds.
-const FIELD_MAX: u64 = 0xffff_ffff;
+fn field(path: &str, what: &str, v: u64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| {
+        Error::invalid(
+            format!("cpio member {path}"),
+            format!("{what} {v} does not fit newc's 32-bit field"),
+        )
+    })
+}
 
 impl<W: Write> CpioWriter<W> {
     /// An archive writing to `inner`.
     pub fn new(inner: W) -> Self {
-        Self {
-            inner,
-            written: 0,
-            next_ino: 1,
-        }
+        Self { inner, next_ino: 1 }
     }
 
-    fn put(&mut self, buf: &[u8], what: &str) -> Result<()> {
-        self.inner
-            .write_all(buf)
-            .map_err(|e| Error::io(format!("cpio member {what}"), e))?;
-        self.written += buf.len() as u64;
-        Ok(())
-    }
-
-    fn pad(&mut self, what: &str) -> Result<()> {
-        let pad = (4 - self.written % 4) % 4;
-        self.put(&[0u8; 3][..pad as usize], what)
-    }
-
-    fn header(&mut self, path: &str, type_bits: u32, meta: &Meta, size: u64) -> Result<()> {
+    fn builder(&mut self, path: &str, meta: &Meta) -> Result<Builder> {
         if path.is_empty() || path.starts_with('/') || path.contains('\0') {
             return Err(Error::invalid(
                 format!("cpio member {path:?}"),
                 "must be a relative path without NUL",
             ));
         }
-        let too_big = |what: &str, v: u64| {
-            Error::invalid(
-                format!("cpio member {path}"),
-                format!("{what} {v} does not fit newc's 32-bit field"),
-            )
-        };
-        for (what, v) in [
-            ("size", size),
-            ("uid", meta.uid),
-            ("gid", meta.gid),
-            ("mtime", meta.mtime),
-        ] {
-            if v > FIELD_MAX {
-                return Err(too_big(what, v));
-            }
-        }
-        let ino = self.next_ino;
+        let b = Builder::new(path)
+            .ino(self.next_ino)
+            .mode(meta.mode & 0o7777)
+            .uid(field(path, "uid", meta.uid)?)
+            .gid(field(path, "gid", meta.gid)?)
+            .mtime(field(path, "mtime", meta.mtime)?);
         self.next_ino = self.next_ino.wrapping_add(1);
-        let fields = [
-            u64::from(ino),
-            u64::from(type_bits | (meta.mode & 0o7777)),
-            meta.uid,
-            meta.gid,
-            if type_bits == 0o040_000 { 2 } else { 1 },
-            meta.mtime,
-            size,
-            0,
-            0,
-            0,
-            0,
-            path.len() as u64 + 1,
-            0,
-        ];
-        let mut h = String::with_capacity(110);
-        h.push_str("070701");
-        for f in fields {
-            h.push_str(&format!("{f:08x}"));
-        }
-        self.put(h.as_bytes(), path)?;
-        self.put(path.as_bytes(), path)?;
-        self.put(&[0], path)?;
-        self.pad(path)
+        Ok(b)
     }
 
     /// Appends a directory.
@@ -103,13 +58,21 @@ impl<W: Write> CpioWriter<W> {
     /// # Errors
     /// `InvalidInput` for a bad path or a value newc cannot hold; `Io` when writing fails.
     pub fn append_dir(&mut self, path: &str, meta: &Meta) -> Result<()> {
-        self.header(path, 0o040_000, meta, 0)
+        let b = self
+            .builder(path, meta)?
+            .nlink(2)
+            .set_mode_file_type(ModeFileType::Directory);
+        b.write(&mut self.inner, 0)
+            .finish()
+            .map_err(|e| Error::io(format!("cpio member {path}"), e))?;
+        Ok(())
     }
 
     /// Appends a regular file of exactly `size` bytes read from `data`.
     ///
     /// # Errors
-    /// As [`CpioWriter::append_dir`]; `Io` when `data` has fewer or more than `size` bytes.
+    /// As [`CpioWriter::append_dir`]; `Io` when `data` has fewer bytes than `size`,
+    /// `InvalidInput` when it has more.
     pub fn append_file(
         &mut self,
         path: &str,
@@ -117,37 +80,37 @@ impl<W: Write> CpioWriter<W> {
         size: u64,
         data: &mut dyn Read,
     ) -> Result<()> {
-        self.header(path, 0o100_000, meta, size)?;
+        let len = field(path, "size", size)?;
+        let b = self
+            .builder(path, meta)?
+            .set_mode_file_type(ModeFileType::Regular);
+        let err = |e| Error::io(format!("cpio member {path}"), e);
+        let mut w = b.write(&mut self.inner, len);
         let mut limited = data.take(size);
-        let n = io::copy(&mut limited, &mut self.inner)
-            .map_err(|e| Error::io(format!("cpio member {path}"), e))?;
+        let n = io::copy(&mut limited, &mut w).map_err(err)?;
         if n != size {
-            return Err(Error::io(
-                format!("cpio member {path}"),
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{n} bytes read, {size} expected: the file shrank while read"),
-                ),
-            ));
+            return Err(err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{n} bytes read, {size} expected: the file shrank while read"),
+            )));
         }
         let mut probe = [0u8; 1];
-        if limited.into_inner().read(&mut probe).map_err(|e| Error::io(path, e))? != 0 {
+        if limited.into_inner().read(&mut probe).map_err(err)? != 0 {
             return Err(Error::invalid(
                 format!("cpio member {path}"),
                 "the file grew while read",
             ));
         }
-        self.written += size;
-        self.pad(path)
+        w.finish().map_err(err)?;
+        Ok(())
     }
 
     /// Writes the trailer and returns the inner writer.
     ///
     /// # Errors
     /// `Io` when writing fails.
-    pub fn finish(mut self) -> Result<W> {
-        self.header("TRAILER!!!", 0, &Meta::file(0), 0)?;
-        Ok(self.inner)
+    pub fn finish(self) -> Result<W> {
+        cpio::newc::trailer(self.inner).map_err(|e| Error::io("cpio trailer", e))
     }
 }
 
