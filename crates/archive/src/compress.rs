@@ -166,7 +166,11 @@ impl Compression {
                 // number of threads.
                 let stream = liblzma::stream::MtStreamBuilder::new()
                     .preset(level)
-                    .threads(u32::try_from(self.worker_threads()).unwrap_or(u32::MAX).max(1))
+                    .threads(
+                        u32::try_from(self.worker_threads())
+                            .unwrap_or(u32::MAX)
+                            .max(1),
+                    )
                     .check(liblzma::stream::Check::Crc64)
                     .encoder()
                     .map_err(|e| Error::io("xz", io::Error::other(e)))?;
@@ -340,9 +344,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("a.xz");
         std::fs::write(&f, &one).unwrap();
-        let out = imagetool_testutil::command_ok(
-            std::process::Command::new("xz").arg("-dc").arg(&f),
-        );
+        let out =
+            imagetool_testutil::command_ok(std::process::Command::new("xz").arg("-dc").arg(&f));
         assert!(out.stdout == data);
     }
 

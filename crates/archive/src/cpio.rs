@@ -129,7 +129,8 @@ mod tests {
         let body = vec![7u8; 5000];
         c.append_file("d/big", &m(0o444), 5000, &mut &body[..])
             .unwrap();
-        c.append_file("top", &m(0o600), 3, &mut &b"abc"[..]).unwrap();
+        c.append_file("top", &m(0o600), 3, &mut &b"abc"[..])
+            .unwrap();
         c.finish().unwrap()
     }
 
@@ -151,11 +152,20 @@ mod tests {
                 .current_dir(dir.path()),
         );
         let listed = String::from_utf8_lossy(&out.stderr);
-        assert!(listed.contains("d/big") && listed.contains("top"), "{listed}");
-        assert_eq!(std::fs::read(dir.path().join("d/big")).unwrap(), vec![7u8; 5000]);
+        assert!(
+            listed.contains("d/big") && listed.contains("top"),
+            "{listed}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("d/big")).unwrap(),
+            vec![7u8; 5000]
+        );
         assert_eq!(std::fs::read(dir.path().join("top")).unwrap(), b"abc");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("top")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("top"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, 0o600);
     }
 

@@ -478,10 +478,7 @@ impl imagetool_blockio::WriteAt for Growing<'_> {
 /// The tree of the store image, as `make-squashfs.nix` lays it out: the closure's store paths
 /// and `nix-path-registration` (0444) under a root directory (0755, owner 0), generated
 /// entries at `epoch`. The ISO and the netboot initrd carry it.
-pub(crate) fn store_tree(
-    closure: &nix::closure::Closure,
-    epoch: i64,
-) -> Result<Tree, IsoError> {
+pub(crate) fn store_tree(closure: &nix::closure::Closure, epoch: i64) -> Result<Tree, IsoError> {
     let mut tree = nix::root::root_tree(
         closure,
         &nix::root::RootOptions {

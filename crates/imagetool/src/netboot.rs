@@ -248,23 +248,30 @@ pub(crate) fn write(
             let cmdline = format!("{}\n", files.cmdline);
             let tar = packed(&first, c, |w| {
                 let mut t = TarWriter::new(w);
-                t.append(&Entry {
-                    path: "kexec".into(),
-                    kind: TarKind::Dir,
-                    meta: meta(0o755),
-                })?;
-                t.append(&Entry::bytes("kexec/cmdline", meta(0o644), cmdline.as_bytes()))?;
-                t.append(&Entry {
-                    path: "kexec/initrd".into(),
-                    kind: TarKind::File(Data::Host(initrd_host)),
-                    meta: meta(0o444),
-                })?;
-                t.append(&Entry {
-                    path: format!("kexec/{}", files.kernel_name),
-                    kind: TarKind::File(Data::Host(files.kernel.clone())),
-                    meta: meta(0o444),
-                })?;
-                t.append(&Entry::bytes("kexec_nixos", meta(0o755), script.as_bytes()))?;
+                // In name order, as `tar --sort=name`.
+                let mut entries = vec![
+                    Entry {
+                        path: "kexec".into(),
+                        kind: TarKind::Dir,
+                        meta: meta(0o755),
+                    },
+                    Entry::bytes("kexec/cmdline", meta(0o644), cmdline.as_bytes()),
+                    Entry {
+                        path: "kexec/initrd".into(),
+                        kind: TarKind::File(Data::Host(initrd_host)),
+                        meta: meta(0o444),
+                    },
+                    Entry {
+                        path: format!("kexec/{}", files.kernel_name),
+                        kind: TarKind::File(Data::Host(files.kernel.clone())),
+                        meta: meta(0o444),
+                    },
+                    Entry::bytes("kexec_nixos", meta(0o755), script.as_bytes()),
+                ];
+                entries.sort_by(|a, b| a.path.cmp(&b.path));
+                for e in &entries {
+                    t.append(e)?;
+                }
                 Ok(t.finish()?)
             })?;
             drop(initrd);
@@ -282,4 +289,42 @@ pub(crate) fn write(
     );
     drop(squashfs);
     Ok((outs, loaded.closure.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_ipxe_script_is_netboot_nixs() {
+        let s = ipxe_script(
+            "bzImage",
+            "init=/nix/store/x-system/init console=ttyS0 quiet",
+        );
+        assert_eq!(
+            s.lines().collect::<Vec<_>>(),
+            [
+                "#!ipxe",
+                "# Use the cmdline variable to allow the user to specify custom kernel params",
+                "# when chainloading this script from other iPXE scripts like netboot.xyz",
+                "kernel bzImage init=/nix/store/x-system/init initrd=initrd console=ttyS0 quiet ${cmdline}",
+                "initrd initrd",
+                "boot",
+            ]
+        );
+        let bare = ipxe_script("Image", "init=/x/init");
+        assert!(
+            bare.contains("kernel Image init=/x/init initrd=initrd ${cmdline}\n"),
+            "{bare}"
+        );
+    }
+
+    #[test]
+    fn test_kexec_script_quotes_the_command_line() {
+        let s = kexec_script("bzImage", "init=/x/init a='b'");
+        assert!(s.starts_with("#!/bin/sh\n"), "{s}");
+        assert!(s.contains("cmdline='init=/x/init a='\\''b'\\'''\n"), "{s}");
+        assert!(s.contains("kernel=\"$here/kexec/bzImage\"\n"), "{s}");
+        assert!(s.contains("kexec -e\n"), "{s}");
+    }
 }

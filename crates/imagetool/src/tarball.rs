@@ -104,9 +104,7 @@ impl TreeVariant {
             TreeVariant::Netboot => "nixos/modules/installer/netboot/netboot.nix",
             TreeVariant::Kexec => "nixos-generators formats/kexec.nix",
             TreeVariant::Iso => "nixos/modules/installer/cd-dvd/iso-image.nix",
-            TreeVariant::IsoInstaller => {
-                "nixos/modules/installer/cd-dvd/installation-cd-base.nix"
-            }
+            TreeVariant::IsoInstaller => "nixos/modules/installer/cd-dvd/installation-cd-base.nix",
         }
     }
 
@@ -122,11 +120,7 @@ impl TreeVariant {
                 vec![format!("tarball/{base}.tar.xz")]
             }
             TreeVariant::Kexec => vec![format!("tarball/{base}.tar.xz")],
-            TreeVariant::Netboot => vec![
-                "bzImage".into(),
-                "initrd".into(),
-                "netboot.ipxe".into(),
-            ],
+            TreeVariant::Netboot => vec!["bzImage".into(), "initrd".into(), "netboot.ipxe".into()],
             TreeVariant::Iso | TreeVariant::IsoInstaller => vec![format!("iso/{base}.iso")],
         }
     }
@@ -331,9 +325,8 @@ pub(crate) struct Loaded {
 /// Loads the closure (reporting [`Phase::Closure`]).
 pub(crate) fn load(tb: &TreeBuild, progress: &mut dyn Progress) -> Result<Loaded, TreeError> {
     let spec = &tb.image;
-    let parse = |p: &str, what: &str| {
-        StorePath::parse(p).map_err(|e| invalid(format!("{what}: {e}")))
-    };
+    let parse =
+        |p: &str, what: &str| StorePath::parse(p).map_err(|e| invalid(format!("{what}: {e}")));
     let Some(top) = spec.toplevel.as_deref() else {
         return Err(invalid(format!(
             "the {} variant needs the system's toplevel (--toplevel)",
@@ -522,9 +515,11 @@ pub fn append_tree<W: Write>(
                 Source::Host(p) => TarKind::File(Data::Host(p.clone())),
                 Source::Bytes(b) => TarKind::File(Data::Bytes(b)),
             },
-            Kind::Symlink(target) => TarKind::Symlink(String::from_utf8(target.clone()).map_err(
-                |_| invalid(format!("{path}: a symlink target in a tar must be UTF-8")),
-            )?),
+            Kind::Symlink(target) => {
+                TarKind::Symlink(String::from_utf8(target.clone()).map_err(|_| {
+                    invalid(format!("{path}: a symlink target in a tar must be UTF-8"))
+                })?)
+            }
             _ => {
                 return Err(invalid(format!(
                     "{path}: device nodes, FIFOs and sockets are not written to archives"
@@ -568,8 +563,7 @@ pub(crate) fn packed(
     let enc = c.encoder(BufWriter::with_capacity(1 << 20, file))?;
     let enc = body(enc)?;
     let buf = enc.finish().map_err(io_err(dest))?;
-    buf.into_inner()
-        .map_err(|e| io_err(dest)(e.into_error()))?;
+    buf.into_inner().map_err(|e| io_err(dest)(e.into_error()))?;
     Ok(out)
 }
 
@@ -818,7 +812,10 @@ mod tests {
             TreeVariant::Lxc.file_names("b"),
             ["tarball/b.tar.xz", "tarball/b.squashfs"]
         );
-        assert_eq!(TreeVariant::Iso.file_names("nixos-1-x"), ["iso/nixos-1-x.iso"]);
+        assert_eq!(
+            TreeVariant::Iso.file_names("nixos-1-x"),
+            ["iso/nixos-1-x.iso"]
+        );
         assert_eq!(
             TreeVariant::Netboot.file_names("b"),
             ["bzImage", "initrd", "netboot.ipxe"]
