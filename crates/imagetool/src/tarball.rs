@@ -108,18 +108,24 @@ impl TreeVariant {
         }
     }
 
-    /// The files it writes under `$out`, for `base` (`image.baseName`).
+    /// The files it writes under `$out`, for `base` (`image.baseName`), with the default
+    /// (xz) tarballs.
     #[must_use]
     pub fn file_names(self, base: &str) -> Vec<String> {
+        self.file_names_for(base, Codec::Xz)
+    }
+
+    /// The files it writes under `$out`, for `base`, its tarballs compressed with `codec`
+    /// (`.tar.xz`, `.tar.zst`, `.tar.gz`, `.tar.bz2`).
+    #[must_use]
+    pub fn file_names_for(self, base: &str, codec: Codec) -> Vec<String> {
+        let tarball = format!("tarball/{base}.tar.{}", codec.extension());
         match self {
-            TreeVariant::Lxc => vec![
-                format!("tarball/{base}.tar.xz"),
-                format!("tarball/{base}.squashfs"),
-            ],
-            TreeVariant::LxcMetadata | TreeVariant::ProxmoxLxc | TreeVariant::Docker => {
-                vec![format!("tarball/{base}.tar.xz")]
-            }
-            TreeVariant::Kexec => vec![format!("tarball/{base}.tar.xz")],
+            TreeVariant::Lxc => vec![tarball, format!("tarball/{base}.squashfs")],
+            TreeVariant::LxcMetadata
+            | TreeVariant::ProxmoxLxc
+            | TreeVariant::Docker
+            | TreeVariant::Kexec => vec![tarball],
             TreeVariant::Netboot => vec!["bzImage".into(), "initrd".into(), "netboot.ipxe".into()],
             TreeVariant::Iso | TreeVariant::IsoInstaller => vec![format!("iso/{base}.iso")],
         }
@@ -636,7 +642,9 @@ pub fn build_tree_variant(
             .map_err(|_| TreeError::Build(BuildError::Cancelled))
     };
     stop()?;
-    let names = tb.variant.file_names(&tb.base_name);
+    let names = tb
+        .variant
+        .file_names_for(&tb.base_name, tb.compression.codec);
     let mut paths: Vec<PathBuf> = names.iter().map(|n| tb.out_dir.join(n)).collect();
     let epoch = tb.image.timestamp;
     let threads = tb.image.threads;
@@ -815,6 +823,10 @@ mod tests {
         assert_eq!(
             TreeVariant::Iso.file_names("nixos-1-x"),
             ["iso/nixos-1-x.iso"]
+        );
+        assert_eq!(
+            TreeVariant::Docker.file_names_for("b", Codec::Zstd),
+            ["tarball/b.tar.zst"]
         );
         assert_eq!(
             TreeVariant::Netboot.file_names("b"),
