@@ -31,6 +31,11 @@ const TOOLS: &[(&str, &str, bool)] = &[
     ("/usr/bin/zstd", "zstd", false),
     ("/usr/bin/bzip2", "bzip2", false),
     ("/usr/bin/xz", "xz-utils", false),
+    (
+        "/usr/lib/python3/dist-packages/yaml/__init__.py",
+        "python3-yaml",
+        false,
+    ),
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86", true),
     ("/usr/bin/virt-fw-vars", "python3-virt-firmware", true),
     ("/usr/bin/zstd", "zstd", false),

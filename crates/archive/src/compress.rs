@@ -18,7 +18,7 @@ pub enum Codec {
     Bzip2,
     /// zstd (one frame, zstd's multi-threaded mode).
     Zstd,
-    /// xz (LZMA2, CRC64 check).
+    /// xz (LZMA2, CRC64 check; liblzma's multi-threaded encoder, independent blocks).
     Xz,
 }
 
@@ -97,8 +97,8 @@ pub struct Compression {
     pub codec: Codec,
     /// The level (`None`: the standard tool's default).
     pub level: Option<u32>,
-    /// Worker threads for zstd (0: one per core). Never changes the output: zstd always runs
-    /// in its multi-threaded mode, whose output does not depend on the worker count.
+    /// Worker threads for zstd and xz (0: one per core). Never changes the output: both always
+    /// run in their multi-threaded mode, whose output does not depend on the worker count.
     pub threads: usize,
 }
 
@@ -117,6 +117,14 @@ impl Compression {
     #[must_use]
     pub fn effective_level(&self) -> u32 {
         self.level.unwrap_or(self.codec.default_level())
+    }
+
+    /// The worker threads used (`threads`, or one per core for 0).
+    fn worker_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
     }
 
     /// A compressing writer over `inner`.
@@ -143,10 +151,7 @@ impl Compression {
                 bzip2::Compression::new(level),
             )),
             Codec::Zstd => {
-                let threads = match self.threads {
-                    0 => std::thread::available_parallelism().map_or(1, usize::from),
-                    n => n,
-                };
+                let threads = self.worker_threads();
                 let mut e = zstd::stream::write::Encoder::new(inner, level as i32)
                     .map_err(|e| Error::io("zstd", e))?;
                 e.multithread(u32::try_from(threads).unwrap_or(u32::MAX).max(1))
@@ -155,7 +160,22 @@ impl Compression {
                     .map_err(|e| Error::io("zstd checksum", e))?;
                 Encoder::Zstd(e)
             }
-            Codec::Xz => Encoder::Xz(liblzma::write::XzEncoder::new(inner, level)),
+            Codec::Xz => {
+                // Always liblzma's multi-threaded encoder: its output depends on the preset and
+                // the block size (the preset's default, 3 × its dictionary), never on the
+                // number of threads.
+                let stream = liblzma::stream::MtStreamBuilder::new()
+                    .preset(level)
+                    .threads(
+                        u32::try_from(self.worker_threads())
+                            .unwrap_or(u32::MAX)
+                            .max(1),
+                    )
+                    .check(liblzma::stream::Check::Crc64)
+                    .encoder()
+                    .map_err(|e| Error::io("xz", io::Error::other(e)))?;
+                Encoder::Xz(liblzma::write::XzEncoder::new_stream(inner, stream))
+            }
         })
     }
 }
@@ -301,6 +321,32 @@ mod tests {
             &data,
         );
         assert_eq!(one, four);
+    }
+
+    #[test]
+    fn test_xz_output_does_not_depend_on_threads_and_xz_reads_it() {
+        let data = sample();
+        let with = |threads| {
+            pack(
+                Compression {
+                    threads,
+                    level: Some(1),
+                    ..Compression::new(Codec::Xz)
+                },
+                &data,
+            )
+        };
+        let one = with(1);
+        assert_eq!(one, with(4));
+        if !imagetool_testutil::tools::require(&[imagetool_testutil::tools::XZ]) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.xz");
+        std::fs::write(&f, &one).unwrap();
+        let out =
+            imagetool_testutil::command_ok(std::process::Command::new("xz").arg("-dc").arg(&f));
+        assert!(out.stdout == data);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Deterministic packaging: tar archives (GNU format, with GNU sparse members) and the gzip,
+//! Deterministic packaging: tar archives (GNU format, with GNU sparse members), newc cpio
+//! archives (initramfs members) and the gzip,
 //! bzip2, zstd and xz compressors, for disk images (GCE's `disk.raw` in a sparse tar, a
 //! gzipped qcow2, an OVA) and for file trees (container and netboot tarballs).
 //!
@@ -19,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod compress;
+pub mod cpio;
 pub mod tar;
 
 pub use compress::{Codec, Compression, Encoder, compress_file};

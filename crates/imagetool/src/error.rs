@@ -87,6 +87,7 @@ impl ErrorKind {
             DiskError,
             MkfsError,
             crate::iso::IsoError,
+            crate::tarball::TreeError,
             crate::probe::InspectError,
             crate::spec::Error,
             vdisk::Error,

@@ -499,6 +499,31 @@ impl imagetool_blockio::WriteAt for Growing<'_> {
     }
 }
 
+/// The tree of the store image, as `make-squashfs.nix` lays it out: the closure's store paths
+/// and `nix-path-registration` (0444) under a root directory (0755, owner 0), generated
+/// entries at `epoch`. The ISO and the netboot initrd carry it.
+pub(crate) fn store_tree(closure: &nix::closure::Closure, epoch: i64) -> Result<Tree, IsoError> {
+    let mut tree = nix::root::root_tree(
+        closure,
+        &nix::root::RootOptions {
+            timestamp: epoch,
+            only_nix_store: true,
+            ..nix::root::RootOptions::default()
+        },
+    )?;
+    let t = Timestamp::from_secs(epoch);
+    let root = tree.meta_mut(imagetool_fstree::NodeId::ROOT);
+    *root = Meta::dir(0o755).at(t);
+    let infos: Vec<closure_info::PathInfo> = closure.infos().cloned().collect();
+    let reg = closure_info::write_registration(&infos);
+    tree.add_file(
+        b"nix-path-registration",
+        Source::Bytes(Arc::from(reg.into_bytes())),
+        Meta::file(0o444).at(t),
+    )?;
+    Ok(tree)
+}
+
 /// Writes the closure's store image (as `make-squashfs.nix` lays it out) into an unnamed
 /// temporary file in the output's directory, returning it (removed when dropped), a path that
 /// reads it (`/proc/self/fd/N`) and its size.
@@ -509,24 +534,7 @@ fn native_store_image(
     cancel: &Cancel,
 ) -> Result<(imagetool_blockio::AtomicFile, PathBuf, u64), IsoError> {
     use std::os::fd::AsRawFd;
-    let mut tree = nix::root::root_tree(
-        closure,
-        &nix::root::RootOptions {
-            timestamp: spec.epoch,
-            only_nix_store: true,
-            ..nix::root::RootOptions::default()
-        },
-    )?;
-    let t = Timestamp::from_secs(spec.epoch);
-    let root = tree.meta_mut(imagetool_fstree::NodeId::ROOT);
-    *root = Meta::dir(0o755).at(t);
-    let infos: Vec<closure_info::PathInfo> = closure.infos().cloned().collect();
-    let reg = closure_info::write_registration(&infos);
-    tree.add_file(
-        b"nix-path-registration",
-        Source::Bytes(Arc::from(reg.into_bytes())),
-        Meta::file(0o444).at(t),
-    )?;
+    let tree = store_tree(closure, spec.epoch)?;
     let mut opts = opts.clone();
     opts.hard_links = false;
     opts.mkfs_time = u32::try_from(spec.epoch.max(0)).unwrap_or(u32::MAX);

@@ -19,6 +19,8 @@
 //!   and `mkfs squashfs` (`mksquashfs DIR OUT`).
 //! * [`squashfs`]: the native squashfs writer (xz, zstd, gzip, lz4; parallel, deterministic).
 //! * [`nix`]: Nix base32, NAR hashing, store paths, reference scanning, closureInfo files.
+//! * [`tarball`]: the variants that are not disks: lxc, lxc-metadata, proxmox-lxc, docker
+//!   (root-tree archives), netboot and kexec ([`netboot`]), the ISOs under their upstream names.
 //! * [`vdisk`]: container formats (qcow2, VDI, VHD, VHDX, VMDK) written from allocated extents.
 //!
 //! # Example: an ext4 filesystem in memory, then a qcow2 of it
@@ -85,11 +87,13 @@ pub mod iso;
 pub mod manifest;
 mod meter;
 pub mod mkfs;
+pub mod netboot;
 mod outputs;
 pub mod probe;
 pub mod sdcard;
 mod serialize;
 pub mod spec;
+pub mod tarball;
 pub mod variant;
 
 pub use error::ErrorKind;

@@ -416,7 +416,11 @@ impl FromStr for Variant {
             .into_iter()
             .find(|v| v.name() == alias)
             .ok_or_else(|| {
-                let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+                let names: Vec<&str> = Variant::ALL
+                    .iter()
+                    .map(|v| v.name())
+                    .chain(crate::tarball::TreeVariant::ALL.iter().map(|v| v.name()))
+                    .collect();
                 format!(
                     "unknown variant {s:?}; expected one of {}",
                     names.join(", ")
@@ -436,6 +440,10 @@ pub fn fill_defaults(obj: &mut Map<String, Value>) -> Result<(), String> {
     let Some(name) = v.as_str() else {
         return Err("expected a string".into());
     };
+    // The variants that are not disks (crate::tarball) take no disk defaults.
+    if name.parse::<crate::tarball::TreeVariant>().is_ok() {
+        return Ok(());
+    }
     let variant: Variant = name.parse()?;
     for (k, v) in variant.spec_defaults() {
         obj.entry(k).or_insert(v);
@@ -471,7 +479,7 @@ pub struct VariantReport {
 
 /// `config.system.nixos.label` and the system double, read from the toplevel
 /// (`nixos-version`, `system`), when there is one.
-fn system_identity(image: &ImageSpec) -> Option<(String, String)> {
+pub(crate) fn system_identity(image: &ImageSpec) -> Option<(String, String)> {
     let top = image.toplevel.as_deref()?;
     let dir = image.store_root.join(top.trim_start_matches('/'));
     let label = std::fs::read_to_string(dir.join("nixos-version")).ok()?;

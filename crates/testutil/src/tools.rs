@@ -118,6 +118,10 @@ pub const GZIP: Tool = Tool::new("gzip", "gzip");
 pub const BZIP2: Tool = Tool::new("bzip2", "bzip2");
 /// `xz` (xz-utils).
 pub const XZ: Tool = Tool::new("xz", "xz-utils");
+/// `cpio` (GNU cpio): lists and extracts newc archives (initramfs members).
+pub const CPIO: Tool = Tool::new("cpio", "cpio");
+/// `python3` with PyYAML (python3-yaml): a real YAML parser for LXC's `metadata.yaml`.
+pub const PYTHON3_YAML: Tool = Tool::new("python3", "python3-yaml");
 /// `xmllint` (libxml2-utils): XML Schema validation.
 pub const XMLLINT: Tool = Tool::new("xmllint", "libxml2-utils");
 

@@ -1,10 +1,12 @@
-//! `imagetool variants` (the list) and `build --variant` (one variant into a directory).
+//! `imagetool variants` (the list) and `build --variant` (one variant into a directory: a disk
+//! through [`imagetool::variant`], the others through [`imagetool::tarball`]).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use imagetool::spec::Spec;
+use imagetool::tarball::{TreeVariant, build_tree_variant};
 use imagetool::variant::{Variant, build_variant};
 
 use super::build::{Bars, Json, Plain, ProgressMode, Quiet, emit};
@@ -36,7 +38,60 @@ pub fn run(a: &Args) -> Result<()> {
             super::out(format_args!("{:<20} {}", v.name(), v.describe()))?;
         }
     }
+    for v in TreeVariant::ALL {
+        if a.json {
+            emit(&serde_json::json!({
+                "variant": v.name(),
+                "module": v.module(),
+                "files": v.file_names("<baseName>"),
+            }));
+        } else {
+            println!("{:<20} {}", v.name(), v.describe());
+        }
+    }
     Ok(())
+}
+
+/// Builds `spec`'s variant when it is not a disk (lxc, docker, netboot, iso, …) into
+/// `out_dir`; `false` for a disk variant.
+fn run_tree_build(
+    spec: &Spec,
+    out_dir: &Path,
+    mode: ProgressMode,
+    manifest: Option<&Path>,
+) -> Result<bool> {
+    let Some(tb) = spec.resolve_tree_variant(out_dir, super::source_date_epoch()?)? else {
+        return Ok(false);
+    };
+    if manifest.is_some() {
+        anyhow::bail!(
+            "--manifest describes disk images; the {} variant writes no disk",
+            tb.variant
+        );
+    }
+    super::cancel_on_signals()?;
+    let cancel = super::cancel();
+    let result = match mode {
+        ProgressMode::Plain => build_tree_variant(&tb, &mut Plain::default(), cancel),
+        ProgressMode::Bar => build_tree_variant(&tb, &mut Bars::default(), cancel),
+        ProgressMode::Json => build_tree_variant(&tb, &mut Json, cancel),
+        ProgressMode::None => build_tree_variant(&tb, &mut Quiet, cancel),
+    };
+    let report = result.with_context(|| format!("building the {} variant", tb.variant))?;
+    if mode == ProgressMode::Json {
+        emit(&serde_json::json!({
+            "event": "done",
+            "variant": tb.variant.name(),
+            "artifact": report.files.first(),
+            "files": report.files,
+            "storePaths": report.store_paths,
+        }));
+    } else {
+        for f in &report.files {
+            println!("{}: {} variant", f.display(), tb.variant);
+        }
+    }
+    Ok(true)
 }
 
 /// Builds `spec`'s variant into `out_dir`.
@@ -47,6 +102,9 @@ pub fn run_build(
     manifest: Option<&Path>,
     json: bool,
 ) -> Result<()> {
+    if run_tree_build(spec, out_dir, mode, manifest)? {
+        return Ok(());
+    }
     let vb = spec
         .resolve_variant(out_dir, super::source_date_epoch()?)?
         .context("no variant")?;
