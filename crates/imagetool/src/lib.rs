@@ -76,19 +76,18 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod bootloader;
 pub mod build;
 pub mod disk;
 mod error;
 pub mod iso;
 pub mod manifest;
-mod meter;
 pub mod mkfs;
-mod outputs;
 pub mod probe;
 pub mod sdcard;
 pub mod spec;
 pub mod variant;
+
+pub use build::bootloader;
 
 pub use error::ErrorKind;
 pub use imagetool_archive as archive;

@@ -1,0 +1,55 @@
+//! Spec files as `imagetool build --spec` reads them.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use imagetool_nix::closure::ClosureInput;
+use imagetool_nix::root::Content;
+use imagetool_ptable::{BootSizeRounding, DiskSize, Guid, Identifiers, LayoutOptions, TableType};
+use imagetool_vdisk::{self as vdisk, Compression, Format};
+use serde::{Deserialize, Serialize};
+
+use crate::build::ImageSpec;
+use crate::disk::parse_size;
+
+
+
+/// A spec file as `imagetool build --spec` reads it: a plain spec, or a Nix build's
+/// structured attributes (recognised by their `outputs` attribute, which no spec has).
+#[derive(Debug, Clone)]
+pub enum SpecFile {
+    /// A plain spec.
+    Plain(Spec),
+    /// A Nix build's `.attrs.json`.
+    Attrs(StructuredAttrs),
+}
+
+impl SpecFile {
+    /// Reads `path` as a spec or as structured attributes.
+    ///
+    /// # Errors
+    /// The errors of [`Spec::read`] and [`StructuredAttrs::read`].
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = read_spec_text(path, "reading the spec")?;
+        let is_attrs = serde_json::from_str::<serde_json::Value>(&text)
+            .is_ok_and(|v| v.get("outputs").is_some_and(serde_json::Value::is_object));
+        if is_attrs {
+            StructuredAttrs::parse(&text, path)
+                .map(SpecFile::Attrs)
+                .map_err(|e| e.in_file(path))
+        } else {
+            Spec::from_json(&text)
+                .map(SpecFile::Plain)
+                .map_err(|e| e.in_file(path))
+        }
+    }
+}
+
+/// Reads a spec or `.attrs.json`: a regular file (a FIFO is refused, not waited on) of at most
+/// [`MAX_GRAPH_BYTES`](imagetool_fstree::input::MAX_GRAPH_BYTES) (structured attributes carry
+/// the references graph).
+pub(super) fn read_spec_text(path: &Path, what: &str) -> Result<String> {
+    imagetool_fstree::input::read_limited_string(path, imagetool_fstree::input::MAX_GRAPH_BYTES)
+        .map_err(|e| Error::io(path, what, e))
+}
