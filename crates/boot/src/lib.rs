@@ -15,8 +15,8 @@ pub mod arch;
 pub mod bootspec;
 mod error;
 pub mod extlinux;
-pub mod grub_install;
 pub mod install;
+pub mod request;
 pub mod store;
 pub mod systemd_boot;
 
@@ -24,7 +24,10 @@ pub mod grub;
 
 pub use arch::Arch;
 pub use error::{Error, ErrorKind, Result};
-pub use install::{BiosSite, BootMount, Bootloader, Disk, EfiLoader, FsId, Plan, Request, plan};
+pub use install::plan;
+pub use request::{
+    BiosSite, BiosStage, BootMount, Bootloader, Disk, EfiLoader, FsId, Plan, Request,
+};
 pub use store::Closure;
 
 use std::path::PathBuf;
