@@ -18,16 +18,15 @@
 //! path or a malformed input fails before anything is written; the output is an unnamed file
 //! in its directory until everything succeeded, then linked into place.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
 
 use imagetool_blockio::{Cancel, Cancellable, Overlay, ReadAt, Tracked, Window, WriteAt};
 use imagetool_boot::{self as boot, Bootloader};
 use imagetool_ext4 as ext4;
 use imagetool_fat as fat;
-use imagetool_nix::closure::{ClosureInput, LoadOptions};
-use imagetool_nix::root::{Content, RootOptions};
+use imagetool_nix::closure::LoadOptions;
+use imagetool_nix::root::RootOptions;
 use imagetool_nix::{self as nix, StorePath};
 use imagetool_ptable::{
     self as ptable, DiskLayout, Guid, LayoutOptions, Requirements, Role, TableType,

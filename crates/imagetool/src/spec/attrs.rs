@@ -1,18 +1,13 @@
 //! A Nix build's structured attributes (`.attrs.json`) read as a spec.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use imagetool_nix::closure::ClosureInput;
-use imagetool_nix::root::Content;
-use imagetool_ptable::{BootSizeRounding, DiskSize, Guid, Identifiers, LayoutOptions, TableType};
-use imagetool_vdisk::{self as vdisk, Compression, Format};
-use serde::{Deserialize, Serialize};
+use imagetool_vdisk::Format;
 
-use crate::build::ImageSpec;
-use crate::disk::parse_size;
-
+use super::error::read_spec_text;
+use super::error::{Error, Result};
+use super::schema::Spec;
 
 /// Where a derivation's attribute names end and the spec begins.
 const DERIVATION_KEYS: &[&str] = &[

@@ -1,18 +1,14 @@
 //! The builder methods of [`ImageSpec`]: make-disk-image's defaults, then one setting each.
 
-use std::collections::BTreeSet;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use imagetool_nix::closure::ClosureInput;
 use imagetool_nix::root::Content;
-use imagetool_ptable::{BootSizeRounding, DiskSize, Guid, Identifiers, LayoutOptions, TableType};
+use imagetool_ptable::{DiskSize, Guid, Identifiers, LayoutOptions, TableType};
 use imagetool_vdisk::{self as vdisk, Compression, Format};
-use serde::{Deserialize, Serialize};
 
-use crate::build::ImageSpec;
-use crate::disk::parse_size;
-
+use super::image::ImageSpec;
+use imagetool_boot::Bootloader;
 
 impl ImageSpec {
     /// A spec with make-disk-image's defaults (legacy table, raw, auto size, 512M additional

@@ -1,18 +1,6 @@
 //! The spec's errors: [`Error`] with its [`ErrorKind`] and the key at fault.
 
-use std::collections::BTreeSet;
-use std::fmt;
-use std::path::{Path, PathBuf};
-
-use imagetool_nix::closure::ClosureInput;
-use imagetool_nix::root::Content;
-use imagetool_ptable::{BootSizeRounding, DiskSize, Guid, Identifiers, LayoutOptions, TableType};
-use imagetool_vdisk::{self as vdisk, Compression, Format};
-use serde::{Deserialize, Serialize};
-
-use crate::build::ImageSpec;
-use crate::disk::parse_size;
-
+use std::path::Path;
 
 /// What kind of problem a spec has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +26,7 @@ pub struct Error {
 }
 
 impl Error {
-    fn new(kind: ErrorKind, key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(super) fn new(kind: ErrorKind, key: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             kind,
             key: Some(key.into()),
@@ -47,7 +35,7 @@ impl Error {
         }
     }
 
-    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(super) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidInput, key, message)
     }
 
@@ -55,7 +43,7 @@ impl Error {
         Self::invalid(key, message)
     }
 
-    fn io(path: &Path, what: &str, source: std::io::Error) -> Self {
+    pub(super) fn io(path: &Path, what: &str, source: std::io::Error) -> Self {
         // The input checks (not a regular file, too large, not UTF-8) are the caller's fault.
         let kind = match source.kind() {
             std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
@@ -84,11 +72,19 @@ impl Error {
     }
 }
 
-type Result<T> = std::result::Result<T, Error>;
+pub(super) type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub(super) fn in_file(mut self, path: &Path) -> Self {
         self.message = format!("{} (in {})", self.message, path.display());
         self
     }
+}
+
+/// Reads a spec or `.attrs.json`: a regular file (a FIFO is refused, not waited on) of at most
+/// [`MAX_GRAPH_BYTES`](imagetool_fstree::input::MAX_GRAPH_BYTES) (structured attributes carry
+/// the references graph).
+pub(super) fn read_spec_text(path: &Path, what: &str) -> Result<String> {
+    imagetool_fstree::input::read_limited_string(path, imagetool_fstree::input::MAX_GRAPH_BYTES)
+        .map_err(|e| Error::io(path, what, e))
 }

@@ -1,19 +1,10 @@
 //! Spec files as `imagetool build --spec` reads them.
 
-use std::collections::BTreeSet;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use imagetool_nix::closure::ClosureInput;
-use imagetool_nix::root::Content;
-use imagetool_ptable::{BootSizeRounding, DiskSize, Guid, Identifiers, LayoutOptions, TableType};
-use imagetool_vdisk::{self as vdisk, Compression, Format};
-use serde::{Deserialize, Serialize};
-
-use crate::build::ImageSpec;
-use crate::disk::parse_size;
-
-
+use super::attrs::StructuredAttrs;
+use super::error::{Result, read_spec_text};
+use super::schema::Spec;
 
 /// A spec file as `imagetool build --spec` reads it: a plain spec, or a Nix build's
 /// structured attributes (recognised by their `outputs` attribute, which no spec has).
@@ -44,12 +35,4 @@ impl SpecFile {
                 .map_err(|e| e.in_file(path))
         }
     }
-}
-
-/// Reads a spec or `.attrs.json`: a regular file (a FIFO is refused, not waited on) of at most
-/// [`MAX_GRAPH_BYTES`](imagetool_fstree::input::MAX_GRAPH_BYTES) (structured attributes carry
-/// the references graph).
-pub(super) fn read_spec_text(path: &Path, what: &str) -> Result<String> {
-    imagetool_fstree::input::read_limited_string(path, imagetool_fstree::input::MAX_GRAPH_BYTES)
-        .map_err(|e| Error::io(path, what, e))
 }

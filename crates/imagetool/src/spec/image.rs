@@ -1,18 +1,12 @@
 //! [`ImageSpec`]: everything a build needs, resolved and checked.
 
-use std::collections::BTreeSet;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use imagetool_boot::Bootloader;
 use imagetool_nix::closure::ClosureInput;
 use imagetool_nix::root::Content;
-use imagetool_ptable::{BootSizeRounding, DiskSize, Guid, Identifiers, LayoutOptions, TableType};
-use imagetool_vdisk::{self as vdisk, Compression, Format};
-use serde::{Deserialize, Serialize};
-
-use crate::build::ImageSpec;
-use crate::disk::parse_size;
-
+use imagetool_ptable::LayoutOptions;
+use imagetool_vdisk::{self as vdisk, Format};
 
 /// make-disk-image's default `rootGPUID` (also the default `rootFSUID` of an ext4 root).
 pub const DEFAULT_ROOT_GUID: &str = "F222513B-DED1-49FA-B591-20CE86A2FE7F";

@@ -30,7 +30,6 @@
 //! assert!(err.to_string().contains("partitionTabelType"));
 //! ```
 
-
 mod attrs;
 mod builder;
 mod error;
@@ -46,5 +45,4 @@ pub use image::{DEFAULT_ROOT_GUID, ImageSpec, parse_uuid};
 pub use schema::{Bootloader, ContentSpec, SizeValue, Spec};
 
 #[cfg(test)]
-#[path = "tests.rs"]
-mod tests_file;
+mod tests;

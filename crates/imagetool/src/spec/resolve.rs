@@ -1,18 +1,18 @@
 //! Checking a [`Spec`] and resolving it into an [`ImageSpec`].
 
-use std::collections::BTreeSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use imagetool_nix::closure::ClosureInput;
 use imagetool_nix::root::Content;
 use imagetool_ptable::{BootSizeRounding, DiskSize, Guid, Identifiers, LayoutOptions, TableType};
 use imagetool_vdisk::{self as vdisk, Compression, Format};
-use serde::{Deserialize, Serialize};
 
-use crate::build::ImageSpec;
+use super::error::read_spec_text;
+use super::error::{Error, ErrorKind, Result};
+use super::image::ImageSpec;
+use super::schema::{ContentSpec, SizeValue, Spec};
 use crate::disk::parse_size;
-
+use imagetool_boot::Bootloader;
 
 impl TryFrom<Spec> for ImageSpec {
     type Error = Error;
@@ -297,7 +297,7 @@ impl Spec {
             (None, None) => Identifiers::default(),
         };
         if let Some(u) = &self.root_fsuid {
-            crate::build::parse_uuid(u).map_err(|e| Error::invalid("rootFSUID", e))?;
+            super::image::parse_uuid(u).map_err(|e| Error::invalid("rootFSUID", e))?;
         }
         Ok(LayoutOptions {
             table,

@@ -1,19 +1,9 @@
 //! The schema: [`Spec`], make-disk-image's arguments as JSON keys, with their defaults.
 
-use std::collections::BTreeSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use imagetool_nix::closure::ClosureInput;
-use imagetool_nix::root::Content;
-use imagetool_ptable::{BootSizeRounding, DiskSize, Guid, Identifiers, LayoutOptions, TableType};
-use imagetool_vdisk::{self as vdisk, Compression, Format};
 use serde::{Deserialize, Serialize};
-
-use crate::build::ImageSpec;
-use crate::disk::parse_size;
-
-
 
 /// A size given as a JSON number or a string (`diskSize = 4096` or `"auto"`,
 /// `additionalSpace = "512M"`).
@@ -27,7 +17,7 @@ pub enum SizeValue {
 }
 
 impl SizeValue {
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         match self {
             SizeValue::Number(n) => n.to_string(),
             SizeValue::Text(t) => t.clone(),
