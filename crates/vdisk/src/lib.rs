@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod ids;
+mod open;
 mod out;
 pub mod ovf;
 mod qcow2;
