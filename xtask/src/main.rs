@@ -13,11 +13,13 @@ mod bench_formats;
 mod bench_squashfs;
 mod bench_variants;
 mod bench_verify;
+mod cycles;
 mod demo;
 mod deps;
 mod examples;
 mod fixture;
 mod fuzz;
+mod identity;
 mod measure;
 mod test;
 
@@ -52,6 +54,8 @@ fn main() -> Result<()> {
             None => fuzz::CI_SECONDS,
         }),
         "demo" => demo::run_demo(&rest),
+        "identity" => identity::run_identity(&rest),
+        "cycles" => cycles::run_cycles(),
         "help" | "--help" | "-h" => {
             usage();
             Ok(())
@@ -81,7 +85,10 @@ fn usage() {
          \x20 bench arch [--runs N]  an aarch64 image vs the same-size x86_64 image\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
-         \x20                      build the benchmark closure"
+         \x20                      build the benchmark closure\n\
+         \x20 cycles               report import cycles between the modules of every crate\n\
+         \x20 identity --record FILE | --check FILE [--out DIR]\n\
+         \x20                      hash a fixed set of outputs; prove a refactor moved no byte"
     );
 }
 
