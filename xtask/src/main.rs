@@ -6,6 +6,13 @@
 //!   QEMU boot, with the serial output and step timings.
 //! * `examples` — runs the library's examples on the fixture, checked by e2fsck and qemu-img.
 //! * `fixture` — builds the bootable fixture closure, or with `--bench` the benchmark closure.
+//! * `deps`    — installs the Debian packages of every oracle tool (`testutil::tools::ALL`).
+//! * `bench`   — end-to-end comparisons with the conventional tools (`ext4`, `formats`,
+//!   `squashfs`, `variants`, `verify`, `arch`); micro-benchmarks are `cargo bench -p
+//!   imagetool-benches`.
+//! * `fuzz`    — every cargo-fuzz target for a bounded time.
+//! * `cycles`  — fails on an import cycle between the modules of any crate.
+//! * `identity` — records or checks the SHA-256 of a fixed set of outputs (a refactor's proof).
 
 mod bench;
 mod bench_arch;
