@@ -43,4 +43,3 @@ pub fn place(src: &Path, dst: &Path, offset: u64) {
 pub fn sparse(path: &Path, size: u64) {
     std::fs::File::create(path).unwrap().set_len(size).unwrap();
 }
-
