@@ -42,6 +42,8 @@ pub fn all(extra: &[String]) -> Result<()> {
         "xtask",
         "--exclude",
         "imagetool-cli",
+        "--exclude",
+        "imagetool-benches",
         "-q",
     ]))?;
     let mut cmd = Command::new("cargo");

@@ -45,7 +45,6 @@ mod open;
 mod out;
 pub mod ovf;
 mod qcow2;
-mod qcow2_read;
 mod raw;
 mod read;
 mod scan;
@@ -67,7 +66,7 @@ use std::str::FromStr;
 use imagetool_blockio::{AtomicFile, Extents, OutputMode, ReadAt, SparseFile};
 
 pub use ids::Seed;
-pub use qcow2_read::{Qcow2Reader, is_qcow2};
+pub use qcow2::read::{Qcow2Reader, is_qcow2};
 pub use read::{
     Container, ImageReader, Input, detect, limits, open_image, open_image_file, open_regular,
 };

@@ -1,5 +1,5 @@
 //! Opening a container for reading: [`ImageReader::open`] detects it by its magic and hands
-//! it to its format's reader (`qcow2_read`, `vdi_read`, `vhd_read`, `vhdx_read`,
+//! it to its format's reader (`qcow2::read`, `vdi_read`, `vhd_read`, `vhdx_read`,
 //! `vmdk_read`), each built on the shared kit in `read`.
 
 use std::fs::File;
@@ -35,7 +35,7 @@ impl ImageReader {
     pub fn open_as(file: File, name: &str, c: Container) -> Result<Self> {
         let flen = file.metadata().map_err(|e| Error::io(name, e))?.len();
         match c {
-            Container::Qcow2 => crate::qcow2_read::open(file, name, flen),
+            Container::Qcow2 => crate::qcow2::read::open(file, name, flen),
             Container::Vdi => crate::vdi_read::open(file, name, flen),
             Container::Vhd | Container::VhdFixed => crate::vhd_read::open(file, name, flen),
             Container::Vhdx => crate::vhdx_read::open(file, name, flen),
