@@ -58,7 +58,7 @@ pub fn same_bytes(a: &Path, b: &Path) -> Result<(), String> {
     let (la, lb) = (len(&fa, a)?, len(&fb, b)?);
     if la != lb {
         return Err(format!(
-            "{} has {la} bytes, {} has {lb}",
+            "{} has {la} bytes, {} has {lb} bytes",
             a.display(),
             b.display()
         ));
