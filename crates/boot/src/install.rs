@@ -1,6 +1,7 @@
 //! The whole installation: which bootloader for which disk, and what goes where.
 //!
-//! The caller describes the disk ([`Disk`]: is there an ESP, an XBOOTLDR, a BIOS stage, which
+//! The caller describes the disk ([`Disk`](crate::request::Disk): is there an ESP, an
+//! XBOOTLDR, a BIOS stage, which
 //! filesystem is mounted at `/boot`) and the filesystems' identifiers; [`plan`] reads the
 //! toplevel's bootspec, checks it against the closure and returns the files for each
 //! filesystem and the BIOS sectors to write once the partition table is on the disk.

@@ -106,7 +106,7 @@ pub struct FsId {
     pub uuid: String,
 }
 
-/// Everything [`plan`] needs.
+/// Everything [`plan`](crate::plan) needs.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     /// The bootloader choice.

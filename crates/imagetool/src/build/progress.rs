@@ -45,7 +45,8 @@ pub trait Progress {
     fn finished(&mut self, _phase: Phase, _elapsed: Duration, _detail: &str) {}
     /// `done` of `total` bytes of a long phase ([`Phase::Write`], [`Phase::Convert`]) are
     /// through: 0 first, then a few times a second, then `total` when the phase succeeded.
-    /// Always called on the thread that called [`build`], between `started` and `finished`.
+    /// Always called on the thread that called [`build`](super::build), between `started`
+    /// and `finished`.
     /// For `Write`, `total` is the root filesystem's used bytes and `done` the bytes written;
     /// for `Convert`, the raw image's allocated bytes and the bytes read from it.
     fn bytes(&mut self, _phase: Phase, _done: u64, _total: u64) {}

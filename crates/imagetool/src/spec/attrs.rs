@@ -49,7 +49,7 @@ impl StructuredAttrs {
     /// Reads `.attrs.json` (the file `$NIX_ATTRS_JSON_FILE` names).
     ///
     /// # Errors
-    /// [`ErrorKind::Io`] naming the file; [`ErrorKind::InvalidInput`] naming the key for a
+    /// [`ErrorKind::Io`](super::ErrorKind::Io) naming the file; [`ErrorKind::InvalidInput`](super::ErrorKind::InvalidInput) naming the key for a
     /// missing `outputs.out`, an `exportReferencesGraph` whose entry is absent, an unknown
     /// attribute or a wrong type.
     pub fn read(path: &Path) -> Result<Self> {
@@ -119,7 +119,7 @@ impl StructuredAttrs {
     /// directory created.
     ///
     /// # Errors
-    /// [`ErrorKind::Io`] naming `out` when it cannot be created.
+    /// [`ErrorKind::Io`](super::ErrorKind::Io) naming `out` when it cannot be created.
     pub fn prepare(&mut self) -> Result<()> {
         if self.spec.threads == 0
             && let Some(n) = std::env::var("NIX_BUILD_CORES")
@@ -135,7 +135,7 @@ impl StructuredAttrs {
     /// make-disk-image does.
     ///
     /// # Errors
-    /// [`ErrorKind::Io`] naming the file.
+    /// [`ErrorKind::Io`](super::ErrorKind::Io) naming the file.
     pub fn write_build_products(&self) -> Result<()> {
         let dir = self.out.join("nix-support");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "creating", e))?;
