@@ -8,52 +8,16 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Result, bail};
+use imagetool_testutil::Tool;
+use imagetool_testutil::tools::{ALL, FROM_BACKPORTS};
 
-/// Tool → Debian package (and suite when not the default).
-const TOOLS: &[(&str, &str, bool)] = &[
-    ("/usr/sbin/e2fsck", "e2fsprogs", false),
-    ("/usr/sbin/fsck.fat", "dosfstools", false),
-    ("/usr/bin/mcopy", "mtools", false),
-    ("/usr/sbin/sgdisk", "gdisk", false),
-    ("/usr/sbin/sfdisk", "fdisk", false),
-    ("/usr/sbin/parted", "parted", false),
-    ("/usr/bin/qemu-img", "qemu-utils", false),
-    ("/usr/bin/nix-store", "nix-bin", false),
-    ("/usr/bin/sqlite3", "sqlite3", false),
-    ("/usr/bin/cpio", "cpio", false),
-    ("/usr/bin/grub-fstest", "grub-common", false),
-    ("/usr/bin/xorriso", "xorriso", false),
-    ("/usr/bin/isoinfo", "genisoimage", false),
-    ("/usr/bin/unsquashfs", "squashfs-tools", false),
-    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", false),
-    ("/usr/share/seabios/bios-256k.bin", "seabios", false),
-    ("/usr/bin/xmllint", "libxml2-utils", false),
-    ("/usr/bin/zstd", "zstd", false),
-    ("/usr/bin/bzip2", "bzip2", false),
-    ("/usr/bin/xz", "xz-utils", false),
-    (
-        "/usr/lib/python3/dist-packages/yaml/__init__.py",
-        "python3-yaml",
-        false,
-    ),
-    ("/usr/bin/qemu-system-x86_64", "qemu-system-x86", true),
-    ("/usr/bin/virt-fw-vars", "python3-virt-firmware", true),
-    ("/usr/bin/zstd", "zstd", false),
-    ("/usr/share/AAVMF/AAVMF_CODE.fd", "qemu-efi-aarch64", false),
-    (
-        "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
-        "u-boot-qemu",
-        false,
-    ),
-    ("/usr/bin/qemu-system-aarch64", "qemu-system-arm", true),
-    ("/usr/bin/qemu-system-riscv64", "qemu-system-misc", true),
-    // Debian 13's (an `all` package; the trixie source below).
-    (
-        "/usr/share/qemu-efi-riscv64/RISCV_VIRT_CODE.fd",
-        "qemu-efi-riscv64",
-        false,
-    ),
-];
+/// Tool → Debian package, and whether it comes from bookworm-backports: from the oracle
+/// kit's list (`imagetool_testutil::tools::ALL`), the one place a tool's package is named.
+fn tools() -> Vec<(Tool, bool)> {
+    ALL.iter()
+        .map(|t| (*t, FROM_BACKPORTS.contains(&t.package)))
+        .collect()
+}
 
 const BACKPORTS: &str = "/etc/apt/sources.list.d/imagetool-backports.sources";
 /// Debian 13 for riscv64 packages only (Debian 12 has no riscv64 port): the riscv64 fixture's
@@ -67,15 +31,18 @@ pub fn ensure_all() -> Result<()> {
     ensure_trixie_riscv64()?;
     ensure_foreign_arch("arm64")?;
     ensure_foreign_arch("riscv64")?;
-    let missing: Vec<&(&str, &str, bool)> = TOOLS
-        .iter()
-        .filter(|(path, _, _)| !Path::new(path).exists())
+    let mut missing: Vec<(&str, bool)> = tools()
+        .into_iter()
+        .filter(|(tool, _)| tool.find().is_none())
+        .map(|(tool, bp)| (tool.package, bp))
         .collect();
+    missing.sort_unstable();
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
-    let names: Vec<&str> = missing.iter().map(|(_, p, _)| *p).collect();
-    if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
+    let names: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
+    if !imagetool_testutil::is_root() || !Path::new("/usr/bin/apt-get").exists() {
         eprintln!(
             "xtask: missing oracle tools (tests needing them will skip locally, fail in CI): \
              apt-get install {}",
@@ -83,7 +50,7 @@ pub fn ensure_all() -> Result<()> {
         );
         return Ok(());
     }
-    let needs_backports = missing.iter().any(|(_, _, bp)| *bp);
+    let needs_backports = missing.iter().any(|(_, bp)| *bp);
     if needs_backports && !Path::new(BACKPORTS).exists() {
         std::fs::write(
             BACKPORTS,
@@ -96,8 +63,8 @@ pub fn ensure_all() -> Result<()> {
     crate::run(Command::new("apt-get").args(["update", "-qq"]))?;
     let plain: Vec<&str> = missing
         .iter()
-        .filter(|(_, _, bp)| !bp)
-        .map(|(_, p, _)| *p)
+        .filter(|(_, bp)| !bp)
+        .map(|(p, _)| *p)
         .collect();
     if !plain.is_empty() {
         crate::run(
@@ -110,8 +77,8 @@ pub fn ensure_all() -> Result<()> {
     if needs_backports {
         let backported: Vec<&str> = missing
             .iter()
-            .filter(|(_, _, bp)| *bp)
-            .map(|(_, p, _)| *p)
+            .filter(|(_, bp)| *bp)
+            .map(|(p, _)| *p)
             .collect();
         crate::run(
             Command::new("apt-get")
@@ -122,10 +89,10 @@ pub fn ensure_all() -> Result<()> {
                 .args(["qemu-system-common", "qemu-system-data"]),
         )?;
     }
-    let still: Vec<&str> = TOOLS
-        .iter()
-        .filter(|(path, _, _)| !Path::new(path).exists())
-        .map(|(_, p, _)| *p)
+    let still: Vec<&str> = tools()
+        .into_iter()
+        .filter(|(tool, _)| tool.find().is_none())
+        .map(|(tool, _)| tool.package)
         .collect();
     if !still.is_empty() {
         bail!(
@@ -136,21 +103,13 @@ pub fn ensure_all() -> Result<()> {
     Ok(())
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 /// Adds Debian 13 as an apt source restricted to riscv64 and pinned below every Debian 12
 /// package (root only; elsewhere prints what to do).
 fn ensure_trixie_riscv64() -> Result<()> {
     if Path::new(TRIXIE_RISCV64).exists() && Path::new(TRIXIE_PIN).exists() {
         return Ok(());
     }
-    if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
+    if !imagetool_testutil::is_root() || !Path::new("/usr/bin/apt-get").exists() {
         eprintln!(
             "xtask: the riscv64 tests need Debian 13's riscv64 packages: add {TRIXIE_RISCV64} \
              (Suites: trixie, Architectures: riscv64) and pin it at priority 1 ({TRIXIE_PIN})"
@@ -184,7 +143,7 @@ fn ensure_foreign_arch(arch: &str) -> Result<()> {
     {
         return Ok(());
     }
-    if !is_root() {
+    if !imagetool_testutil::is_root() {
         eprintln!(
             "xtask: tests fetching {arch} packages need: dpkg --add-architecture {arch} && apt-get update"
         );

@@ -6,6 +6,13 @@
 //!   QEMU boot, with the serial output and step timings.
 //! * `examples` — runs the library's examples on the fixture, checked by e2fsck and qemu-img.
 //! * `fixture` — builds the bootable fixture closure, or with `--bench` the benchmark closure.
+//! * `deps`    — installs the Debian packages of every oracle tool (`testutil::tools::ALL`).
+//! * `bench`   — end-to-end comparisons with the conventional tools (`ext4`, `formats`,
+//!   `squashfs`, `variants`, `verify`, `arch`, `iso`); micro-benchmarks are `cargo bench -p
+//!   imagetool-benches`.
+//! * `fuzz`    — every cargo-fuzz target for a bounded time.
+//! * `cycles`  — fails on an import cycle between the modules of any crate.
+//! * `identity` — records or checks the SHA-256 of a fixed set of outputs (a refactor's proof).
 //! * `dist-assets --out DIR` — shell completions and man pages generated from the CLI.
 
 mod bench;
@@ -15,12 +22,14 @@ mod bench_iso;
 mod bench_squashfs;
 mod bench_variants;
 mod bench_verify;
+mod cycles;
 mod demo;
 mod deps;
 mod dist_assets;
 mod examples;
 mod fixture;
 mod fuzz;
+mod identity;
 mod measure;
 mod test;
 
@@ -57,6 +66,8 @@ fn main() -> Result<()> {
             None => fuzz::CI_SECONDS,
         }),
         "demo" => demo::run_demo(&rest),
+        "identity" => identity::run_identity(&rest),
+        "cycles" => cycles::run_cycles(),
         "help" | "--help" | "-h" => {
             usage();
             Ok(())
@@ -88,7 +99,10 @@ fn usage() {
          \x20                      build --format iso vs mksquashfs + xorriso (wall, CPU, RSS, size)\n\
          \x20 fixture --out DIR    build the bootable fixture closure (docs/fixture.md)\n\
          \x20 fixture --bench --out DIR [--seed N] [--size-mib M] [--files N]\n\
-         \x20                      build the benchmark closure"
+         \x20                      build the benchmark closure\n\
+         \x20 cycles               report import cycles between the modules of every crate\n\
+         \x20 identity --record FILE | --check FILE [--out DIR]\n\
+         \x20                      hash a fixed set of outputs; prove a refactor moved no byte"
     );
 }
 

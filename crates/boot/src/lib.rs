@@ -16,8 +16,8 @@ pub mod bootspec;
 pub mod efivars;
 mod error;
 pub mod extlinux;
-pub mod grub_install;
 pub mod install;
+pub mod request;
 pub mod store;
 pub mod systemd_boot;
 
@@ -25,7 +25,10 @@ pub mod grub;
 
 pub use arch::Arch;
 pub use error::{Error, ErrorKind, Result};
-pub use install::{BiosSite, BootMount, Bootloader, Disk, EfiLoader, FsId, Plan, Request, plan};
+pub use install::plan;
+pub use request::{
+    BiosSite, BiosStage, BootMount, Bootloader, Disk, EfiLoader, FsId, Plan, Request,
+};
 pub use store::Closure;
 
 use std::path::PathBuf;

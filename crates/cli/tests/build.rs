@@ -5,12 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use imagetool_fixture::Fixture;
+use imagetool_testutil::Imagetool;
 
 fn imagetool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imagetool"))
-        .args(args)
-        .output()
-        .unwrap()
+    Imagetool::new(env!("CARGO_BIN_EXE_imagetool")).run(args)
 }
 
 /// A scratch directory with an empty output directory in it.

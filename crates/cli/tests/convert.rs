@@ -1,13 +1,11 @@
 //! `imagetool convert`: exit codes, messages, and no output left behind on failure.
 
+use imagetool_testutil::Imagetool;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn imagetool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imagetool"))
-        .args(args)
-        .output()
-        .expect("run imagetool")
+    Imagetool::new(env!("CARGO_BIN_EXE_imagetool")).run(args)
 }
 
 fn p(path: &Path) -> &str {

@@ -2,17 +2,16 @@
 //! `--store-image` and `--squashfs-comp`, and the errors that name a bad option.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use imagetool_testutil::Imagetool;
 use imagetool_testutil::tools::{GRUB_MKIMAGE, UNSQUASHFS, XORRISO};
 use imagetool_testutil::{iso, require_tools, squashfs};
 
 fn imagetool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imagetool"))
-        .args(args)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .expect("run imagetool")
+    Imagetool::new(env!("CARGO_BIN_EXE_imagetool"))
+        .epoch(1_700_000_000)
+        .run(args)
 }
 
 fn p(path: &Path) -> &str {

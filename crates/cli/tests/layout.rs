@@ -5,6 +5,8 @@ use imagetool_testutil::Target;
 use imagetool_testutil::tools::{BLKID, FSCK_FAT, MDIR, MKFS_EXT4, MTYPE, SFDISK, SGDISK};
 use imagetool_testutil::{require, run_text};
 
+use imagetool_testutil::Imagetool;
+use imagetool_testutil::same_bytes;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,11 +14,7 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_imagetool");
 
 fn imagetool(args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(BIN)
-        .args(args)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap();
+    let o = Imagetool::new(BIN).epoch(1_700_000_000).run(args);
     (
         o.status.success(),
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -94,30 +92,6 @@ fn extract(img: &Path, off: u64, len: u64, to: &Path) {
     }
 }
 
-/// Compares two files in 1 MiB blocks (images are too large to hold twice in memory).
-fn same_bytes(a: &Path, b: &Path) -> bool {
-    let (fa, fb) = (
-        std::fs::File::open(a).unwrap(),
-        std::fs::File::open(b).unwrap(),
-    );
-    let len = fa.metadata().unwrap().len();
-    if len != fb.metadata().unwrap().len() {
-        return false;
-    }
-    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
-    let mut off = 0;
-    while off < len {
-        let n = (len - off).min(1 << 20) as usize;
-        fa.read_exact_at(&mut x[..n], off).unwrap();
-        fb.read_exact_at(&mut y[..n], off).unwrap();
-        if x[..n] != y[..n] {
-            return false;
-        }
-        off += n as u64;
-    }
-    true
-}
-
 fn check_fat(img: &Path, label: &str, files: &[(&str, Vec<u8>)]) {
     let (ok, out) = run_text(FSCK_FAT, &["-n", s(img)]);
     assert!(
@@ -169,7 +143,7 @@ fn test_mkfs_vfat_is_clean_deterministic_and_sparse() {
         assert!(ok, "{err}");
         assert!(stdout.contains("FAT16"), "{stdout}");
     }
-    assert!(same_bytes(&a, &b), "two builds differ");
+    assert_eq!(same_bytes(&a, &b), Ok(()), "two builds differ");
     assert!(
         std::fs::metadata(&a).unwrap().blocks() * 512 < 4 << 20,
         "not sparse"
@@ -277,7 +251,7 @@ fn test_disk_every_table_type_with_oracles() {
         let last = args.len() - 1;
         args[last] = s(&again);
         assert!(imagetool(&args).0);
-        assert!(same_bytes(&out, &again), "{table}");
+        assert_eq!(same_bytes(&out, &again), Ok(()), "{table}");
         std::fs::remove_file(&again).unwrap();
         let m = std::fs::metadata(&out).unwrap();
         assert!(

@@ -3,12 +3,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use imagetool_testutil::tools::{E2FSCK, SETPRIV};
+use imagetool_testutil::{Imagetool, Target, ext4, is_root};
+
 fn imagetool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imagetool"))
-        .args(args)
-        .env("SOURCE_DATE_EPOCH", "1")
-        .output()
-        .unwrap()
+    Imagetool::new(env!("CARGO_BIN_EXE_imagetool"))
+        .epoch(1)
+        .run(args)
 }
 
 fn s(p: &Path) -> &str {
@@ -70,9 +71,8 @@ fn test_mkfs_ext4_builds_identical_images_across_threads() {
     ]);
     assert!(o2.status.success());
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
-    if Command::new("e2fsck").arg("-V").output().is_ok() {
-        let f = Command::new("e2fsck").arg("-fn").arg(&a).output().unwrap();
-        assert!(f.status.success(), "{}", String::from_utf8_lossy(&f.stdout));
+    if imagetool_testutil::require(&[E2FSCK]) {
+        ext4::assert_clean(&Target::whole(&a));
     }
 }
 
@@ -98,13 +98,8 @@ fn test_mkfs_ext4_into_offset_of_existing_image() {
         "16M",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    if Command::new("e2fsck").arg("-V").output().is_ok() {
-        let f = Command::new("e2fsck")
-            .arg("-fn")
-            .arg(format!("{}?offset=1048576", s(&img)))
-            .output()
-            .unwrap();
-        assert!(f.status.success(), "{}", String::from_utf8_lossy(&f.stdout));
+    if imagetool_testutil::require(&[E2FSCK]) {
+        ext4::assert_clean(&Target::range(&img, 1 << 20, 16 << 20));
     }
 }
 
@@ -144,8 +139,7 @@ fn test_mkfs_ext4_unreadable_file() {
     let dir = tempfile::tempdir().unwrap();
     // Root reads everything: as root, run the command as `nobody` through setpriv.
     let as_root = is_root();
-    if as_root && Command::new("setpriv").arg("--help").output().is_err() {
-        eprintln!("skipping: root without setpriv (apt-get install -y util-linux)");
+    if as_root && !imagetool_testutil::require(&[SETPRIV]) {
         return;
     }
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -159,7 +153,7 @@ fn test_mkfs_ext4_unreadable_file() {
     let out = dir.path().join("o.img");
     let args = ["mkfs", "ext4", "--source", s(&src), "--output", s(&out)];
     let o = if as_root {
-        Command::new("setpriv")
+        Command::new(SETPRIV.path().unwrap())
             .args([
                 "--reuid=65534",
                 "--regid=65534",
@@ -173,15 +167,6 @@ fn test_mkfs_ext4_unreadable_file() {
         imagetool(&args)
     };
     assert_fails_naming(&o, s(&secret), &out);
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|st| {
-            st.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Reading is not changing: two builds of one tree, every file's atime refreshed in between
@@ -206,11 +191,9 @@ fn test_mkfs_ext4_ignores_atime_and_ctime() {
     };
     let mkfs = |out: &Path| {
         // A SOURCE_DATE_EPOCH later than every time, so nothing is clamped away.
-        let o = Command::new(env!("CARGO_BIN_EXE_imagetool"))
-            .args(["mkfs", "ext4", "--source", s(&src), "--output", s(out)])
-            .env("SOURCE_DATE_EPOCH", "4000000000")
-            .output()
-            .unwrap();
+        let o = Imagetool::new(env!("CARGO_BIN_EXE_imagetool"))
+            .epoch(4_000_000_000)
+            .run(&["mkfs", "ext4", "--source", s(&src), "--output", s(out)]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
     set_atime("@1000000000");

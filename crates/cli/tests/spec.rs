@@ -4,20 +4,17 @@
 //! object per line.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use imagetool_fixture::Fixture;
+use imagetool_testutil::Imagetool;
 
 fn imagetool<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &Path)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_imagetool"));
-    c.args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env_remove("NIX_ATTRS_JSON_FILE")
-        .env_remove("NIX_BUILD_TOP");
+    let mut c = Imagetool::new(env!("CARGO_BIN_EXE_imagetool"));
     for (k, v) in env {
-        c.env(k, v);
+        c = c.env(k, v);
     }
-    c.output().unwrap()
+    c.run(args)
 }
 
 fn ok(out: &Output) -> String {

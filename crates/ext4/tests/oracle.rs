@@ -3,20 +3,17 @@
 //! here is stricter than the kit's (any line besides the pass lines and the summary fails).
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use imagetool_blockio::SparseFile;
 use imagetool_ext4::{ErrorKind, Options, Plan, Size, plan};
 use imagetool_fstree::{HostOptions, Kind, Meta, Node, Source, Timestamp, Tree};
-use imagetool_testutil::tools::{DEBUGFS, DUMPE2FS, E2FSCK};
-use imagetool_testutil::{Tool, require_tools};
-
-/// resize2fs (e2fsprogs), not in the kit's list.
-const RESIZE2FS: Tool = Tool::new("resize2fs", "e2fsprogs");
+use imagetool_testutil::tools::{DEBUGFS, DUMPE2FS, E2FSCK, RESIZE2FS};
+use imagetool_testutil::{Target, require_tools};
 
 fn write_image(tree: &Tree, opts: &Options, path: &Path) -> Plan {
     let p = plan(tree, opts).unwrap();
@@ -25,33 +22,28 @@ fn write_image(tree: &Tree, opts: &Options, path: &Path) -> Plan {
     p
 }
 
+/// e2fsck -fn through the kit: exit 0 and nothing but its pass lines and summary.
 fn e2fsck_clean(img: &Path) {
-    let out = Command::new("e2fsck")
-        .args(["-fn"])
-        .arg(img)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "e2fsck -fn failed:\n{text}");
-    for line in text.lines() {
-        assert!(
-            line.starts_with("Pass ") || line.starts_with("e2fsck ") || line.contains(" files ("),
-            "e2fsck reported: {line}\n{text}"
-        );
-    }
+    imagetool_testutil::ext4::assert_clean(&Target::whole(img));
 }
 
+/// A debugfs request's output (stdout), through the kit.
 fn debugfs(img: &Path, req: &str) -> String {
-    let out = Command::new("debugfs")
-        .args(["-R", req])
-        .arg(img)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    imagetool_testutil::run_ok(
+        DEBUGFS,
+        &[OsStr::new("-R"), OsStr::new(req), img.as_os_str()],
+    )
+    .stdout
+}
+
+/// `dumpe2fs -h` of the image, through the kit.
+fn dumpe2fs_h(img: &Path) -> String {
+    imagetool_testutil::run_ok(DUMPE2FS, &[OsStr::new("-h"), img.as_os_str()]).stdout
+}
+
+/// `resize2fs -f`, through the kit (it must succeed).
+fn resize2fs(img: &Path) {
+    imagetool_testutil::run_ok(RESIZE2FS, &[OsStr::new("-f"), img.as_os_str()]);
 }
 
 fn bytes(b: &[u8]) -> Source {
@@ -75,12 +67,7 @@ fn test_empty_tree_is_e2fsck_clean_and_has_lost_found() {
     e2fsck_clean(&img);
     let ls = debugfs(&img, "ls -l /");
     assert!(ls.contains("lost+found"), "{ls}");
-    let sb = Command::new("dumpe2fs")
-        .arg("-h")
-        .arg(&img)
-        .output()
-        .unwrap();
-    let sb = String::from_utf8_lossy(&sb.stdout);
+    let sb = dumpe2fs_h(&img);
     for f in [
         "has_journal",
         "ext_attr",
@@ -114,13 +101,8 @@ fn store_tree(host: &Path, paths: usize) -> Tree {
     t.add_dir(b"nix", Meta::dir(0o755)).unwrap();
     t.add_dir(b"nix/store", Meta::dir(0o1775)).unwrap();
     let one = Timestamp::from_secs(1);
-    let mut seed = 0x1234_5678u64;
-    let mut rnd = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = imagetool_testutil::Xorshift64::new(0x1234_5678);
+    let mut rnd = || rng.next_u64();
     for i in 0..paths {
         let sp = format!(
             "nix/store/{:032x}-pkg-{i}",
@@ -262,23 +244,9 @@ fn test_store_like_tree_clean_readback_resize_and_deterministic() {
         .unwrap()
         .set_len(len * 4)
         .unwrap();
-    let r = Command::new("resize2fs")
-        .arg("-f")
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        r.status.success(),
-        "resize2fs: {}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    resize2fs(&img);
     e2fsck_clean(&img);
-    let sb = Command::new("dumpe2fs")
-        .arg("-h")
-        .arg(&img)
-        .output()
-        .unwrap();
-    let blocks = String::from_utf8_lossy(&sb.stdout)
+    let blocks = dumpe2fs_h(&img)
         .lines()
         .find_map(|l| {
             l.strip_prefix("Block count:")
@@ -604,16 +572,7 @@ fn test_fixed_size_image_fills_the_window_and_is_clean() {
         .unwrap()
         .set_len(1200 << 20)
         .unwrap();
-    let r = Command::new("resize2fs")
-        .arg("-f")
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        r.status.success(),
-        "resize2fs: {}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    resize2fs(&img);
     e2fsck_clean(&img);
 }
 
@@ -642,8 +601,7 @@ fn test_64_gib_filesystem_journal_tree_and_uninit_groups() {
         stat.contains("(ETB0)"),
         "the journal has no extent tree block:\n{stat}"
     );
-    let dump = Command::new("dumpe2fs").arg(&img).output().unwrap();
-    let dump = String::from_utf8_lossy(&dump.stdout);
+    let dump = imagetool_testutil::run_ok(DUMPE2FS, &[img.as_os_str()]).stdout;
     let groups = dump
         .lines()
         .filter(|l| {

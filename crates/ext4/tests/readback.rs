@@ -10,18 +10,10 @@ use std::path::Path;
 use imagetool_blockio::SparseFile;
 use imagetool_ext4::{Options, plan};
 use imagetool_fstree::{HostOptions, Tree};
+use imagetool_testutil::is_root;
 use imagetool_testutil::tools::{DEBUGFS, E2FSCK};
 use imagetool_testutil::tree::CompareOptions;
 use imagetool_testutil::{Target, ext4, require_tools};
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|st| {
-            st.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
 
 fn populate(d: &Path) {
     for s in [0usize, 1, 4095, 4096, 4097, 100_000] {

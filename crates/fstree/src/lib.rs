@@ -8,13 +8,16 @@
 //!
 //! ```text
 //!   host directory ──walk (lstat, xattrs, SEEK_DATA/SEEK_HOLE, (dev, ino))──┐
-//!                                                                          ├──► Tree ──► ext4 / FAT writers
+//!                                                                          ├──► Tree ──► ext4 / squashfs writers
 //!   caller entries (generated files, dirs, symlinks, devices, links) ─────┘
 //! ```
 //!
 //! Directory children are kept in a `BTreeMap` keyed by the raw name bytes, so iteration is in
 //! byte order whatever order the host listed them in. Memory grows with the number of entries,
 //! never with the bytes of file data.
+//!
+//! [`input`] reads the host's small inputs (specs, closure lists, references graphs) under size
+//! limits and refuses FIFOs and devices by name, so a hostile path cannot block or exhaust memory.
 //!
 //! ```
 //! use imagetool_fstree::{Meta, Source, Tree};

@@ -78,23 +78,24 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod bootloader;
 pub mod build;
+mod classify;
 pub mod disk;
 pub mod efi_vars;
 mod error;
 pub mod iso;
 pub mod manifest;
-mod meter;
 pub mod mkfs;
 pub mod netboot;
-mod outputs;
 pub mod probe;
 pub mod sdcard;
 mod serialize;
 pub mod spec;
 pub mod tarball;
+mod tree_variant;
 pub mod variant;
+
+pub use build::bootloader;
 
 pub use error::ErrorKind;
 #[doc(inline)]

@@ -30,7 +30,9 @@ use imagetool_blockio::{AtomicFile, Cancel};
 use imagetool_boot as boot;
 
 use crate::build::{BuildError, Phase, Progress};
-use crate::tarball::{Growing, Loaded, TreeBuild, TreeError, TreeVariant, invalid, io_err, packed};
+use crate::tree_variant::{
+    Growing, Loaded, TreeBuild, TreeError, TreeVariant, invalid, io_err, packed,
+};
 
 /// The kernel, initrd and command line of the system, from its bootspec.
 #[derive(Debug, Clone)]

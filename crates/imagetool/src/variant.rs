@@ -419,7 +419,11 @@ impl FromStr for Variant {
                 let names: Vec<&str> = Variant::ALL
                     .iter()
                     .map(|v| v.name())
-                    .chain(crate::tarball::TreeVariant::ALL.iter().map(|v| v.name()))
+                    .chain(
+                        crate::tree_variant::TreeVariant::ALL
+                            .iter()
+                            .map(|v| v.name()),
+                    )
                     .collect();
                 format!(
                     "unknown variant {s:?}; expected one of {}",
@@ -441,7 +445,7 @@ pub fn fill_defaults(obj: &mut Map<String, Value>) -> Result<(), String> {
         return Err("expected a string".into());
     };
     // The variants that are not disks (crate::tarball) take no disk defaults.
-    if name.parse::<crate::tarball::TreeVariant>().is_ok() {
+    if name.parse::<crate::tree_variant::TreeVariant>().is_ok() {
         return Ok(());
     }
     let variant: Variant = name.parse()?;

@@ -17,6 +17,7 @@ use imagetool::build::{BuildReport, ImageSpec, NoProgress, build};
 use imagetool::ptable::{Role, TableType};
 use imagetool::vdisk::Format;
 use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
+use imagetool_testutil::same_bytes;
 use imagetool_testutil::tools::GRUB_SCRIPT_CHECK;
 use imagetool_testutil::tools::{
     BLKID, DEBUGFS, E2FSCK, FSCK_FAT, MDIR, OVMF_CODE, QEMU_SYSTEM, SEABIOS, SFDISK, SGDISK,
@@ -224,25 +225,6 @@ fn oracles(img: &Path, r: &BuildReport) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn same_bytes(a: &Path, b: &Path) -> Result<(), String> {
-    use std::io::Read;
-    let mut fa = std::fs::File::open(a).map_err(|e| e.to_string())?;
-    let mut fb = std::fs::File::open(b).map_err(|e| e.to_string())?;
-    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
-    let mut off = 0u64;
-    loop {
-        let na = fa.read(&mut ba).map_err(|e| e.to_string())?;
-        let nb = fb.read(&mut bb[..na.max(1)]).map_err(|e| e.to_string())?;
-        if na == 0 && nb == 0 {
-            return Ok(());
-        }
-        if na != nb || ba[..na] != bb[..nb] {
-            return Err(format!("second build differs near byte {off}"));
-        }
-        off += na as u64;
-    }
 }
 
 fn run_cell(

@@ -341,15 +341,7 @@ mod tests {
     #[test]
     fn test_incompressible_data_is_stored() {
         // A sequence with no repeats at any useful distance.
-        let mut x = 0x1234_5678u32;
-        let data: Vec<u8> = (0..4096)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
+        let data = imagetool_testutil::noise(0x1234_5678, 4096);
         for c in [
             Compression::Gzip,
             Compression::Xz,

@@ -40,8 +40,10 @@ pub fn dump_file(t: &Target<'_>, path: &str) -> Result<Vec<u8>> {
     }
 }
 
-/// Runs `e2fsck -fn` and succeeds only when it exits 0 and asks no "Fix?"-style question.
-/// For a range, also checks that the filesystem's size fits inside it.
+/// Runs `e2fsck -fn` and succeeds only when it exits 0, asks no "Fix?"-style question and
+/// prints nothing but its banner, the five `Pass N:` lines and the closing summary (`… files
+/// (… non-contiguous), … blocks`): any other line is a finding, even with exit 0. For a range,
+/// also checks that the filesystem's size fits inside it.
 ///
 /// # Errors
 /// `Finding` with e2fsck's whole output; `ToolMissing`; `Io`/`InvalidInput` for the target.
@@ -57,6 +59,14 @@ pub fn fsck(t: &Target<'_>) -> Result<Output> {
     }
     if let Some(q) = question {
         return Err(out.finding(&format!("e2fsck asked {q:?}")));
+    }
+    if let Some(line) = text.lines().find(|l| {
+        !(l.is_empty()
+            || l.starts_with("Pass ")
+            || l.starts_with("e2fsck ")
+            || l.contains(" files ("))
+    }) {
+        return Err(out.finding(&format!("e2fsck reported {line:?}")));
     }
     if t.range.is_some() {
         let sb = dumpe2fs(t)?;

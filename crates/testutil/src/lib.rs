@@ -32,6 +32,7 @@ pub mod boot;
 pub mod ext4;
 pub mod fat;
 pub mod grub;
+mod helpers;
 pub mod hostile;
 pub mod iso;
 pub mod nix;
@@ -43,6 +44,7 @@ mod target;
 pub mod tools;
 pub mod tree;
 
+pub use helpers::{Imagetool, Xorshift64, is_root, noise, same_bytes};
 pub use run::{Output, command_ok, run, run_ok, run_text};
 pub use target::{Materialized, Target};
 pub use tools::{Tool, require, require_with};

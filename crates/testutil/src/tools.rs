@@ -24,6 +24,8 @@ pub const DEBUGFS: Tool = Tool::new("debugfs", "e2fsprogs");
 pub const DUMPE2FS: Tool = Tool::new("dumpe2fs", "e2fsprogs");
 /// `mkfs.ext4` (e2fsprogs), used by tests to make reference images.
 pub const MKFS_EXT4: Tool = Tool::new("mkfs.ext4", "e2fsprogs");
+/// e2fsprogs' `resize2fs` (growing an image: the layout must allow it).
+pub const RESIZE2FS: Tool = Tool::new("resize2fs", "e2fsprogs");
 /// `fsck.fat` (dosfstools).
 pub const FSCK_FAT: Tool = Tool::new("fsck.fat", "dosfstools");
 /// `mkfs.vfat` (dosfstools), used by tests to make reference images.
@@ -118,12 +120,93 @@ pub const GZIP: Tool = Tool::new("gzip", "gzip");
 pub const BZIP2: Tool = Tool::new("bzip2", "bzip2");
 /// `xz` (xz-utils).
 pub const XZ: Tool = Tool::new("xz", "xz-utils");
-/// `cpio` (GNU cpio): lists and extracts newc archives (initramfs members).
-pub const CPIO: Tool = Tool::new("cpio", "cpio");
-/// `python3` with PyYAML (python3-yaml): a real YAML parser for LXC's `metadata.yaml`.
-pub const PYTHON3_YAML: Tool = Tool::new("python3", "python3-yaml");
+/// PyYAML (python3-yaml), run by `python3`: a real YAML parser for LXC's `metadata.yaml`.
+/// Named by its module file, so that a python3 without it counts as missing.
+pub const PYTHON3_YAML: Tool = Tool::new(
+    "/usr/lib/python3/dist-packages/yaml/__init__.py",
+    "python3-yaml",
+);
 /// `xmllint` (libxml2-utils): XML Schema validation.
 pub const XMLLINT: Tool = Tool::new("xmllint", "libxml2-utils");
+
+/// `sqlite3`: reads the store database the fixture and the Nix tests check.
+pub const SQLITE3: Tool = Tool::new("sqlite3", "sqlite3");
+/// `cpio` (GNU cpio): the fixture's initrd and the netboot initrd's appended archive are
+/// checked with it.
+pub const CPIO: Tool = Tool::new("cpio", "cpio");
+/// `grub-fstest` (grub-common): GRUB's own filesystem drivers read our images.
+pub const GRUB_FSTEST: Tool = Tool::new("grub-fstest", "grub-common");
+
+/// `setpriv` (util-linux): runs a command as another user (a root test as `nobody`).
+pub const SETPRIV: Tool = Tool::new("setpriv", "util-linux");
+
+/// Every tool the tests, the boot tests and the fixture use: `cargo xtask deps` installs their
+/// packages from this list (the one place a tool's Debian package is named).
+pub const ALL: &[Tool] = &[
+    E2FSCK,
+    DEBUGFS,
+    DUMPE2FS,
+    MKFS_EXT4,
+    RESIZE2FS,
+    FSCK_FAT,
+    MKFS_VFAT,
+    MDIR,
+    MCOPY,
+    MMD,
+    MTYPE,
+    BLKID,
+    PARTED,
+    SH,
+    SFDISK,
+    SGDISK,
+    QEMU_IMG,
+    NIX_STORE,
+    QEMU_SYSTEM,
+    SEABIOS,
+    OVMF_CODE,
+    OVMF_VARS,
+    QEMU_SYSTEM_AARCH64,
+    AAVMF_CODE,
+    AAVMF_VARS,
+    ZSTD,
+    UBOOT_QEMU_ARM64,
+    APT_GET,
+    DPKG_DEB,
+    NIX_HASH,
+    GRUB_MKIMAGE,
+    GRUB_SCRIPT_CHECK,
+    XORRISO,
+    ISOINFO,
+    UNSQUASHFS,
+    MKSQUASHFS,
+    MOUNT,
+    UMOUNT,
+    TAR,
+    GZIP,
+    BZIP2,
+    XZ,
+    XMLLINT,
+    SQLITE3,
+    CPIO,
+    GRUB_FSTEST,
+    SETPRIV,
+    BASH,
+    MDEL,
+    PYTHON3_YAML,
+    QEMU_SYSTEM_RISCV64,
+    RISCV64_EDK2_CODE,
+    RISCV64_EDK2_VARS,
+    VIRT_FW_VARS,
+];
+
+/// The packages Debian 12 must take from bookworm-backports: QEMU's system emulators must
+/// match qemu-utils 10 from there.
+pub const FROM_BACKPORTS: &[&str] = &[
+    "qemu-system-x86",
+    "qemu-system-arm",
+    "qemu-system-misc",
+    "python3-virt-firmware",
+];
 
 /// The environment variable that turns a missing tool into a test failure.
 pub const REQUIRE_ENV: &str = "IMAGETOOL_REQUIRE_TOOLS";
@@ -211,6 +294,17 @@ pub fn required() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_all_lists_every_tool_of_this_file() {
+        let text = include_str!("tools.rs");
+        let consts = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub const "))
+            .filter(|l| l.contains(": Tool"))
+            .count();
+        assert_eq!(consts, ALL.len(), "a Tool constant is missing from ALL");
+    }
 
     #[test]
     fn finds_sh_and_not_nonsense() {

@@ -45,7 +45,7 @@ fn make_tree(root: &Path) -> bool {
     symlink("x".repeat(100), root.join("longlink")).unwrap();
     std::fs::hard_link(root.join("bin/tool"), root.join("hard")).unwrap();
     must(MKFIFO, &[root.join("fifo").to_str().unwrap()]);
-    if common::is_root() {
+    if imagetool_testutil::is_root() {
         std::os::unix::fs::chown(root.join("etc/conf"), Some(1000), Some(100)).unwrap();
         std::os::unix::fs::lchown(root.join("link"), Some(7), Some(8)).unwrap();
     }

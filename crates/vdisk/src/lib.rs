@@ -1,9 +1,9 @@
 //! Disk image containers written natively from a raw image's allocated extents.
 //!
 //! `imagetool-vdisk` turns a raw disk image (anything that is [`ReadAt`] + [`Extents`]: a
-//! [`SparseFile`] on disk, or the `Tracked` backing a build has
-//! just written) into the container formats hypervisors and clouds take, in one pass and without
-//! a raw intermediate file:
+//! [`SparseFile`] on disk, or the in-memory `Overlay` a build writes its metadata into, whose
+//! file data are still references to the closure) into the container formats hypervisors and
+//! clouds take, in one pass and without a raw intermediate file:
 //!
 //! | [`Format`] | container | make-disk-image name | extension |
 //! |---|---|---|---|
@@ -34,13 +34,17 @@
 //! content (virtual size and a CRC-32C of every non-zero grain). The VHD timestamp is
 //! `SOURCE_DATE_EPOCH` relative to 2000-01-01 (0 when unset). The thread count never changes a
 //! byte: grains are processed in parallel but placed in guest order.
+//!
+//! It also reads containers back, as untrusted input ([`ImageReader`], [`open_input`]: qcow2,
+//! VDI, VHD, VHDX and VMDK detected by magic, every table bounded and checked), for `convert`
+//! and `inspect`; and writes the packaging formats around a disk (Proxmox [`vma`], [`ovf`]).
 #![deny(missing_docs)]
 
 mod ids;
+mod open;
 mod out;
 pub mod ovf;
 mod qcow2;
-mod qcow2_read;
 mod raw;
 mod read;
 mod scan;
@@ -62,7 +66,7 @@ use std::str::FromStr;
 use imagetool_blockio::{AtomicFile, Extents, OutputMode, ReadAt, SparseFile};
 
 pub use ids::Seed;
-pub use qcow2_read::{Qcow2Reader, is_qcow2};
+pub use qcow2::read::{Qcow2Reader, is_qcow2};
 pub use read::{
     Container, ImageReader, Input, detect, limits, open_image, open_image_file, open_regular,
 };

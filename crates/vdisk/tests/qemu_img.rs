@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use imagetool_blockio::{SparseFile, WriteAt};
+use imagetool_testutil::noise;
 use imagetool_vdisk::{Compression, Format, Options, convert};
 
 /// 256 MiB + 3.5 KiB: not a multiple of any cluster or block size.
@@ -25,19 +26,6 @@ fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// A xorshift stream: incompressible bytes.
-fn noise(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
 }
 
 /// The test disk: text, noise, written zeros (allocated, all-zero clusters inside extents),

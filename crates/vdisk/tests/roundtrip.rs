@@ -11,15 +11,7 @@ fn source(size: u64) -> MemImage {
         .collect();
     img.write_all_at(&text[..100_000], 70_000).unwrap();
     img.write_all_at(&vec![0u8; 200_000], 400_000).unwrap();
-    let mut x = 5u32;
-    let noise: Vec<u8> = (0..150_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
+    let noise = imagetool_testutil::noise(5, 150_000);
     img.write_all_at(&noise, 900_000).unwrap();
     img.write_all_at(b"tail", size - 4).unwrap();
     img

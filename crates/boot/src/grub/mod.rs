@@ -37,6 +37,7 @@
 
 mod bios;
 mod cfg;
+pub(crate) mod install;
 pub mod mkimage;
 mod tools;
 

@@ -2,6 +2,7 @@
 
 mod assets;
 mod build;
+mod build_progress;
 mod convert;
 mod disk;
 mod inspect;

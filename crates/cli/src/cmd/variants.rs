@@ -9,7 +9,7 @@ use imagetool::spec::Spec;
 use imagetool::tarball::{TreeVariant, build_tree_variant};
 use imagetool::variant::{Variant, build_variant};
 
-use super::build::{Bars, Json, Plain, ProgressMode, Quiet, emit};
+use super::build_progress::{Bars, Json, Plain, ProgressMode, Quiet, emit};
 
 /// Arguments of `variants`.
 #[derive(Debug, Parser)]

@@ -43,12 +43,3 @@ pub fn place(src: &Path, dst: &Path, offset: u64) {
 pub fn sparse(path: &Path, size: u64) {
     std::fs::File::create(path).unwrap().set_len(size).unwrap();
 }
-
-/// True when running as root (chown, mknod).
-pub fn is_root() -> bool {
-    rustix_uid() == 0
-}
-
-fn rustix_uid() -> u32 {
-    std::fs::metadata("/proc/self").map_or(1, |m| std::os::unix::fs::MetadataExt::uid(&m))
-}

@@ -4,6 +4,8 @@
 //! clusters) in guest order; the L2 tables that are needed, in guest order; the L1 table; the
 //! refcount blocks; the refcount table. The header is written last, once every offset is known.
 
+pub(crate) mod read;
+
 use std::cell::RefCell;
 use std::fs::File;
 
@@ -363,15 +365,7 @@ mod tests {
 
     #[test]
     fn test_incompressible_cluster_is_stored_raw() {
-        let mut x = 0x1234_5678u32;
-        let data: Vec<u8> = (0..CS)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
+        let data = imagetool_testutil::noise(0x1234_5678, CS as usize);
         assert!(matches!(
             compress(Compression::Deflate, 9, &data).unwrap(),
             Packed::Raw

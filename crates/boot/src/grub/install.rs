@@ -8,46 +8,12 @@
 
 use std::path::PathBuf;
 
-use imagetool_blockio::{ReadAt, WriteAt};
-
 use crate::arch::Arch;
 use crate::bootspec::{BootSpec, Generation};
-use crate::grub::{self, EmbedArea, GrubConfig, GrubTools, ImageOptions, MenuEntry};
-use crate::install::{BiosSite, BootMount, EfiLoader, Plan, Request};
+use crate::grub::{self, GrubConfig, GrubTools, ImageOptions, MenuEntry};
+use crate::request::{BiosSite, BiosStage, BootMount, EfiLoader, Plan, Request};
 use crate::systemd_boot::iso_date;
 use crate::{BootFile, Error, ErrorKind, FileSource, Result};
-
-/// GRUB's BIOS stage, written into the disk after the partition table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BiosStage {
-    /// Where the core image goes.
-    pub site: BiosSite,
-    /// `boot.img` (the MBR code, patched when written).
-    pub boot_img: [u8; 512],
-    /// `core.img` as assembled from the closure's GRUB modules.
-    pub core_img: Vec<u8>,
-}
-
-impl BiosStage {
-    /// Writes core.img at `first_lba` (`sectors` available: the MBR gap or the BIOS boot
-    /// partition) and boot.img into sector 0, keeping the partition table there.
-    ///
-    /// # Errors
-    /// `NoSpace` when core.img does not fit; `InvalidInput` when the area does not match the
-    /// table; `Io`.
-    pub fn write<D: ReadAt + WriteAt + ?Sized>(
-        &self,
-        disk: &D,
-        first_lba: u64,
-        sectors: u64,
-    ) -> Result<grub::Embedded> {
-        let area = match self.site {
-            BiosSite::MbrGap => EmbedArea::MbrGap { sectors },
-            BiosSite::BiosBootPartition => EmbedArea::BiosBootPartition { first_lba, sectors },
-        };
-        grub::embed_bios(disk, &self.boot_img, &self.core_img, area)
-    }
-}
 
 /// Where GRUB's files go: the target list, the directory inside that filesystem, the
 /// filesystem's UUID and whether kernels are copied.

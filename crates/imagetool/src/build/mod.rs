@@ -18,264 +18,32 @@
 //! path or a malformed input fails before anything is written; the output is an unnamed file
 //! in its directory until everything succeeded, then linked into place.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
 
 use imagetool_blockio::{Cancel, Cancellable, Overlay, ReadAt, Tracked, Window, WriteAt};
 use imagetool_boot::{self as boot, Bootloader};
 use imagetool_ext4 as ext4;
 use imagetool_fat as fat;
-use imagetool_nix::closure::{ClosureInput, LoadOptions};
-use imagetool_nix::root::{Content, RootOptions};
+use imagetool_nix::closure::LoadOptions;
+use imagetool_nix::root::RootOptions;
 use imagetool_nix::{self as nix, StorePath};
 use imagetool_ptable::{
     self as ptable, DiskLayout, Guid, LayoutOptions, Requirements, Role, TableType,
 };
 use imagetool_vdisk::{self as vdisk, Format};
 
-use crate::meter::{self, Counted};
+pub mod bootloader;
+mod error;
+mod meter;
+mod outputs;
+mod progress;
 
-/// make-disk-image's default `rootGPUID` (also the default `rootFSUID` of an ext4 root).
-pub const DEFAULT_ROOT_GUID: &str = "F222513B-DED1-49FA-B591-20CE86A2FE7F";
-
-/// Everything a build needs. Field names follow make-disk-image's arguments.
-///
-/// It deserializes from the JSON spec (make-disk-image's argument names, see
-/// [`crate::spec::Spec`]): `serde_json::from_str::<ImageSpec>(text)` checks and resolves it as
-/// `imagetool build --spec` does, with `SOURCE_DATE_EPOCH` (else 1980-01-01) as the timestamp
-/// when the spec has no `sourceDateEpoch`.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(try_from = "crate::spec::Spec")]
-pub struct ImageSpec {
-    /// The system toplevel store path.
-    pub toplevel: Option<String>,
-    /// Where the closure comes from.
-    pub closure: ClosureInput,
-    /// The directory holding `nix/store` with the closure's contents (`/` by default).
-    pub store_root: PathBuf,
-    /// `additionalPaths`: extra store paths, closed under their references.
-    pub additional_paths: Vec<String>,
-    /// Recompute every NAR hash of the closure and fail on a mismatch.
-    pub verify_closure: bool,
-    /// Check every store path's NAR hash and size while it is read, and that no file read
-    /// changed before the output is complete (on by default; `--no-verify`).
-    pub verify: bool,
-    /// `partitionTableType` and the sizes and identifiers of the layout.
-    pub layout: LayoutOptions,
-    /// `label` of the root filesystem (`nixos`, or `nix-store` with `only_nix_store`).
-    pub label: Option<String>,
-    /// `rootFSUID`: the ext4 UUID (canonical text); `rootGPUID`'s value by default.
-    pub root_fs_uuid: Option<String>,
-    /// `configFile`, copied to `/etc/nixos/configuration.nix`.
-    pub config_file: Option<PathBuf>,
-    /// `contents`.
-    pub contents: Vec<Content>,
-    /// A channel store path for the root profile (`copyChannel`).
-    pub channel: Option<String>,
-    /// `onlyNixStore`.
-    pub only_nix_store: bool,
-    /// The bootloader (`installBootLoader`: `true` is [`Bootloader::Auto`]).
-    pub bootloader: Bootloader,
-    /// `format`.
-    pub format: Format,
-    /// More outputs written from the same plan and the same in-memory disk: (format, file).
-    /// All are written in parallel; on failure none is left.
-    pub also: Vec<(Format, PathBuf)>,
-    /// Options of the container writer (compression, seed).
-    pub format_options: vdisk::Options,
-    /// The output file.
-    pub output: PathBuf,
-    /// Data-copy threads (0: one per core). Never changes the output.
-    pub threads: usize,
-    /// `SOURCE_DATE_EPOCH`: registration times, superblock and FAT times, generated files.
-    pub timestamp: i64,
-    /// `sd-card`: the firmware partition's files (`populateFirmwareCommands`' directory).
-    pub firmware_dir: Option<PathBuf>,
-    /// Files written raw at byte offsets after the table (U-Boot, an SPL).
-    pub raw_writes: Vec<crate::sdcard::RawWrite>,
-    /// `sd-card`: which partition is marked bootable.
-    pub sd_boot_flag: crate::sdcard::BootFlag,
-    /// `touchEFIVars`: also write the OVMF variable store with the bootloader's boot entry.
-    pub efi_vars: Option<crate::efi_vars::EfiVars>,
-}
-
-/// A phase of a build, reported to a [`Progress`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Phase {
-    /// Reading the closure (and hashing what must be hashed).
-    Closure,
-    /// Assembling the root tree.
-    RootTree,
-    /// Planning the filesystems and the partition layout.
-    Plan,
-    /// Writing the table and the filesystems into the in-memory disk (file data as references).
-    Write,
-    /// Writing the output file in its format, reading the file data from the closure.
-    Convert,
-}
-
-impl Phase {
-    /// The phase's name as the CLI prints it.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Closure => "closure",
-            Phase::RootTree => "root tree",
-            Phase::Plan => "plan",
-            Phase::Write => "write",
-            Phase::Convert => "convert",
-        }
-    }
-}
-
-/// Receives a build's progress. The library never prints.
-pub trait Progress {
-    /// A phase begins.
-    fn started(&mut self, _phase: Phase) {}
-    /// A phase ended after `elapsed`; `detail` says what it did.
-    fn finished(&mut self, _phase: Phase, _elapsed: Duration, _detail: &str) {}
-    /// `done` of `total` bytes of a long phase ([`Phase::Write`], [`Phase::Convert`]) are
-    /// through: 0 first, then a few times a second, then `total` when the phase succeeded.
-    /// Always called on the thread that called [`build`], between `started` and `finished`.
-    /// For `Write`, `total` is the root filesystem's used bytes and `done` the bytes written;
-    /// for `Convert`, the raw image's allocated bytes and the bytes read from it.
-    fn bytes(&mut self, _phase: Phase, _done: u64, _total: u64) {}
-}
-
-/// A [`Progress`] that ignores everything.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {}
-
-/// What a build produced.
-#[derive(Debug, Clone)]
-pub struct BuildReport {
-    /// The image file.
-    pub output: PathBuf,
-    /// Its format.
-    pub format: Format,
-    /// The virtual disk size in bytes.
-    pub disk_size: u64,
-    /// The partition layout (a single whole-disk root for `none`).
-    pub layout: DiskLayout,
-    /// The root filesystem's UUID.
-    pub root_fs_uuid: [u8; 16],
-    /// Store paths in the image.
-    pub store_paths: usize,
-    /// Bytes allocated in the raw image.
-    pub allocated: u64,
-    /// How long each phase took.
-    pub timings: Vec<(Phase, Duration)>,
-}
-
-/// Why a build failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// An option is invalid.
-    #[error("{0}")]
-    InvalidInput(String),
-    /// Reading the closure or building the root tree failed.
-    #[error("closure")]
-    Nix(#[from] nix::Error),
-    /// The root filesystem could not be planned or written.
-    #[error("root filesystem")]
-    Ext4(#[from] ext4::Error),
-    /// The partition layout could not be planned or written.
-    #[error("partition layout")]
-    Layout(#[from] ptable::Error),
-    /// A FAT filesystem could not be planned or written.
-    #[error("{what} filesystem")]
-    Fat {
-        /// `ESP` or `BOOT`.
-        what: &'static str,
-        /// The cause.
-        #[source]
-        source: fat::Error,
-    },
-    /// The bootloader could not be installed.
-    #[error("bootloader")]
-    Boot(#[from] boot::Error),
-    /// The container format could not be written.
-    #[error("image format")]
-    Format(#[from] vdisk::Error),
-    /// The build was cancelled ([`Cancel`], or a panicking [`Progress`]); nothing was
-    /// committed.
-    #[error("cancelled: nothing was written")]
-    Cancelled,
-    /// An I/O error on the output.
-    #[error("{}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Parses a canonical UUID text into its 16 bytes (RFC 4122 order, as ext4 stores it).
-///
-/// # Errors
-/// A message naming the text.
-pub fn parse_uuid(text: &str) -> Result<[u8; 16], String> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    let groups: Vec<usize> = text.split('-').map(str::len).collect();
-    if hex.len() != 32 || groups != [8, 4, 4, 4, 12] {
-        return Err(format!(
-            "{text:?} is not a UUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)"
-        ));
-    }
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| format!("{text:?} is not a UUID"))?;
-    }
-    Ok(out)
-}
-
-fn timed<T>(
-    progress: &mut dyn Progress,
-    timings: &mut Vec<(Phase, Duration)>,
-    phase: Phase,
-    f: impl FnOnce() -> Result<(T, String), BuildError>,
-) -> Result<T, BuildError> {
-    progress.started(phase);
-    let t0 = Instant::now();
-    let (v, detail) = f()?;
-    let dt = t0.elapsed();
-    timings.push((phase, dt));
-    progress.finished(phase, dt, &detail);
-    Ok(v)
-}
-
-/// [`timed`] for a long phase whose `work` counts its bytes for [`Progress::bytes`].
-fn timed_bytes<T: Send>(
-    progress: &mut dyn Progress,
-    timings: &mut Vec<(Phase, Duration)>,
-    phase: Phase,
-    total: u64,
-    cancel: &Cancel,
-    work: impl FnOnce(&AtomicU64) -> Result<(T, String), BuildError> + Send,
-) -> Result<T, BuildError> {
-    progress.started(phase);
-    let t0 = Instant::now();
-    let (v, detail) = meter::run(progress, phase, total, cancel, work)?;
-    let dt = t0.elapsed();
-    timings.push((phase, dt));
-    progress.finished(phase, dt, &detail);
-    Ok(v)
-}
+pub use crate::spec::{DEFAULT_ROOT_GUID, ImageSpec, parse_uuid};
+pub use error::BuildError;
+use error::io;
+use meter::{Counted, timed, timed_bytes};
+pub use progress::{BuildReport, NoProgress, Phase, Progress};
 
 /// Builds the image `spec` describes.
 ///
@@ -443,7 +211,7 @@ fn build_inner(
     let (layout, fs_plan, fats, boot_plan) = timed(progress, &mut timings, Phase::Plan, || {
         // The bootloader first: its files under /boot count for the root's size.
         let boot_plan = plan_bootloader(spec, &closure, toplevel.as_ref(), &root_uuid)?;
-        crate::bootloader::add_to_root(&mut tree, &boot_plan.root, spec.timestamp)?;
+        bootloader::add_to_root(&mut tree, &boot_plan.root, spec.timestamp)?;
         let minimal = ext4::plan(&tree, &ext4_opts)?;
         let mut layout = ptable::plan(
             &spec.layout,
@@ -472,7 +240,7 @@ fn build_inner(
             let Some(p) = layout.partition(role) else {
                 continue;
             };
-            let fat_tree = crate::bootloader::fat_tree(files, what)?;
+            let fat_tree = bootloader::fat_tree(files, what)?;
             let r = p.byte_range();
             let opts = fat::FormatOptions {
                 label: Some(what.to_string()),
@@ -576,7 +344,7 @@ fn build_inner(
                     format!("raw, zstd-compressed ({})", spec.output.display()),
                 ));
             }
-            let detail = crate::outputs::convert_all(&src, &outs, &opts)?;
+            let detail = outputs::convert_all(&src, &outs, &opts)?;
             Ok(((), detail))
         },
     )?;
@@ -612,7 +380,7 @@ fn build_inner(
 struct Verifier {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     handle: Option<std::thread::JoinHandle<nix::Result<()>>>,
-    output: PathBuf,
+    output: std::path::PathBuf,
 }
 
 impl Verifier {
@@ -682,7 +450,7 @@ impl Parts<'_> {
         let tracked = Tracked::new(disk);
         let counted = Counted::new(&tracked, count);
         self.layout.write_table(&counted)?;
-        crate::bootloader::write_bios(self.boot, self.layout, &counted)?;
+        bootloader::write_bios(self.boot, self.layout, &counted)?;
         crate::sdcard::write_raw(self.raw_writes, &counted)?;
         let r = self
             .layout
@@ -707,7 +475,7 @@ fn plan_bootloader(
     toplevel: Option<&StorePath>,
     root_uuid: &[u8; 16],
 ) -> Result<boot::Plan, BuildError> {
-    let disk = crate::bootloader::disk_for(spec.layout.table);
+    let disk = bootloader::disk_for(spec.layout.table);
     let bootloader = match (spec.bootloader, spec.layout.table) {
         (Bootloader::Auto, TableType::SdCard) => Bootloader::Extlinux,
         (b, _) => b,
@@ -734,7 +502,7 @@ fn plan_bootloader(
     );
     let fat_id = |present: bool, what: &str| {
         present.then(|| boot::FsId {
-            uuid: crate::bootloader::fat_uuid(crate::disk::volume_id(&spec.layout.ids, what)),
+            uuid: bootloader::fat_uuid(crate::disk::volume_id(&spec.layout.ids, what)),
         })
     };
     let req = boot::Request {
@@ -743,7 +511,7 @@ fn plan_bootloader(
         closure: &store,
         toplevel: toplevel.as_str(),
         root_fs: boot::FsId {
-            uuid: crate::bootloader::uuid_text(root_uuid),
+            uuid: bootloader::uuid_text(root_uuid),
         },
         esp_fs: fat_id(disk.esp, "ESP"),
         boot_fs: fat_id(has_boot, "BOOT"),

@@ -9,11 +9,12 @@ use std::io;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imagetool_blockio::{Cancel, Extents, ReadAt, WriteAt};
 
-use crate::build::{Phase, Progress};
+use super::error::BuildError;
+use super::progress::{Phase, Progress};
 
 /// How often the count is reported.
 const TICK: Duration = Duration::from_millis(200);
@@ -129,6 +130,39 @@ pub(crate) fn run<T: Send, E: Send>(
         }
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+pub(super) fn timed<T>(
+    progress: &mut dyn Progress,
+    timings: &mut Vec<(Phase, Duration)>,
+    phase: Phase,
+    f: impl FnOnce() -> Result<(T, String), BuildError>,
+) -> Result<T, BuildError> {
+    progress.started(phase);
+    let t0 = Instant::now();
+    let (v, detail) = f()?;
+    let dt = t0.elapsed();
+    timings.push((phase, dt));
+    progress.finished(phase, dt, &detail);
+    Ok(v)
+}
+
+/// [`timed`] for a long phase whose `work` counts its bytes for [`Progress::bytes`].
+pub(super) fn timed_bytes<T: Send>(
+    progress: &mut dyn Progress,
+    timings: &mut Vec<(Phase, Duration)>,
+    phase: Phase,
+    total: u64,
+    cancel: &Cancel,
+    work: impl FnOnce(&AtomicU64) -> Result<(T, String), BuildError> + Send,
+) -> Result<T, BuildError> {
+    progress.started(phase);
+    let t0 = Instant::now();
+    let (v, detail) = run(progress, phase, total, cancel, work)?;
+    let dt = t0.elapsed();
+    timings.push((phase, dt));
+    progress.finished(phase, dt, &detail);
+    Ok(v)
 }
 
 #[cfg(test)]
