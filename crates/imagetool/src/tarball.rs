@@ -84,7 +84,11 @@ impl Spec {
     }
 }
 
-/// The closure and the parsed toplevel of a tree build.
+/// Builds the variant into `tb.out_dir`.
+///
+/// # Errors
+/// [`TreeError`] naming the option, file or store path at fault; `Cancelled` when `cancel`
+/// fires. Nothing is left under any artifact's name unless every one succeeded.
 pub fn build_tree_variant(
     tb: &TreeBuild,
     progress: &mut dyn Progress,

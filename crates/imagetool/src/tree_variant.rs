@@ -260,6 +260,7 @@ pub(crate) fn invalid(msg: impl Into<String>) -> TreeError {
     TreeError::Build(BuildError::InvalidInput(msg.into()))
 }
 
+/// The closure and the parsed toplevel of a tree build.
 pub(crate) struct Loaded {
     pub closure: Closure,
     pub toplevel: StorePath,
@@ -558,11 +559,6 @@ pub fn lxc_metadata_yaml(system: &str, label: &str, epoch: i64, os_release: &str
     v.to_string()
 }
 
-/// Builds the variant into `tb.out_dir`.
-///
-/// # Errors
-/// [`TreeError`] naming the option, file or store path at fault; `Cancelled` when `cancel`
-/// fires. Nothing is left under any artifact's name unless every one succeeded.
 #[cfg(test)]
 mod tests {
     use super::*;
