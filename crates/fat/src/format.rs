@@ -1,28 +1,19 @@
 //! Planning a FAT filesystem (every cluster and directory entry decided up front) and writing
-//! it: metadata once, then file data in parallel at known offsets.
-
-use std::collections::{BTreeMap, HashSet};
+//! it: metadata once, then file data in parallel at known offsets. The on-disk structures
+//! have a file each: `boot_sector`, `fsinfo`, `table` (the FAT), `dir` (entries and long
+//! names, with `name`), `date`.
 
 use imagetool_blockio::{WriteAt, write_skipping_zeros};
 use rayon::prelude::*;
 
+use crate::boot_sector::{BACKUP_BOOT, NO_NAME, boot_sector, label_bytes};
+use crate::date::{DOS_MAX, DOS_MIN, dos_datetime};
+use crate::dir::{PDir, PKind, build_dir, dir_slot_count, encode_dirs, root_slot_count};
 use crate::error::{Error, ErrorKind, Result};
-use crate::name;
+use crate::fsinfo::fsinfo;
 use crate::params::{FatType, Params, SECTOR};
-use crate::tree::{Node, Source, Tree};
-
-/// The OEM name in the boot sector (the value Microsoft recommends for compatibility).
-const OEM_NAME: &[u8; 8] = b"MSWIN4.1";
-/// Boot code for a non-bootable volume: `int 18h` (the BIOS tries the next boot device), then
-/// `hlt` in a loop.
-const BOOT_CODE: [u8; 5] = [0xcd, 0x18, 0xf4, 0xeb, 0xfd];
-const ATTR_VOLUME: u8 = 0x08;
-const ATTR_DIR: u8 = 0x10;
-const ATTR_ARCHIVE: u8 = 0x20;
-/// Sector of the FAT32 backup boot sector.
-const BACKUP_BOOT: u32 = 6;
-/// The label stored when none is given.
-const NO_NAME: [u8; 11] = *b"NO NAME    ";
+use crate::table::encode_fat;
+use crate::tree::{Source, Tree};
 
 /// Options of the formatter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,26 +74,6 @@ pub struct Plan {
     metadata: Vec<(u64, Vec<u8>)>,
     files: Vec<FileJob>,
     used_clusters: u32,
-}
-
-struct PEntry {
-    name: String,
-    short: [u8; 11],
-    lfn: bool,
-    first_cluster: u32,
-    kind: PKind,
-}
-
-enum PKind {
-    File { len: u64, source: Source },
-    Dir(PDir),
-}
-
-struct PDir {
-    path: String,
-    entries: Vec<PEntry>,
-    first_cluster: u32,
-    clusters: u32,
 }
 
 struct Alloc {
@@ -205,35 +176,6 @@ fn write_job(dst: &impl WriteAt, job: &FileJob) -> Result<()> {
     }
 }
 
-/// Validates a volume label and pads it to 11 bytes.
-///
-/// # Errors
-/// `InvalidInput` for more than 11 characters, non-ASCII, control characters, a leading space,
-/// or any of `*?.,;:/\|+=<>[]"`.
-pub fn label_bytes(label: &str) -> Result<[u8; 11]> {
-    let bad = |why: &str| {
-        Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!("invalid FAT label {label:?}: {why}"),
-        ))
-    };
-    if label.len() > 11 || !label.is_ascii() {
-        return bad("at most 11 ASCII characters");
-    }
-    if label.starts_with(' ') {
-        return bad("starts with a space");
-    }
-    if label
-        .bytes()
-        .any(|c| c < 0x20 || c == 0x7f || b"*?.,;:/\\|+=<>[]\"".contains(&c))
-    {
-        return bad("holds a character FAT labels cannot");
-    }
-    let mut out = [b' '; 11];
-    out[..label.len()].copy_from_slice(label.as_bytes());
-    Ok(out)
-}
-
 /// Plans a filesystem of `size` bytes holding `tree`.
 ///
 /// # Errors
@@ -312,7 +254,7 @@ pub fn plan(tree: &Tree, size: u64, opts: &FormatOptions) -> Result<Plan> {
     let fat_bytes = u64::from(params.fat_sectors) * u64::from(SECTOR);
     metadata.push((reserved_bytes, fat.clone()));
     metadata.push((reserved_bytes + fat_bytes, fat));
-    let boot = boot_sector(&params, &label, opts);
+    let boot = boot_sector(&params, &label, opts.volume_id, opts.hidden_sectors);
     if params.fat_type == FatType::Fat32 {
         let free = params.clusters - used;
         metadata.push((u64::from(SECTOR), fsinfo(free, alloc.next)));
@@ -336,80 +278,6 @@ pub fn format(tree: &Tree, dst: &impl WriteAt, opts: &FormatOptions) -> Result<P
     let p = plan(tree, dst.capacity(), opts)?;
     p.write(dst)?;
     Ok(p)
-}
-
-fn build_dir(map: &BTreeMap<String, Node>, path: String, is_root: bool) -> Result<PDir> {
-    let mut taken: HashSet<[u8; 11]> = HashSet::new();
-    let mut folded: BTreeMap<String, &str> = BTreeMap::new();
-    for name in map.keys() {
-        let full = format!("{path}/{name}");
-        name::validate(name, &full)?;
-        if let Some(other) = folded.insert(name.to_uppercase(), name) {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("{path}/{other:?} and {name:?} clash on FAT, whose names ignore case"),
-            ));
-        }
-        if let Some(s) = name::exact_short(name) {
-            taken.insert(s);
-        }
-    }
-    // "." and ".." are reserved short names in every directory but the root.
-    if !is_root {
-        taken.insert(*b".          ");
-        taken.insert(*b"..         ");
-    }
-    let mut entries = Vec::with_capacity(map.len());
-    for (name, node) in map {
-        let (short, lfn) = match name::exact_short(name) {
-            Some(s) => (s, false),
-            None => (name::alias(name, &mut taken)?, true),
-        };
-        let kind = match node {
-            Node::File { len, source } => {
-                if *len > u64::from(u32::MAX) {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!("{path}/{name}: FAT files hold at most 4 GiB - 1"),
-                    ));
-                }
-                PKind::File {
-                    len: *len,
-                    source: source.clone(),
-                }
-            }
-            Node::Dir(d) => PKind::Dir(build_dir(d, format!("{path}/{name}"), false)?),
-        };
-        entries.push(PEntry {
-            name: name.clone(),
-            short,
-            lfn,
-            first_cluster: 0,
-            kind,
-        });
-    }
-    Ok(PDir {
-        path,
-        entries,
-        first_cluster: 0,
-        clusters: 0,
-    })
-}
-
-fn entry_slots(e: &PEntry) -> usize {
-    1 + if e.lfn {
-        e.name.encode_utf16().count().div_ceil(13)
-    } else {
-        0
-    }
-}
-
-fn root_slot_count(d: &PDir, has_label: bool) -> usize {
-    d.entries.iter().map(entry_slots).sum::<usize>() + usize::from(has_label)
-}
-
-fn dir_slot_count(d: &PDir) -> usize {
-    2 + d.entries.iter().map(entry_slots).sum::<usize>()
 }
 
 /// Depth-first, pre-order, in name order: a directory's own clusters, then its files, then its
@@ -451,252 +319,11 @@ fn allocate(
     Ok(())
 }
 
-fn short_entry(
-    name: &[u8; 11],
-    attr: u8,
-    cluster: u32,
-    size: u32,
-    date: u16,
-    time: u16,
-) -> [u8; 32] {
-    let mut e = [0u8; 32];
-    e[..11].copy_from_slice(name);
-    e[11] = attr;
-    e[14..16].copy_from_slice(&time.to_le_bytes());
-    e[16..18].copy_from_slice(&date.to_le_bytes());
-    e[18..20].copy_from_slice(&date.to_le_bytes());
-    e[20..22].copy_from_slice(&((cluster >> 16) as u16).to_le_bytes());
-    e[22..24].copy_from_slice(&time.to_le_bytes());
-    e[24..26].copy_from_slice(&date.to_le_bytes());
-    e[26..28].copy_from_slice(&(cluster as u16).to_le_bytes());
-    e[28..32].copy_from_slice(&size.to_le_bytes());
-    e
-}
-
-#[allow(clippy::too_many_arguments)]
-fn encode_dirs(
-    d: &PDir,
-    parent_cluster: u32,
-    is_root: bool,
-    params: &Params,
-    label: &[u8; 11],
-    has_label: bool,
-    date: u16,
-    time: u16,
-    out: &mut Vec<(u64, Vec<u8>)>,
-) -> Result<()> {
-    let mut buf: Vec<u8> = Vec::new();
-    if is_root {
-        if has_label {
-            buf.extend(short_entry(label, ATTR_VOLUME, 0, 0, date, time));
-        }
-    } else {
-        buf.extend(short_entry(
-            b".          ",
-            ATTR_DIR,
-            d.first_cluster,
-            0,
-            date,
-            time,
-        ));
-        buf.extend(short_entry(
-            b"..         ",
-            ATTR_DIR,
-            parent_cluster,
-            0,
-            date,
-            time,
-        ));
-    }
-    for e in &d.entries {
-        if e.lfn {
-            for l in name::lfn_entries(&e.name, &e.short) {
-                buf.extend(l);
-            }
-        }
-        let (attr, size) = match &e.kind {
-            PKind::File { len, .. } => (ATTR_ARCHIVE, *len as u32),
-            PKind::Dir(_) => (ATTR_DIR, 0),
-        };
-        buf.extend(short_entry(
-            &e.short,
-            attr,
-            e.first_cluster,
-            size,
-            date,
-            time,
-        ));
-    }
-    let offset = if is_root && params.fat_type != FatType::Fat32 {
-        u64::from(params.reserved + 2 * params.fat_sectors) * u64::from(SECTOR)
-    } else {
-        params.cluster_offset(d.first_cluster)
-    };
-    out.push((offset, buf));
-    for e in &d.entries {
-        if let PKind::Dir(sub) = &e.kind {
-            // ".." of a first-level directory points at the root as cluster 0, also on FAT32.
-            let me = if is_root { 0 } else { d.first_cluster };
-            encode_dirs(sub, me, false, params, label, has_label, date, time, out)?;
-        }
-    }
-    Ok(())
-}
-
-fn encode_fat(params: &Params, runs: &[(u32, u32)]) -> Result<Vec<u8>> {
-    let last = runs.iter().map(|(f, n)| f + n).max().unwrap_or(2);
-    let mut entries = vec![0u32; last as usize];
-    let (mask, eoc) = match params.fat_type {
-        FatType::Fat12 => (0xfff, 0xfff),
-        FatType::Fat16 => (0xffff, 0xffff),
-        FatType::Fat32 => (0x0fff_ffff, 0x0fff_ffff),
-    };
-    entries[0] = (0x0fff_ff00 | 0xf8) & mask;
-    entries[1] = mask;
-    for &(first, n) in runs {
-        for c in first..first + n - 1 {
-            entries[c as usize] = c + 1;
-        }
-        entries[(first + n - 1) as usize] = eoc;
-    }
-    let fat_len = params.fat_sectors as usize * SECTOR as usize;
-    let mut out = match params.fat_type {
-        FatType::Fat12 => {
-            let mut b = vec![0u8; (entries.len() * 3).div_ceil(2)];
-            for (i, &v) in entries.iter().enumerate() {
-                let at = i * 3 / 2;
-                if i % 2 == 0 {
-                    b[at] = v as u8;
-                    b[at + 1] = (b[at + 1] & 0xf0) | ((v >> 8) as u8 & 0x0f);
-                } else {
-                    b[at] = (b[at] & 0x0f) | ((v as u8 & 0x0f) << 4);
-                    b[at + 1] = (v >> 4) as u8;
-                }
-            }
-            b
-        }
-        FatType::Fat16 => entries
-            .iter()
-            .flat_map(|&v| (v as u16).to_le_bytes())
-            .collect(),
-        FatType::Fat32 => entries.iter().flat_map(|&v| v.to_le_bytes()).collect(),
-    };
-    if out.len() > fat_len {
-        return Err(Error::new(
-            ErrorKind::NoSpace,
-            "the FAT is too small for the clusters used",
-        ));
-    }
-    out.truncate(fat_len);
-    Ok(out)
-}
-
-fn boot_sector(p: &Params, label: &[u8; 11], opts: &FormatOptions) -> Vec<u8> {
-    let mut b = vec![0u8; SECTOR as usize];
-    let fat32 = p.fat_type == FatType::Fat32;
-    let code_at = if fat32 { 90 } else { 62 };
-    b[0] = 0xeb;
-    b[1] = (code_at - 2) as u8;
-    b[2] = 0x90;
-    b[3..11].copy_from_slice(OEM_NAME);
-    b[11..13].copy_from_slice(&(SECTOR as u16).to_le_bytes());
-    b[13] = p.cluster_sectors as u8;
-    b[14..16].copy_from_slice(&(p.reserved as u16).to_le_bytes());
-    b[16] = 2;
-    b[17..19].copy_from_slice(&(p.root_entries as u16).to_le_bytes());
-    if p.sectors < 65536 {
-        b[19..21].copy_from_slice(&(p.sectors as u16).to_le_bytes());
-    } else {
-        b[32..36].copy_from_slice(&p.sectors.to_le_bytes());
-    }
-    b[21] = 0xf8;
-    if !fat32 {
-        b[22..24].copy_from_slice(&(p.fat_sectors as u16).to_le_bytes());
-    }
-    b[24..26].copy_from_slice(&p.secs_track.to_le_bytes());
-    b[26..28].copy_from_slice(&p.heads.to_le_bytes());
-    b[28..32].copy_from_slice(&opts.hidden_sectors.to_le_bytes());
-    let vi = if fat32 {
-        b[36..40].copy_from_slice(&p.fat_sectors.to_le_bytes());
-        b[44..48].copy_from_slice(&2u32.to_le_bytes()); // root cluster
-        b[48..50].copy_from_slice(&1u16.to_le_bytes()); // FSInfo sector
-        b[50..52].copy_from_slice(&(BACKUP_BOOT as u16).to_le_bytes());
-        64
-    } else {
-        36
-    };
-    b[vi] = 0x80; // drive number: a hard disk
-    b[vi + 2] = 0x29; // extended boot signature
-    b[vi + 3..vi + 7].copy_from_slice(&opts.volume_id.to_le_bytes());
-    b[vi + 7..vi + 18].copy_from_slice(label);
-    let fs = match p.fat_type {
-        FatType::Fat12 => b"FAT12   ",
-        FatType::Fat16 => b"FAT16   ",
-        FatType::Fat32 => b"FAT32   ",
-    };
-    b[vi + 18..vi + 26].copy_from_slice(fs);
-    b[code_at..code_at + BOOT_CODE.len()].copy_from_slice(&BOOT_CODE);
-    b[510] = 0x55;
-    b[511] = 0xaa;
-    b
-}
-
-fn fsinfo(free: u32, next_free: u32) -> Vec<u8> {
-    let mut s = vec![0u8; SECTOR as usize];
-    s[..4].copy_from_slice(b"RRaA");
-    s[484..488].copy_from_slice(b"rrAa");
-    s[488..492].copy_from_slice(&free.to_le_bytes());
-    s[492..496].copy_from_slice(&next_free.to_le_bytes());
-    s[510] = 0x55;
-    s[511] = 0xaa;
-    s
-}
-
-/// The UTC calendar date `(year, month 1–12, day 1–31)` of a Unix time (Howard Hinnant's
-/// `civil_from_days`; any `i64`, before 1970 included).
-#[must_use]
-pub fn civil_date(unix: i64) -> (i64, i64, i64) {
-    let z = unix.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// The earliest time FAT stores (1980-01-01T00:00:00Z).
-pub const DOS_MIN: i64 = 315_532_800;
-/// The latest time FAT stores (2107-12-31T23:59:59Z).
-pub const DOS_MAX: i64 = 4_354_819_199;
-
-/// (date, time) in DOS format for a Unix timestamp (UTC), clamped to 1980-01-01..2107-12-31.
-#[must_use]
-pub fn dos_datetime(unix: i64) -> (u16, u16) {
-    let t = unix.clamp(DOS_MIN, DOS_MAX);
-    let secs = t.rem_euclid(86_400);
-    let (y, m, d) = civil_date(t);
-    let date = (((y - 1980) << 9) | (m << 5) | d) as u16;
-    let time = (((secs / 3600) << 11) | (((secs / 60) % 60) << 5) | ((secs % 60) / 2)) as u16;
-    (date, time)
-}
-
 #[cfg(test)]
 mod tests {
     use imagetool_blockio::{MemImage, ReadAt};
 
     use super::*;
-
-    #[test]
-    fn test_dos_datetime() {
-        assert_eq!(dos_datetime(0), (0x21, 0)); // clamped to 1980-01-01
-        // 2024-02-29 13:45:30 UTC
-        let (d, t) = dos_datetime(1_709_214_330);
-        assert_eq!((d >> 9, (d >> 5) & 15, d & 31), (44, 2, 29));
-        assert_eq!((t >> 11, (t >> 5) & 63, (t & 31) * 2), (13, 45, 30));
-    }
 
     #[test]
     fn test_too_much_content_is_no_space() {

@@ -31,17 +31,21 @@
 //! ```
 #![deny(missing_docs)]
 
+mod boot_sector;
+mod date;
+mod dir;
 mod error;
 mod format;
+mod fsinfo;
 pub mod name;
 mod params;
 pub mod probe;
+mod table;
 mod tree;
 
+pub use boot_sector::label_bytes;
+pub use date::{DOS_MAX, DOS_MIN, civil_date, dos_datetime};
 pub use error::{Error, ErrorKind, Result};
-pub use format::{
-    DOS_MAX, DOS_MIN, FileJob, FormatOptions, Plan, civil_date, derive_volume_id, dos_datetime,
-    format, label_bytes, plan,
-};
+pub use format::{FileJob, FormatOptions, Plan, derive_volume_id, format, plan};
 pub use params::{FatType, Params, SECTOR};
 pub use tree::{Node, Source, Tree};
