@@ -28,62 +28,36 @@ pub use compress::{Codec, Compression, Encoder, compress_file};
 use std::io;
 use std::path::Path;
 
-/// What kind of problem an archive operation had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Reading an input or writing the output failed.
-    Io,
-    /// An entry or option cannot be represented (a bad level, a name tar cannot hold).
-    InvalidInput,
-}
+pub use imagetool_blockio::error::ErrorKind;
 
-/// An archive error: its kind, the file or entry it is about, and the cause.
-#[derive(Debug, thiserror::Error)]
-#[error("{context}: {message}")]
-pub struct Error {
-    kind: ErrorKind,
-    context: String,
-    message: String,
-    #[source]
-    source: Option<io::Error>,
-}
+imagetool_blockio::layer_error!(
+    /// An archive error: its kind, the file or entry it is about, and the cause:
+    /// `context: message` (the layers' shared shape, [`imagetool_blockio::error`]).
+);
 
 impl Error {
-    /// The kind of failure.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
     /// The file, entry or option the error is about.
     #[must_use]
     pub fn context(&self) -> &str {
-        &self.context
+        self.0.context().unwrap_or_default()
     }
 
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Self {
-            kind: ErrorKind::Io,
-            context: context.into(),
-            message: source.to_string(),
-            source: Some(source),
-        }
+        Self(imagetool_blockio::error::Error::io(source.to_string(), source).with_context(context))
     }
 
     pub(crate) fn invalid(context: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::InvalidInput,
-            context: context.into(),
-            message: message.into(),
-            source: None,
-        }
+        Self(
+            imagetool_blockio::error::Error::new(ErrorKind::InvalidInput, message.into())
+                .with_context(context),
+        )
     }
 
     pub(crate) fn at_path(path: &Path, source: io::Error) -> Self {
-        Self::io(path.display().to_string(), source)
+        Self(
+            Self::io(path.display().to_string(), source)
+                .0
+                .with_path(path),
+        )
     }
 }
-
-/// This crate's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;

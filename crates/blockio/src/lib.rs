@@ -39,6 +39,7 @@
 
 mod atomic;
 mod cancel;
+pub mod error;
 mod mem;
 mod overlay;
 mod range_set;

@@ -1,92 +1,48 @@
-//! The crate's error type.
+//! The crate's error type: the layers' shared shape ([`imagetool_blockio::error`]).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// What went wrong, for callers that match on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Reading an input or writing the disk failed.
-    Io,
-    /// An input is invalid (a malformed bootspec, a kernel outside the closure, a bad option).
-    InvalidInput,
-    /// A file the installation needs is not available (no GRUB modules for the platform, no
-    /// systemd-boot in the closure).
-    Missing,
-    /// The bootloader does not fit where it must go (core.img larger than the MBR gap or the
-    /// BIOS boot partition).
-    NoSpace,
-    /// An external tool ran and failed.
-    Tool,
-    /// A valid but unsupported combination (an architecture or table type).
-    Unsupported,
-}
+use imagetool_blockio::error::Error as Shape;
+pub use imagetool_blockio::error::ErrorKind;
 
-/// An error of this crate: a kind, a message naming the file, option or offset, and the source.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Error {
-    kind: ErrorKind,
-    message: String,
-    path: Option<PathBuf>,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-}
+imagetool_blockio::layer_error!(
+    /// An error of this crate: a kind, a message naming the file, option or offset, and the
+    /// source.
+);
 
 impl Error {
     /// An error of `kind` with `message`.
     pub(crate) fn new(kind: ErrorKind, message: impl fmt::Display) -> Self {
-        Self {
-            kind,
-            message: message.to_string(),
-            path: None,
-            source: None,
-        }
+        Self(Shape::new(kind, message))
     }
 
     /// An I/O error on `path`: the message names the path and what was being done.
     pub(crate) fn io(path: &Path, doing: &str, source: std::io::Error) -> Self {
-        Self {
-            kind: ErrorKind::Io,
-            message: format!("{}: {doing}", path.display()),
-            path: Some(path.to_path_buf()),
-            source: Some(Box::new(source)),
-        }
+        Self(Shape::io(format!("{}: {doing}", path.display()), source).with_path(path))
     }
 
     /// Attaches the file the error is about.
     #[must_use]
-    pub(crate) fn with_path(mut self, path: &Path) -> Self {
-        self.path = Some(path.to_path_buf());
-        self
+    pub(crate) fn with_path(self, path: &Path) -> Self {
+        Self(self.0.with_path(path))
     }
 
     /// Attaches the cause.
     #[must_use]
     pub(crate) fn with_source(
-        mut self,
+        self,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        self.source = Some(Box::new(source));
-        self
-    }
-
-    /// What went wrong.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
+        Self(self.0.with_source(source))
     }
 
     /// The file the error is about, when there is one.
     #[must_use]
     pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        self.0.path()
     }
 }
-
-/// This crate's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {

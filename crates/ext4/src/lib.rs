@@ -50,32 +50,12 @@ pub use plan::{MAX_TIMESTAMP, Plan, plan};
 /// The block size: 4 KiB, as mkfs.ext4 uses for every filesystem over 512 MiB.
 pub const BLOCK_SIZE: u64 = 4096;
 
-/// The kind of an [`Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Reading a source file or writing the target failed.
-    Io,
-    /// The tree or the options are not valid for ext4 (a name over 255 bytes, ...).
-    InvalidInput,
-    /// The tree needs something this writer does not do.
-    Unsupported,
-    /// The tree does not fit in the size given.
-    NoSpace,
-    /// A size computation overflowed.
-    Overflow,
-}
+pub use imagetool_blockio::error::ErrorKind;
 
-/// An error planning or writing a filesystem, with the path or byte offset it concerns.
-#[derive(Debug, thiserror::Error)]
-#[error("{context}: {message}")]
-pub struct Error {
-    kind: ErrorKind,
-    context: String,
-    message: String,
-    #[source]
-    source: Option<std::io::Error>,
-}
+imagetool_blockio::layer_error!(
+    /// An error planning or writing a filesystem, with the path or byte offset it concerns:
+    /// `context: message` (the layers' shared shape, [`imagetool_blockio::error`]).
+);
 
 impl Error {
     pub(crate) fn new(
@@ -83,38 +63,19 @@ impl Error {
         context: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            kind,
-            context: context.into(),
-            message: message.into(),
-            source: None,
-        }
+        Self(imagetool_blockio::error::Error::new(kind, message.into()).with_context(context))
     }
 
     pub(crate) fn io(context: impl Into<String>, what: &str, source: std::io::Error) -> Self {
-        Self {
-            kind: ErrorKind::Io,
-            context: context.into(),
-            message: what.to_string(),
-            source: Some(source),
-        }
-    }
-
-    /// What went wrong.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
+        Self(imagetool_blockio::error::Error::io(what, source).with_context(context))
     }
 
     /// The path (inside the tree or on the host) or offset the error concerns.
     #[must_use]
     pub fn context(&self) -> &str {
-        &self.context
+        self.0.context().unwrap_or_default()
     }
 }
-
-/// A result with this crate's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How big the filesystem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,28 +41,12 @@ use std::sync::Arc;
 
 pub use walk::{HostOptions, host_file_data};
 
-/// The kind of an [`Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Reading the host tree failed.
-    Io,
-    /// A path or entry the caller gave is not valid (missing parent, duplicate name, ...).
-    InvalidInput,
-    /// The host has a file type the tree cannot represent.
-    Unsupported,
-}
+pub use imagetool_blockio::error::ErrorKind;
 
-/// An error building a tree, with the path it concerns.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct Error {
-    kind: ErrorKind,
-    path: String,
-    message: String,
-    #[source]
-    source: Option<std::io::Error>,
-}
+imagetool_blockio::layer_error!(
+    /// An error building a tree, with the path it concerns: `path: message` (the layers'
+    /// shared shape, [`imagetool_blockio::error`]).
+);
 
 impl Error {
     pub(crate) fn new(
@@ -70,38 +54,23 @@ impl Error {
         path: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            kind,
-            path: path.into(),
-            message: message.into(),
-            source: None,
-        }
+        Self(imagetool_blockio::error::Error::new(kind, message.into()).with_context(path))
     }
 
     pub(crate) fn io(path: &std::path::Path, what: &str, source: std::io::Error) -> Self {
-        Self {
-            kind: ErrorKind::Io,
-            path: path.display().to_string(),
-            message: what.to_string(),
-            source: Some(source),
-        }
-    }
-
-    /// What went wrong.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
+        Self(
+            imagetool_blockio::error::Error::io(what, source)
+                .with_context(path.display().to_string())
+                .with_path(path),
+        )
     }
 
     /// The path concerned (a host path, or a path inside the tree).
     #[must_use]
     pub fn path(&self) -> &str {
-        &self.path
+        self.0.context().unwrap_or_default()
     }
 }
-
-/// A result with this crate's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A point in time: seconds since the Unix epoch (64-bit, may be negative) and nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

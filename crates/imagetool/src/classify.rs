@@ -52,6 +52,7 @@ impl ErrorKind {
             fstree::Error,
             crate::iso9660::Error,
             crate::archive::Error,
+            imagetool_blockio::error::Error,
         );
         e.downcast_ref::<std::io::Error>().map(io_kind)
     }

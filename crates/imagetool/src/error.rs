@@ -4,7 +4,6 @@
 use crate::build::BuildError;
 use crate::disk::DiskError;
 use crate::mkfs::MkfsError;
-use crate::{boot, ext4, fat, fstree, nix, ptable, vdisk};
 
 /// What went wrong, whichever layer it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,125 +57,20 @@ impl ErrorKind {
     }
 }
 
-impl From<nix::ErrorKind> for ErrorKind {
-    fn from(k: nix::ErrorKind) -> Self {
-        match k {
-            nix::ErrorKind::Io => Self::Io,
-            nix::ErrorKind::InvalidInput => Self::InvalidInput,
-            nix::ErrorKind::Unsupported => Self::Unsupported,
-            nix::ErrorKind::Corrupt => Self::Corrupt,
-            nix::ErrorKind::Overflow => Self::Overflow,
-            _ => Self::InvalidInput,
-        }
-    }
-}
-
-impl From<crate::squashfs::ErrorKind> for ErrorKind {
-    fn from(k: crate::squashfs::ErrorKind) -> Self {
-        use crate::squashfs::ErrorKind as K;
+/// Every layer crate's kind (they share one, [`imagetool_blockio::error::ErrorKind`]) is the
+/// facade's kind of the same name: one mapping, no fallback.
+impl From<imagetool_blockio::error::ErrorKind> for ErrorKind {
+    fn from(k: imagetool_blockio::error::ErrorKind) -> Self {
+        use imagetool_blockio::error::ErrorKind as K;
         match k {
             K::Io => Self::Io,
+            K::InvalidInput => Self::InvalidInput,
             K::Unsupported => Self::Unsupported,
-            K::Overflow => Self::Overflow,
             K::NoSpace => Self::NoSpace,
-            _ => Self::InvalidInput,
-        }
-    }
-}
-
-impl From<ext4::ErrorKind> for ErrorKind {
-    fn from(k: ext4::ErrorKind) -> Self {
-        match k {
-            ext4::ErrorKind::Io => Self::Io,
-            ext4::ErrorKind::InvalidInput => Self::InvalidInput,
-            ext4::ErrorKind::Unsupported => Self::Unsupported,
-            ext4::ErrorKind::NoSpace => Self::NoSpace,
-            ext4::ErrorKind::Overflow => Self::Overflow,
-            _ => Self::InvalidInput,
-        }
-    }
-}
-
-impl From<ptable::ErrorKind> for ErrorKind {
-    fn from(k: ptable::ErrorKind) -> Self {
-        match k {
-            ptable::ErrorKind::Io => Self::Io,
-            ptable::ErrorKind::InvalidInput => Self::InvalidInput,
-            ptable::ErrorKind::NoSpace => Self::NoSpace,
-            ptable::ErrorKind::Overflow => Self::Overflow,
-            ptable::ErrorKind::Corrupt => Self::Corrupt,
-            ptable::ErrorKind::Unsupported => Self::Unsupported,
-            _ => Self::InvalidInput,
-        }
-    }
-}
-
-impl From<fat::ErrorKind> for ErrorKind {
-    fn from(k: fat::ErrorKind) -> Self {
-        match k {
-            fat::ErrorKind::Io => Self::Io,
-            fat::ErrorKind::InvalidInput => Self::InvalidInput,
-            fat::ErrorKind::NoSpace => Self::NoSpace,
-            fat::ErrorKind::Overflow => Self::Overflow,
-            fat::ErrorKind::Unsupported => Self::Unsupported,
-            _ => Self::InvalidInput,
-        }
-    }
-}
-
-impl From<boot::ErrorKind> for ErrorKind {
-    fn from(k: boot::ErrorKind) -> Self {
-        match k {
-            boot::ErrorKind::Io => Self::Io,
-            boot::ErrorKind::InvalidInput => Self::InvalidInput,
-            boot::ErrorKind::Missing => Self::Missing,
-            boot::ErrorKind::NoSpace => Self::NoSpace,
-            boot::ErrorKind::Tool => Self::Tool,
-            boot::ErrorKind::Unsupported => Self::Unsupported,
-            _ => Self::InvalidInput,
-        }
-    }
-}
-
-impl From<vdisk::ErrorKind> for ErrorKind {
-    fn from(k: vdisk::ErrorKind) -> Self {
-        match k {
-            vdisk::ErrorKind::Io => Self::Io,
-            vdisk::ErrorKind::InvalidInput => Self::InvalidInput,
-            vdisk::ErrorKind::Unsupported => Self::Unsupported,
-            vdisk::ErrorKind::Overflow => Self::Overflow,
-            vdisk::ErrorKind::Corrupt => Self::Corrupt,
-            _ => Self::InvalidInput,
-        }
-    }
-}
-
-impl From<fstree::ErrorKind> for ErrorKind {
-    fn from(k: fstree::ErrorKind) -> Self {
-        match k {
-            fstree::ErrorKind::Io => Self::Io,
-            fstree::ErrorKind::Unsupported => Self::Unsupported,
-            _ => Self::InvalidInput,
-        }
-    }
-}
-
-impl From<crate::iso9660::ErrorKind> for ErrorKind {
-    fn from(k: crate::iso9660::ErrorKind) -> Self {
-        use crate::iso9660::ErrorKind as K;
-        match k {
-            K::Io => Self::Io,
-            K::Unsupported => Self::Unsupported,
-            _ => Self::InvalidInput,
-        }
-    }
-}
-
-impl From<crate::archive::ErrorKind> for ErrorKind {
-    fn from(k: crate::archive::ErrorKind) -> Self {
-        match k {
-            crate::archive::ErrorKind::Io => Self::Io,
-            _ => Self::InvalidInput,
+            K::Overflow => Self::Overflow,
+            K::Corrupt => Self::Corrupt,
+            K::Missing => Self::Missing,
+            K::Tool => Self::Tool,
         }
     }
 }
@@ -266,6 +160,7 @@ impl MkfsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ext4, fstree};
 
     #[test]
     fn test_kinds_pass_through_the_layers() {

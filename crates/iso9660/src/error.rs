@@ -1,30 +1,14 @@
-//! The crate's error type.
+//! The crate's error type: the layers' shared shape ([`imagetool_blockio::error`]).
 
-use std::path::PathBuf;
+use std::path::Path;
 
-/// What kind of failure an [`Error`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// An option or the tree is not valid for an ISO image (names the key or path).
-    InvalidInput,
-    /// The tree holds something ISO 9660 cannot represent, or a size exceeds its limits.
-    Unsupported,
-    /// Reading a source file or writing the image failed.
-    Io,
-}
+use imagetool_blockio::error::Error as Shape;
+pub use imagetool_blockio::error::ErrorKind;
 
-/// An error planning or writing an ISO image.
-#[derive(Debug, thiserror::Error)]
-#[error("{}{message}", what.as_ref().map(|w| format!("{w}: ")).unwrap_or_default())]
-pub struct Error {
-    kind: ErrorKind,
-    what: Option<String>,
-    message: String,
-    path: Option<PathBuf>,
-    #[source]
-    source: Option<std::io::Error>,
-}
+imagetool_blockio::layer_error!(
+    /// An error planning or writing an ISO image: `what: message` (the key or path, then what
+    /// is wrong).
+);
 
 impl Error {
     pub(crate) fn new(
@@ -32,37 +16,20 @@ impl Error {
         what: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            kind,
-            what: Some(what.into()),
-            message: message.into(),
-            path: None,
-            source: None,
-        }
+        Self(Shape::new(kind, message.into()).with_context(what))
     }
 
-    pub(crate) fn io(path: Option<&std::path::Path>, what: &str, source: std::io::Error) -> Self {
-        Self {
-            kind: ErrorKind::Io,
-            what: path.map(|p| p.display().to_string()),
-            message: format!("{what}: {source}"),
-            path: path.map(std::path::Path::to_path_buf),
-            source: Some(source),
-        }
-    }
-
-    /// What went wrong.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
+    pub(crate) fn io(path: Option<&Path>, what: &str, source: std::io::Error) -> Self {
+        let e = Shape::io(format!("{what}: {source}"), source);
+        Self(match path {
+            Some(p) => e.with_context(p.display().to_string()).with_path(p),
+            None => e,
+        })
     }
 
     /// The host file concerned, when there is one.
     #[must_use]
-    pub fn path(&self) -> Option<&std::path::Path> {
-        self.path.as_deref()
+    pub fn path(&self) -> Option<&Path> {
+        self.0.path()
     }
 }
-
-/// A result with this crate's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;

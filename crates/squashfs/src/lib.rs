@@ -51,33 +51,12 @@ pub const DEFAULT_BLOCK_SIZE: u32 = 128 << 10;
 /// The image is padded to a multiple of this (mksquashfs' default), for loop devices.
 pub const PAD: u64 = 4096;
 
-/// The kind of an [`Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Reading a source file or writing the target failed.
-    Io,
-    /// The tree or the options are not valid for squashfs (a bad block size or level, a name
-    /// over 256 bytes, ...).
-    InvalidInput,
-    /// The tree needs something squashfs cannot hold (an xattr namespace, a device number).
-    Unsupported,
-    /// A count or size overflowed the format's fields.
-    Overflow,
-    /// The target is smaller than the filesystem.
-    NoSpace,
-}
+pub use imagetool_blockio::error::ErrorKind;
 
-/// An error writing a filesystem, with the path or table it concerns.
-#[derive(Debug, thiserror::Error)]
-#[error("{context}: {message}")]
-pub struct Error {
-    kind: ErrorKind,
-    context: String,
-    message: String,
-    #[source]
-    source: Option<std::io::Error>,
-}
+imagetool_blockio::layer_error!(
+    /// An error writing a filesystem, with the path or table it concerns: `context: message`
+    /// (the layers' shared shape, [`imagetool_blockio::error`]).
+);
 
 impl Error {
     pub(crate) fn new(
@@ -85,43 +64,29 @@ impl Error {
         context: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            kind,
-            context: context.into(),
-            message: message.into(),
-            source: None,
-        }
+        Self(imagetool_blockio::error::Error::new(kind, message.into()).with_context(context))
     }
 
+    /// An I/O error `what` (a write the target refuses as out of range is `NoSpace`).
     pub(crate) fn io(context: impl std::fmt::Display, what: &str, e: std::io::Error) -> Self {
         let kind = if e.kind() == std::io::ErrorKind::InvalidInput && what.starts_with("writing") {
             ErrorKind::NoSpace
         } else {
             ErrorKind::Io
         };
-        Self {
-            kind,
-            context: context.to_string(),
-            message: format!("{what}: {e}"),
-            source: Some(e),
-        }
-    }
-
-    /// What went wrong.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
+        Self(
+            imagetool_blockio::error::Error::new(kind, format!("{what}: {e}"))
+                .with_context(context.to_string())
+                .with_source(e),
+        )
     }
 
     /// The path, file or table concerned.
     #[must_use]
     pub fn context(&self) -> &str {
-        &self.context
+        self.0.context().unwrap_or_default()
     }
 }
-
-/// A result with this crate's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How to write the filesystem (mksquashfs' defaults unless said otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]

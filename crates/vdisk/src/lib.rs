@@ -74,55 +74,21 @@ pub use read::{
 /// The sector size every format here addresses; a raw input must be a whole number of them.
 pub const SECTOR: u64 = 512;
 
-/// What went wrong, for callers that branch on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Reading the source or writing the output failed.
-    Io,
-    /// The input or an option is not acceptable (size not a multiple of 512, unknown format).
-    InvalidInput,
-    /// The format cannot represent this input (too large for VHD, VMDK, VDI).
-    Unsupported,
-    /// A size or offset computation overflowed.
-    Overflow,
-    /// An input image is damaged (bad magic, tables outside the file).
-    Corrupt,
-}
+pub use imagetool_blockio::error::ErrorKind;
 
-/// An error of this crate: a kind, where it happened, and the cause.
-///
-/// Its `Display` names the context and, for errors without an underlying I/O error, what is
-/// wrong; an I/O cause is reached through `source()` (printed by `anyhow`'s `{:#}`).
-#[derive(Debug, thiserror::Error)]
-#[error("{}", self.describe())]
-pub struct Error {
-    kind: ErrorKind,
-    context: String,
-    message: String,
-    #[source]
-    source: Option<io::Error>,
-}
+imagetool_blockio::layer_error!(
+    /// An error of this crate: a kind, where it happened, and the cause (the layers' shared
+    /// shape, [`imagetool_blockio::error`]).
+    ///
+    /// Its `Display` names the context and, for errors without an underlying I/O error, what is
+    /// wrong; an I/O cause is reached through `source()` (printed by `anyhow`'s `{:#}`).
+);
 
 impl Error {
-    /// The kind of failure.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    fn describe(&self) -> String {
-        if self.source.is_some() {
-            self.context.clone()
-        } else {
-            format!("{}: {}", self.context, self.message)
-        }
-    }
-
     /// What was being read or written (a path, a format, a byte offset).
     #[must_use]
     pub fn context(&self) -> &str {
-        &self.context
+        self.0.context().unwrap_or_default()
     }
 
     pub(crate) fn new(
@@ -130,30 +96,17 @@ impl Error {
         context: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            kind,
-            context: context.into(),
-            message: message.into(),
-            source: None,
-        }
+        Self(imagetool_blockio::error::Error::new(kind, message.into()).with_context(context))
     }
 
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Self {
-            kind: ErrorKind::Io,
-            context: context.into(),
-            message: source.to_string(),
-            source: Some(source),
-        }
+        Self(imagetool_blockio::error::Error::io("", source).with_context(context))
     }
 
     pub(crate) fn overflow(context: impl Into<String>) -> Self {
         Self::new(ErrorKind::Overflow, context, "size computation overflowed")
     }
 }
-
-/// This crate's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An output container format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
