@@ -33,6 +33,7 @@ pub use imagetool_blockio::error::ErrorKind;
 imagetool_blockio::layer_error!(
     /// An archive error: its kind, the file or entry it is about, and the cause:
     /// `context: message` (the layers' shared shape, [`imagetool_blockio::error`]).
+    new(kind, context, message)
 );
 
 impl Error {
@@ -47,10 +48,7 @@ impl Error {
     }
 
     pub(crate) fn invalid(context: impl Into<String>, message: impl Into<String>) -> Self {
-        Self(
-            imagetool_blockio::error::Error::new(ErrorKind::InvalidInput, message.into())
-                .with_context(context),
-        )
+        Self::new(ErrorKind::InvalidInput, context, message)
     }
 
     pub(crate) fn at_path(path: &Path, source: io::Error) -> Self {

@@ -168,14 +168,52 @@ impl std::error::Error for Error {
 /// Declares a layer crate's error type: a newtype of [`Error`] named `Error` with the same
 /// `Display` and `source()`, `kind()`, access to the shared shape (`shape()`), a conversion
 /// from and into it, and the crate's `Result`. The crate adds its own constructors.
+///
+/// `new(kind, context, message)` or `new(kind, message)` after the doc comment says which
+/// constructor `new` the crate gets (`context: message`, or the message alone); every crate
+/// also gets `with_source`.
 #[macro_export]
 macro_rules! layer_error {
-    ($(#[$meta:meta])*) => {
+    ($(#[$meta:meta])* new(kind, context, message)) => {
+        $crate::layer_error!(@shape $(#[$meta])*);
+
+        impl Error {
+            /// An error of `kind` about `context` (a path, key or table).
+            pub(crate) fn new(
+                kind: $crate::error::ErrorKind,
+                context: impl Into<String>,
+                message: impl Into<String>,
+            ) -> Self {
+                Self($crate::error::Error::new(kind, message.into()).with_context(context))
+            }
+        }
+    };
+    ($(#[$meta:meta])* new(kind, message)) => {
+        $crate::layer_error!(@shape $(#[$meta])*);
+
+        impl Error {
+            /// An error of `kind` whose message names what it is about.
+            pub(crate) fn new(kind: $crate::error::ErrorKind, message: impl ::std::fmt::Display) -> Self {
+                Self($crate::error::Error::new(kind, message))
+            }
+        }
+    };
+    (@shape $(#[$meta:meta])*) => {
         $(#[$meta])*
         #[derive(Debug)]
         pub struct Error($crate::error::Error);
 
         impl Error {
+            /// Attaches the cause.
+            #[allow(dead_code, reason = "not every layer has causes other than its own")]
+            #[must_use]
+            pub(crate) fn with_source(
+                self,
+                source: impl ::std::error::Error + Send + Sync + 'static,
+            ) -> Self {
+                Self(self.0.with_source(source))
+            }
+
             /// What went wrong.
             #[must_use]
             pub fn kind(&self) -> $crate::error::ErrorKind {

@@ -1,6 +1,5 @@
 //! The crate's error type: the layers' shared shape ([`imagetool_blockio::error`]).
 
-use std::fmt;
 use std::path::Path;
 
 use imagetool_blockio::error::Error as Shape;
@@ -9,14 +8,10 @@ pub use imagetool_blockio::error::ErrorKind;
 imagetool_blockio::layer_error!(
     /// An error of this crate: a kind, a message naming the file, option or offset, and the
     /// source.
+    new(kind, message)
 );
 
 impl Error {
-    /// An error of `kind` with `message`.
-    pub(crate) fn new(kind: ErrorKind, message: impl fmt::Display) -> Self {
-        Self(Shape::new(kind, message))
-    }
-
     /// An I/O error on `path`: the message names the path and what was being done.
     pub(crate) fn io(path: &Path, doing: &str, source: std::io::Error) -> Self {
         Self(Shape::io(format!("{}: {doing}", path.display()), source).with_path(path))
@@ -26,15 +21,6 @@ impl Error {
     #[must_use]
     pub(crate) fn with_path(self, path: &Path) -> Self {
         Self(self.0.with_path(path))
-    }
-
-    /// Attaches the cause.
-    #[must_use]
-    pub(crate) fn with_source(
-        self,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        Self(self.0.with_source(source))
     }
 
     /// The file the error is about, when there is one.

@@ -55,17 +55,10 @@ pub use imagetool_blockio::error::ErrorKind;
 imagetool_blockio::layer_error!(
     /// An error planning or writing a filesystem, with the path or byte offset it concerns:
     /// `context: message` (the layers' shared shape, [`imagetool_blockio::error`]).
+    new(kind, context, message)
 );
 
 impl Error {
-    pub(crate) fn new(
-        kind: ErrorKind,
-        context: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self(imagetool_blockio::error::Error::new(kind, message.into()).with_context(context))
-    }
-
     pub(crate) fn io(context: impl Into<String>, what: &str, source: std::io::Error) -> Self {
         Self(imagetool_blockio::error::Error::io(what, source).with_context(context))
     }

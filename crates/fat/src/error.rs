@@ -7,13 +7,10 @@ pub use imagetool_blockio::error::ErrorKind;
 
 imagetool_blockio::layer_error!(
     /// An error of this crate: a kind, a message naming the path or option, and the source.
+    new(kind, message)
 );
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, message: impl fmt::Display) -> Self {
-        Self(imagetool_blockio::error::Error::new(kind, message))
-    }
-
     pub(crate) fn io(what: impl fmt::Display, path: Option<&Path>, source: std::io::Error) -> Self {
         let message = match path {
             Some(p) => format!("{what} {}", p.display()),

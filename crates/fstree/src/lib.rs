@@ -46,17 +46,10 @@ pub use imagetool_blockio::error::ErrorKind;
 imagetool_blockio::layer_error!(
     /// An error building a tree, with the path it concerns: `path: message` (the layers'
     /// shared shape, [`imagetool_blockio::error`]).
+    new(kind, context, message)
 );
 
 impl Error {
-    pub(crate) fn new(
-        kind: ErrorKind,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self(imagetool_blockio::error::Error::new(kind, message.into()).with_context(path))
-    }
-
     pub(crate) fn io(path: &std::path::Path, what: &str, source: std::io::Error) -> Self {
         Self(
             imagetool_blockio::error::Error::io(what, source)

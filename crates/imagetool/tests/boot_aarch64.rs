@@ -14,7 +14,7 @@ use imagetool::build::{BuildReport, build};
 use imagetool::ptable::{Role, TableType};
 use imagetool::vdisk::Format;
 use imagetool_fixture::Arch;
-use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
+use imagetool_testutil::boot::{self, Firmware};
 use imagetool_testutil::tools::{
     AAVMF_CODE, AAVMF_VARS, APT_GET, DEBUGFS, DPKG_DEB, E2FSCK, FSCK_FAT, MDIR, MTYPE,
     QEMU_SYSTEM_AARCH64, SFDISK, UBOOT_QEMU_ARM64, ZSTD,
@@ -52,40 +52,23 @@ fn efi_cell(bootloader: Bootloader, esp_files: &[&str]) {
     let spec = common::fixture_spec(&fx, TableType::Efi, bootloader, Format::Raw, &img);
     let report = build(&spec, &mut imagetool::build::NoProgress).unwrap();
 
-    let (o, l) = range(&report, Role::Esp);
-    let esp = Target::range(&img, o, l);
-    fat::assert_clean(&esp);
-    let list = fat::list(&esp).unwrap();
-    for f in esp_files {
-        assert!(
-            list.keys().any(|k| k.trim_start_matches('/') == *f),
-            "{f} missing from the ESP: {:?}",
-            list.keys()
-        );
-    }
-    assert!(
-        !list.keys().any(|k| k.ends_with("BOOTX64.EFI")),
-        "an x86 loader on an aarch64 ESP: {:?}",
-        list.keys()
-    );
+    fat::assert_esp(&img, range(&report, Role::Esp), esp_files, &["BOOTX64.EFI"]);
     let (o, l) = range(&report, Role::Root);
     ext4::assert_clean(&Target::range(&img, o, l));
 
     boot_to_marker(&fx, &expected, Firmware::Aavmf, &img);
 }
 
+/// Boots `img` under `firmware` to the fixture's markers.
 fn boot_to_marker(fx: &imagetool_fixture::Fixture, expected: &str, firmware: Firmware, img: &Path) {
-    let mut cfg = BootConfig::new(firmware).drive(img, DiskFormat::Raw);
-    cfg.cpus = 2;
-    cfg.stop_when = boot::markers(&fx.toplevel, expected).to_vec();
-    cfg.timeout = cfg.timeout.max(std::time::Duration::from_secs(540));
-    let res = boot::boot(&cfg).unwrap();
-    eprintln!(
-        "aarch64 boot: {:.1} s ({:?})",
-        res.elapsed.as_secs_f64(),
-        res.accel
+    boot::boot_raw_to_markers(
+        firmware,
+        img,
+        &fx.toplevel,
+        expected,
+        std::time::Duration::from_secs(540),
+        "aarch64",
     );
-    boot::expect_markers(&res, &fx.toplevel, expected).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

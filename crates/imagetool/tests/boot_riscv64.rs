@@ -8,14 +8,12 @@
 //! Debian 13's qemu-efi-riscv64, and riscv64 packages reachable through apt: `cargo xtask
 //! deps`); fails in CI.
 
-use std::path::Path;
-
 use imagetool::boot::Bootloader;
 use imagetool::build::{BuildReport, build};
 use imagetool::ptable::{Role, TableType};
 use imagetool::vdisk::Format;
 use imagetool_fixture::Arch;
-use imagetool_testutil::boot::{self, BootConfig, DiskFormat, Firmware};
+use imagetool_testutil::boot::{self, Firmware};
 use imagetool_testutil::tools::{
     APT_GET, DPKG_DEB, E2FSCK, FSCK_FAT, MDIR, QEMU_SYSTEM_RISCV64, RISCV64_EDK2_CODE,
     RISCV64_EDK2_VARS,
@@ -53,42 +51,22 @@ fn efi_cell(bootloader: Bootloader, esp_files: &[&str]) {
     let spec = common::fixture_spec(&fx, TableType::Efi, bootloader, Format::Raw, &img);
     let report = build(&spec, &mut imagetool::build::NoProgress).unwrap();
 
-    let (o, l) = range(&report, Role::Esp);
-    let esp = Target::range(&img, o, l);
-    fat::assert_clean(&esp);
-    let list = fat::list(&esp).unwrap();
-    for f in esp_files {
-        assert!(
-            list.keys().any(|k| k.trim_start_matches('/') == *f),
-            "{f} missing from the ESP: {:?}",
-            list.keys()
-        );
-    }
-    assert!(
-        !list
-            .keys()
-            .any(|k| k.ends_with("BOOTX64.EFI") || k.ends_with("BOOTAA64.EFI")),
-        "another architecture's loader on a riscv64 ESP: {:?}",
-        list.keys()
+    fat::assert_esp(
+        &img,
+        range(&report, Role::Esp),
+        esp_files,
+        &["BOOTX64.EFI", "BOOTAA64.EFI"],
     );
     let (o, l) = range(&report, Role::Root);
     ext4::assert_clean(&Target::range(&img, o, l));
-
-    boot_to_marker(&fx, &expected, &img);
-}
-
-fn boot_to_marker(fx: &imagetool_fixture::Fixture, expected: &str, img: &Path) {
-    let mut cfg = BootConfig::new(Firmware::Riscv64Edk2).drive(img, DiskFormat::Raw);
-    cfg.cpus = 2;
-    cfg.stop_when = boot::markers(&fx.toplevel, expected).to_vec();
-    cfg.timeout = cfg.timeout.max(std::time::Duration::from_secs(600));
-    let res = boot::boot(&cfg).unwrap();
-    eprintln!(
-        "riscv64 boot: {:.1} s ({:?})",
-        res.elapsed.as_secs_f64(),
-        res.accel
+    boot::boot_raw_to_markers(
+        Firmware::Riscv64Edk2,
+        &img,
+        &fx.toplevel,
+        &expected,
+        std::time::Duration::from_secs(600),
+        "riscv64",
     );
-    boot::expect_markers(&res, &fx.toplevel, expected).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

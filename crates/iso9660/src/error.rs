@@ -8,17 +8,10 @@ pub use imagetool_blockio::error::ErrorKind;
 imagetool_blockio::layer_error!(
     /// An error planning or writing an ISO image: `what: message` (the key or path, then what
     /// is wrong).
+    new(kind, context, message)
 );
 
 impl Error {
-    pub(crate) fn new(
-        kind: ErrorKind,
-        what: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self(Shape::new(kind, message.into()).with_context(what))
-    }
-
     pub(crate) fn io(path: Option<&Path>, what: &str, source: std::io::Error) -> Self {
         let e = Shape::io(format!("{what}: {source}"), source);
         Self(match path {

@@ -9,14 +9,11 @@ pub use imagetool_blockio::error::ErrorKind;
 imagetool_blockio::layer_error!(
     /// An error with its kind, the path or file it concerns (and the line), and its source:
     /// `path:line: message`.
+    new(kind, message)
 );
 
 impl Error {
     /// A new error of `kind` with a message.
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self(Shape::new(kind, message.into()))
-    }
-
     /// An I/O error concerning `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();

@@ -7,13 +7,10 @@ pub use imagetool_blockio::error::ErrorKind;
 
 imagetool_blockio::layer_error!(
     /// An error of this crate: a kind, a message naming the option or offset, and the source.
+    new(kind, message)
 );
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, message: impl fmt::Display) -> Self {
-        Self(Shape::new(kind, message))
-    }
-
     pub(crate) fn io(what: impl fmt::Display, offset: u64, source: std::io::Error) -> Self {
         Self(Shape::io(format!("{what} at byte {offset}"), source).with_offset(offset))
     }
@@ -23,13 +20,6 @@ impl Error {
             Shape::new(ErrorKind::Corrupt, format!("{what} (at byte {offset})"))
                 .with_offset(offset),
         )
-    }
-
-    pub(crate) fn with_source(
-        self,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        Self(self.0.with_source(source))
     }
 
     /// The byte offset in the disk the error is about, when there is one.

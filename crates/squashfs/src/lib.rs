@@ -56,17 +56,10 @@ pub use imagetool_blockio::error::ErrorKind;
 imagetool_blockio::layer_error!(
     /// An error writing a filesystem, with the path or table it concerns: `context: message`
     /// (the layers' shared shape, [`imagetool_blockio::error`]).
+    new(kind, context, message)
 );
 
 impl Error {
-    pub(crate) fn new(
-        kind: ErrorKind,
-        context: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self(imagetool_blockio::error::Error::new(kind, message.into()).with_context(context))
-    }
-
     /// An I/O error `what` (a write the target refuses as out of range is `NoSpace`).
     pub(crate) fn io(context: impl std::fmt::Display, what: &str, e: std::io::Error) -> Self {
         let kind = if e.kind() == std::io::ErrorKind::InvalidInput && what.starts_with("writing") {

@@ -605,6 +605,32 @@ pub fn boot_and_expect(
     Ok(r)
 }
 
+/// Boots raw disk `img` under `firmware` (2 CPUs, at least `min_timeout`) to the fixture's
+/// markers (`toplevel`, `manifest_sha256`), printing the time it took as `what boot: …`.
+///
+/// # Panics
+/// When QEMU cannot run or the markers do not appear: this is a test's assertion.
+pub fn boot_raw_to_markers(
+    firmware: Firmware,
+    img: &Path,
+    toplevel: &str,
+    manifest_sha256: &str,
+    min_timeout: std::time::Duration,
+    what: &str,
+) {
+    let mut cfg = BootConfig::new(firmware).drive(img, DiskFormat::Raw);
+    cfg.cpus = 2;
+    cfg.timeout = cfg.timeout.max(min_timeout);
+    cfg.stop_when = markers(toplevel, manifest_sha256).to_vec();
+    let res = boot(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "{what} boot: {:.1} s ({:?})",
+        res.elapsed.as_secs_f64(),
+        res.accel
+    );
+    expect_markers(&res, toplevel, manifest_sha256).unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

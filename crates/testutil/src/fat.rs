@@ -227,6 +227,30 @@ pub fn assert_tree_eq(t: &Target<'_>, expected: &FatTree) {
     }
 }
 
+/// Checks an EFI image's ESP (`esp`: byte offset and length in `img`): fsck.fat finds it
+/// clean, every one of `files` is on it, and none whose name ends with one of `foreign` (an
+/// other architecture's loader).
+///
+/// # Panics
+/// When a check fails: this is a test's assertion.
+pub fn assert_esp(img: &Path, esp: (u64, u64), files: &[&str], foreign: &[&str]) {
+    let esp = Target::range(img, esp.0, esp.1);
+    assert_clean(&esp);
+    let list = list(&esp).unwrap_or_else(|e| panic!("{e}"));
+    for f in files {
+        assert!(
+            list.keys().any(|k| k.trim_start_matches('/') == *f),
+            "{f} missing from the ESP: {:?}",
+            list.keys()
+        );
+    }
+    assert!(
+        !list.keys().any(|k| foreign.iter().any(|l| k.ends_with(l))),
+        "another architecture's loader ({foreign:?}) on the ESP: {:?}",
+        list.keys()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

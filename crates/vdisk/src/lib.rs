@@ -82,6 +82,7 @@ imagetool_blockio::layer_error!(
     ///
     /// Its `Display` names the context and, for errors without an underlying I/O error, what is
     /// wrong; an I/O cause is reached through `source()` (printed by `anyhow`'s `{:#}`).
+    new(kind, context, message)
 );
 
 impl Error {
@@ -89,14 +90,6 @@ impl Error {
     #[must_use]
     pub fn context(&self) -> &str {
         self.0.context().unwrap_or_default()
-    }
-
-    pub(crate) fn new(
-        kind: ErrorKind,
-        context: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self(imagetool_blockio::error::Error::new(kind, message.into()).with_context(context))
     }
 
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
