@@ -481,6 +481,101 @@ fn blocks(bytes: u64) -> u32 {
     bytes.div_ceil(BLOCK) as u32
 }
 
+/// A volume descriptor: the primary (`joliet` false) or Joliet's supplementary one, for a
+/// volume of `volume_blocks` blocks whose path table is `pt` (length, L and M table blocks) and
+/// whose root directory is `root` (modified at `root_mtime`).
+fn volume_descriptor(
+    opts: &Options,
+    joliet: bool,
+    volume_blocks: u32,
+    pt: (usize, u64, u64),
+    root: &Dir,
+    root_mtime: i64,
+) -> Vec<u8> {
+    let mut s = vec![0u8; BLOCK as usize];
+    s[0] = if joliet { 2 } else { 1 };
+    s[1..6].copy_from_slice(b"CD001");
+    s[6] = 1;
+    let text = |v: &str, n: usize| {
+        if joliet {
+            ucs2_padded(v, n)
+        } else {
+            padded(v, n)
+        }
+    };
+    s[8..40].copy_from_slice(&text(&opts.system_id, 32));
+    s[40..72].copy_from_slice(&text(&opts.volume_id, 32));
+    s[80..88].copy_from_slice(&both32(volume_blocks));
+    if joliet {
+        s[88..91].copy_from_slice(b"%/E");
+    }
+    s[120..124].copy_from_slice(&both16(1));
+    s[124..128].copy_from_slice(&both16(1));
+    s[128..132].copy_from_slice(&both16(BLOCK as u16));
+    let (pt_len, l, m) = pt;
+    s[132..140].copy_from_slice(&both32(pt_len as u32));
+    s[140..144].copy_from_slice(&(l as u32).to_le_bytes());
+    s[148..152].copy_from_slice(&(m as u32).to_be_bytes());
+    let mut rr = Vec::new();
+    let (lba, size) = if joliet {
+        (root.joliet_lba, root.joliet_size)
+    } else {
+        (root.iso_lba, root.iso_size)
+    };
+    record(&mut rr, &[0], lba, size as u32, 2, root_mtime, &[], None, 0);
+    s[156..190].copy_from_slice(&rr[..34]);
+    s[190..318].copy_from_slice(&text("", 128));
+    s[318..446].copy_from_slice(&text(&opts.publisher, 128));
+    s[446..574].copy_from_slice(&text(&opts.preparer, 128));
+    s[574..702].copy_from_slice(&text(&opts.application, 128));
+    for r in [702..739, 739..776, 776..813] {
+        let n = r.len();
+        s[r].copy_from_slice(&text("", n));
+    }
+    let d = rrip::date17(opts.epoch);
+    s[813..830].copy_from_slice(&d);
+    s[830..847].copy_from_slice(&d);
+    let unset: [u8; 17] = *b"0000000000000000\0";
+    s[847..864].copy_from_slice(&unset);
+    s[864..881].copy_from_slice(&unset);
+    s[881] = 1;
+    s
+}
+
+/// The BIOS boot file's bytes with its boot info table patched in (`d`: where it lies).
+fn patched_boot_file(tree: &Tree, id: NodeId, d: &Data, b: &BiosBoot) -> Result<Vec<u8>> {
+    if d.size > MAX_BOOT_FILE {
+        return Err(invalid(
+            "bios.path",
+            format!(
+                "{} is {} bytes; a BIOS boot file with a boot info table must be under 64 MiB",
+                lossy(&b.path),
+                d.size
+            ),
+        ));
+    }
+    let mut bytes = match &tree.node(id).kind {
+        Kind::File(f) => match &f.source {
+            Source::Bytes(b) => b.to_vec(),
+            Source::Host(p) => {
+                std::fs::read(p).map_err(|e| Error::io(Some(p), "reading the BIOS boot file", e))?
+            }
+        },
+        _ => Vec::new(),
+    };
+    if bytes.len() as u64 != d.size {
+        return Err(invalid(
+            "bios.path",
+            format!(
+                "{} changed size while the image was planned",
+                lossy(&b.path)
+            ),
+        ));
+    }
+    boot::patch_info_table(&mut bytes, d.lba);
+    Ok(bytes)
+}
+
 /// Plans the image of `tree` with `opts`.
 ///
 /// # Errors
@@ -941,69 +1036,21 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
     }
     // Volume descriptors.
     let root = &dirs[0];
-    let vd = |joliet: bool| -> Vec<u8> {
-        let mut s = vec![0u8; BLOCK as usize];
-        s[0] = if joliet { 2 } else { 1 };
-        s[1..6].copy_from_slice(b"CD001");
-        s[6] = 1;
-        let text = |v: &str, n: usize| {
-            if joliet {
-                ucs2_padded(v, n)
-            } else {
-                padded(v, n)
-            }
-        };
-        s[8..40].copy_from_slice(&text(&opts.system_id, 32));
-        s[40..72].copy_from_slice(&text(&opts.volume_id, 32));
-        s[80..88].copy_from_slice(&both32(volume_blocks));
-        if joliet {
-            s[88..91].copy_from_slice(b"%/E");
-        }
-        s[120..124].copy_from_slice(&both16(1));
-        s[124..128].copy_from_slice(&both16(1));
-        s[128..132].copy_from_slice(&both16(BLOCK as u16));
+    let root_mtime = mtime(root.node);
+    let vd = |joliet: bool| {
         let (pt_len, l, m) = if joliet {
             (joliet_pt_len, jl_pt, jm_pt)
         } else {
             (iso_pt_len, l_pt, m_pt)
         };
-        s[132..140].copy_from_slice(&both32(pt_len as u32));
-        s[140..144].copy_from_slice(&(l as u32).to_le_bytes());
-        s[148..152].copy_from_slice(&(m as u32).to_be_bytes());
-        let mut rr = Vec::new();
-        let (lba, size) = if joliet {
-            (root.joliet_lba, root.joliet_size)
-        } else {
-            (root.iso_lba, root.iso_size)
-        };
-        record(
-            &mut rr,
-            &[0],
-            lba,
-            size as u32,
-            2,
-            mtime(root.node),
-            &[],
-            None,
-            0,
-        );
-        s[156..190].copy_from_slice(&rr[..34]);
-        s[190..318].copy_from_slice(&text("", 128));
-        s[318..446].copy_from_slice(&text(&opts.publisher, 128));
-        s[446..574].copy_from_slice(&text(&opts.preparer, 128));
-        s[574..702].copy_from_slice(&text(&opts.application, 128));
-        for r in [702..739, 739..776, 776..813] {
-            let n = r.len();
-            s[r].copy_from_slice(&text("", n));
-        }
-        let d = rrip::date17(opts.epoch);
-        s[813..830].copy_from_slice(&d);
-        s[830..847].copy_from_slice(&d);
-        let unset: [u8; 17] = *b"0000000000000000\0";
-        s[847..864].copy_from_slice(&unset);
-        s[864..881].copy_from_slice(&unset);
-        s[881] = 1;
-        s
+        volume_descriptor(
+            opts,
+            joliet,
+            volume_blocks,
+            (pt_len, l, m),
+            root,
+            root_mtime,
+        )
     };
     meta.push((pvd_lba * BLOCK, vd(false)));
     if let Some(l) = svd_lba {
@@ -1044,35 +1091,7 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
     if let (Some(id), Some(b)) = (bios_id, &opts.bios)
         && b.info_table
     {
-        let d = data_of(id);
-        if d.size > MAX_BOOT_FILE {
-            return Err(invalid(
-                "bios.path",
-                format!(
-                    "{} is {} bytes; a BIOS boot file with a boot info table must be under 64 MiB",
-                    lossy(&b.path),
-                    d.size
-                ),
-            ));
-        }
-        let mut bytes = match &tree.node(id).kind {
-            Kind::File(f) => match &f.source {
-                Source::Bytes(b) => b.to_vec(),
-                Source::Host(p) => std::fs::read(p)
-                    .map_err(|e| Error::io(Some(p), "reading the BIOS boot file", e))?,
-            },
-            _ => Vec::new(),
-        };
-        if bytes.len() as u64 != d.size {
-            return Err(invalid(
-                "bios.path",
-                format!(
-                    "{} changed size while the image was planned",
-                    lossy(&b.path)
-                ),
-            ));
-        }
-        boot::patch_info_table(&mut bytes, d.lba);
+        let bytes = patched_boot_file(&tree, id, &data_of(id), b)?;
         patched = Some((id, bytes));
     }
     if let Some(h) = &opts.hybrid {
