@@ -161,57 +161,27 @@ pub(crate) fn write_data<W: WriteAt + ?Sized>(
     at: u64,
 ) -> Result<DataOut> {
     let bs = u64::from(opts.block_size);
-    let mut items = Vec::new();
-    let mut stats = DataStats::default();
-    let mut locs: Vec<Option<FileLoc>> = vec![None; tree.len()];
-    for (path, id) in walk {
-        let Kind::File(data) = &tree.node(*id).kind else {
-            continue;
-        };
-        stats.files += 1;
-        stats.bytes += data.size;
-        if data.size == 0 {
-            locs[id.0 as usize] = Some(FileLoc::default());
-            continue;
-        }
-        let to_fragment = opts.fragments && (data.size < bs || opts.always_fragments);
-        let (nblocks, tail) = if to_fragment {
-            (data.size / bs, (data.size % bs) as u32)
-        } else {
-            (data.size.div_ceil(bs), 0)
-        };
-        let per_chunk = (CHUNK_BYTES / bs).max(1);
-        let mut first = 0;
-        loop {
-            let n = per_chunk.min(nblocks - first);
-            let last = first + n == nblocks;
-            items.push(Item {
-                node: *id,
-                path,
-                data,
-                first_block: first,
-                blocks: n,
-                last,
-                tail: if last { tail } else { 0 },
-            });
-            first += n;
-            if last {
-                break;
-            }
-        }
-    }
-
-    let mut pos = at;
-    let mut high_water = at;
-    let mut seen: HashMap<(u64, [u8; 32]), FileLoc> = HashMap::new();
-    let mut packer = Packer {
-        block_size: opts.block_size as usize,
-        current: Vec::new(),
-        pending: Vec::new(),
-        count: 0,
+    let mut w = DataWriter {
+        out,
+        codec,
+        opts,
+        pos: at,
+        high_water: at,
+        seen: HashMap::new(),
+        packer: Packer {
+            block_size: opts.block_size as usize,
+            current: Vec::new(),
+            pending: Vec::new(),
+            count: 0,
+        },
+        fragments: Vec::new(),
+        current: None,
+        stats: DataStats::default(),
+        locs: vec![None; tree.len()],
     };
-    let mut fragments = Vec::new();
-    let mut current: Option<Current> = None;
+    // 1. The work list: every file's blocks in chunks.
+    let items = w.items(tree, walk);
+    // 2. Batch by batch: read, hash and compress in parallel, then store in order.
     let mut i = 0;
     while i < items.len() {
         let mut j = i;
@@ -221,8 +191,95 @@ pub(crate) fn write_data<W: WriteAt + ?Sized>(
             j += 1;
         }
         let batch = &items[i..j];
-        // Read and hash in parallel; then, before compressing anything, find the whole files
-        // identical to one stored earlier (or earlier in this batch): they are not compressed.
+        let outs = w.compress_batch(batch)?;
+        for (it, o) in batch.iter().zip(outs) {
+            w.store(it, o?)?;
+        }
+        // Fragments go between files, never inside one's blocks.
+        if w.current.is_none() {
+            w.flush_fragments()?;
+        }
+        i = j;
+    }
+    // 3. The last fragment block.
+    w.packer.close()?;
+    w.flush_fragments()?;
+    Ok(DataOut {
+        locs: w.locs,
+        fragments: w.fragments,
+        end: w.pos,
+        high_water: w.high_water,
+        stats: w.stats,
+    })
+}
+
+/// The state of [`write_data`]: where the next block goes, the files stored so far (for
+/// duplicates), the fragment packer, the file being stored.
+struct DataWriter<'a, W: WriteAt + ?Sized> {
+    out: &'a W,
+    codec: &'a Codec,
+    opts: &'a DataOptions,
+    pos: u64,
+    high_water: u64,
+    seen: HashMap<(u64, [u8; 32]), FileLoc>,
+    packer: Packer,
+    fragments: Vec<Fragment>,
+    current: Option<Current>,
+    stats: DataStats,
+    locs: Vec<Option<FileLoc>>,
+}
+
+impl<W: WriteAt + ?Sized> DataWriter<'_, W> {
+    /// Every regular file's blocks as items of at most `CHUNK_BYTES` (the tail in a fragment
+    /// when fragments are on); empty files are located at once.
+    fn items<'t>(&mut self, tree: &'t Tree, walk: &'t [(Vec<u8>, NodeId)]) -> Vec<Item<'t>> {
+        let opts = self.opts;
+        let bs = u64::from(opts.block_size);
+        let mut items = Vec::new();
+        for (path, id) in walk {
+            let Kind::File(data) = &tree.node(*id).kind else {
+                continue;
+            };
+            self.stats.files += 1;
+            self.stats.bytes += data.size;
+            if data.size == 0 {
+                self.locs[id.0 as usize] = Some(FileLoc::default());
+                continue;
+            }
+            let to_fragment = opts.fragments && (data.size < bs || opts.always_fragments);
+            let (nblocks, tail) = if to_fragment {
+                (data.size / bs, (data.size % bs) as u32)
+            } else {
+                (data.size.div_ceil(bs), 0)
+            };
+            let per_chunk = (CHUNK_BYTES / bs).max(1);
+            let mut first = 0;
+            loop {
+                let n = per_chunk.min(nblocks - first);
+                let last = first + n == nblocks;
+                items.push(Item {
+                    node: *id,
+                    path,
+                    data,
+                    first_block: first,
+                    blocks: n,
+                    last,
+                    tail: if last { tail } else { 0 },
+                });
+                first += n;
+                if last {
+                    break;
+                }
+            }
+        }
+        items
+    }
+
+    /// Reads and hashes `batch` in parallel; then, before compressing anything, finds the
+    /// whole files identical to one stored earlier (or earlier in this batch): they are not
+    /// compressed. The others are compressed in parallel.
+    fn compress_batch(&self, batch: &[Item<'_>]) -> Result<Vec<Result<ItemOut>>> {
+        let bs = u64::from(self.opts.block_size);
         let raws: Vec<Result<(Vec<u8>, [u8; 32])>> =
             batch.par_iter().map(|it| read_item(it, bs)).collect();
         let raws = raws.into_iter().collect::<Result<Vec<_>>>()?;
@@ -231,104 +288,111 @@ pub(crate) fn write_data<W: WriteAt + ?Sized>(
             .iter()
             .zip(&raws)
             .map(|(it, (_, h))| {
-                opts.dedup && it.first_block == 0 && it.last && {
+                self.opts.dedup && it.first_block == 0 && it.last && {
                     let key = (it.data.size, whole_key(&[*h]));
-                    seen.contains_key(&key) || !firsts.insert(key)
+                    self.seen.contains_key(&key) || !firsts.insert(key)
                 }
             })
             .collect();
-        let outs: Vec<Result<ItemOut>> = batch
+        let (codec, block_size) = (self.codec, self.opts.block_size);
+        Ok(batch
             .par_iter()
             .zip(raws)
             .zip(&dup)
-            .map(|((it, (buf, hash)), &d)| compress_item(it, buf, hash, d, codec, opts.block_size))
-            .collect();
-        for (it, o) in batch.iter().zip(outs) {
-            let o = o?;
-            if o.duplicate {
-                let key = (it.data.size, whole_key(&[o.hash]));
-                let loc = seen.get(&key).cloned().ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::InvalidInput,
-                        lossy(it.path),
-                        "duplicate of a file that was not stored",
-                    )
-                })?;
-                stats.duplicates += 1;
-                locs[it.node.0 as usize] = Some(loc);
-                continue;
-            }
-            let cur = current.get_or_insert_with(|| Current {
-                start: pos,
-                blocks: Vec::new(),
-                sparse: 0,
-                hashes: Vec::new(),
-            });
-            for (k, b) in o.blocks.iter().enumerate() {
-                if let Some(bytes) = &b.bytes {
-                    out.write_all_at(bytes, pos)
-                        .map_err(|e| Error::io("output", "writing a data block", e))?;
-                    pos += bytes.len() as u64;
-                    stats.blocks += 1;
-                } else if b.size == 0 {
-                    stats.sparse_blocks += 1;
-                    let bi = it.first_block + k as u64;
-                    cur.sparse += (it.data.size - bi * bs).min(bs);
-                }
-                cur.blocks.push(b.size);
-            }
-            high_water = high_water.max(pos);
-            cur.hashes.push(o.hash);
-            if !it.last {
-                continue;
-            }
-            let Some(cur) = current.take() else { continue };
-            let key = (it.data.size, whole_key(&cur.hashes));
-            let loc = match seen.get(&key).filter(|_| opts.dedup) {
-                Some(prev) => {
-                    // Identical contents: take this copy's blocks back, share the first's.
-                    stats.duplicates += 1;
-                    stats.blocks -= cur.blocks.iter().filter(|&&s| s != 0).count() as u64;
-                    pos = cur.start;
-                    prev.clone()
-                }
-                None => {
-                    let fragment = if o.tail.is_empty() {
-                        None
-                    } else {
-                        Some(packer.add(&o.tail)?)
-                    };
-                    let loc = FileLoc {
-                        start: if cur.blocks.is_empty() { 0 } else { cur.start },
-                        blocks: cur.blocks,
-                        fragment,
-                        sparse: cur.sparse,
-                    };
-                    if opts.dedup {
-                        seen.insert(key, loc.clone());
-                    }
-                    loc
-                }
-            };
-            locs[it.node.0 as usize] = Some(loc);
-        }
-        // Fragments go between files, never inside one's blocks.
-        if current.is_none() {
-            pos = write_fragments(&mut packer.pending, codec, out, pos, &mut fragments)?;
-            high_water = high_water.max(pos);
-        }
-        i = j;
+            .map(|((it, (buf, hash)), &d)| compress_item(it, buf, hash, d, codec, block_size))
+            .collect())
     }
-    packer.close()?;
-    pos = write_fragments(&mut packer.pending, codec, out, pos, &mut fragments)?;
-    high_water = high_water.max(pos);
-    Ok(DataOut {
-        locs,
-        fragments,
-        end: pos,
-        high_water,
-        stats,
-    })
+
+    /// Stores one compressed item: its blocks written in order; at a file's last item, the
+    /// file located (its tail packed into a fragment), or, identical to a file stored before,
+    /// its blocks taken back and the first copy's shared.
+    fn store(&mut self, it: &Item<'_>, o: ItemOut) -> Result<()> {
+        let bs = u64::from(self.opts.block_size);
+        if o.duplicate {
+            let key = (it.data.size, whole_key(&[o.hash]));
+            let loc = self.seen.get(&key).cloned().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    lossy(it.path),
+                    "duplicate of a file that was not stored",
+                )
+            })?;
+            self.stats.duplicates += 1;
+            self.locs[it.node.0 as usize] = Some(loc);
+            return Ok(());
+        }
+        let pos = self.pos;
+        let cur = self.current.get_or_insert_with(|| Current {
+            start: pos,
+            blocks: Vec::new(),
+            sparse: 0,
+            hashes: Vec::new(),
+        });
+        for (k, b) in o.blocks.iter().enumerate() {
+            if let Some(bytes) = &b.bytes {
+                self.out
+                    .write_all_at(bytes, self.pos)
+                    .map_err(|e| Error::io("output", "writing a data block", e))?;
+                self.pos += bytes.len() as u64;
+                self.stats.blocks += 1;
+            } else if b.size == 0 {
+                self.stats.sparse_blocks += 1;
+                let bi = it.first_block + k as u64;
+                cur.sparse += (it.data.size - bi * bs).min(bs);
+            }
+            cur.blocks.push(b.size);
+        }
+        self.high_water = self.high_water.max(self.pos);
+        cur.hashes.push(o.hash);
+        if !it.last {
+            return Ok(());
+        }
+        let Some(cur) = self.current.take() else {
+            return Ok(());
+        };
+        let key = (it.data.size, whole_key(&cur.hashes));
+        let loc = match self.seen.get(&key).filter(|_| self.opts.dedup) {
+            Some(prev) => {
+                // Identical contents: take this copy's blocks back, share the first's.
+                self.stats.duplicates += 1;
+                self.stats.blocks -= cur.blocks.iter().filter(|&&s| s != 0).count() as u64;
+                self.pos = cur.start;
+                prev.clone()
+            }
+            None => {
+                let fragment = if o.tail.is_empty() {
+                    None
+                } else {
+                    Some(self.packer.add(&o.tail)?)
+                };
+                let loc = FileLoc {
+                    start: if cur.blocks.is_empty() { 0 } else { cur.start },
+                    blocks: cur.blocks,
+                    fragment,
+                    sparse: cur.sparse,
+                };
+                if self.opts.dedup {
+                    self.seen.insert(key, loc.clone());
+                }
+                loc
+            }
+        };
+        self.locs[it.node.0 as usize] = Some(loc);
+        Ok(())
+    }
+
+    /// Writes the fragment blocks packed so far at the current position.
+    fn flush_fragments(&mut self) -> Result<()> {
+        self.pos = write_fragments(
+            &mut self.packer.pending,
+            self.codec,
+            self.out,
+            self.pos,
+            &mut self.fragments,
+        )?;
+        self.high_water = self.high_water.max(self.pos);
+        Ok(())
+    }
 }
 
 fn write_fragments<W: WriteAt + ?Sized>(
