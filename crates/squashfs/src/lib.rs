@@ -233,6 +233,47 @@ fn write_in_pool<W: WriteAt + ?Sized>(
         opts.xattrs,
         opts.block_size,
     )?;
+    let at = put_tables(&put, codec, opts, &t, &data.fragments, pos)?;
+    let bytes_used = at.bytes_used;
+    let size = bytes_used.div_ceil(PAD) * PAD;
+    // The padding, and whatever a taken-back duplicate left past the end, reads as zeros.
+    let zero_to = size.max(data.high_water.min(out.capacity()));
+    let zeros = vec![0u8; 1 << 16];
+    let mut z = bytes_used;
+    while z < zero_to {
+        let n = (zero_to - z).min(zeros.len() as u64);
+        put(&zeros[..n as usize], z, "padding")?;
+        z += n;
+    }
+    let fragment_count = data.fragments.len() as u32;
+    let sb = superblock(opts, codec, &t, fragment_count, &at)?;
+    put(&sb, 0, "superblock")?;
+
+    Ok(Report {
+        bytes_used,
+        size,
+        inodes: t.inode_count,
+        files: data.stats.files,
+        file_bytes: data.stats.bytes,
+        data_blocks: data.stats.blocks,
+        fragments: fragment_count,
+        duplicates: data.stats.duplicates,
+    })
+}
+
+/// Writes `bytes` at an offset of the output, naming `what` in its error.
+type Put<'a> = dyn Fn(&[u8], u64, &str) -> Result<()> + 'a;
+
+/// Writes the tables from `pos` on (`put`: the output's writer): inodes, directories, the
+/// fragment, export, id and xattr tables; returns where each went.
+fn put_tables(
+    put: &Put<'_>,
+    codec: &compress::Codec,
+    opts: &Options,
+    t: &inode::Tables,
+    fragments: &[data::Fragment],
+    mut pos: u64,
+) -> Result<TableOffsets> {
     let inode_table = pos;
     put(&t.inodes, pos, "inode table")?;
     pos += t.inodes.len() as u64;
@@ -240,8 +281,8 @@ fn write_in_pool<W: WriteAt + ?Sized>(
     put(&t.dirs, pos, "directory table")?;
     pos += t.dirs.len() as u64;
 
-    let mut frags = Vec::with_capacity(data.fragments.len() * 16);
-    for f in &data.fragments {
+    let mut frags = Vec::with_capacity(fragments.len() * 16);
+    for f in fragments {
         frags.extend_from_slice(&f.start.to_le_bytes());
         frags.extend_from_slice(&f.size.to_le_bytes());
         frags.extend_from_slice(&0u32.to_le_bytes());
@@ -272,18 +313,36 @@ fn write_in_pool<W: WriteAt + ?Sized>(
         xattr_table = at;
     }
 
-    let bytes_used = pos;
-    let size = bytes_used.div_ceil(PAD) * PAD;
-    // The padding, and whatever a taken-back duplicate left past the end, reads as zeros.
-    let zero_to = size.max(data.high_water.min(out.capacity()));
-    let zeros = vec![0u8; 1 << 16];
-    let mut z = bytes_used;
-    while z < zero_to {
-        let n = (zero_to - z).min(zeros.len() as u64);
-        put(&zeros[..n as usize], z, "padding")?;
-        z += n;
-    }
+    Ok(TableOffsets {
+        bytes_used: pos,
+        id_table,
+        xattr_table,
+        inode_table,
+        dir_table,
+        frag_table,
+        export_table,
+    })
+}
 
+/// Where the tables went (byte offsets; `u64::MAX` for an absent one) and the bytes used.
+struct TableOffsets {
+    bytes_used: u64,
+    id_table: u64,
+    xattr_table: u64,
+    inode_table: u64,
+    dir_table: u64,
+    frag_table: u64,
+    export_table: u64,
+}
+
+/// The superblock: the counts, the flags of `opts` and the compressor, the tables' offsets.
+fn superblock(
+    opts: &Options,
+    codec: &compress::Codec,
+    t: &inode::Tables,
+    fragment_count: u32,
+    at: &TableOffsets,
+) -> Result<Vec<u8>> {
     let mut flags: u16 = 0;
     if !opts.fragments {
         flags |= 0x0010;
@@ -300,12 +359,11 @@ fn write_in_pool<W: WriteAt + ?Sized>(
     if t.xattr_sets.is_empty() {
         flags |= 0x0200;
     }
-    if comp_opts.is_some() {
+    if codec.options().is_some() {
         flags |= 0x0400;
     }
     let id_count = u16::try_from(t.ids.len())
         .map_err(|_| Error::new(ErrorKind::Unsupported, "ids", "more than 65535 owner ids"))?;
-    let fragment_count = data.fragments.len() as u32;
     let mut sb = Vec::with_capacity(SUPERBLOCK_SIZE as usize);
     sb.extend_from_slice(&MAGIC.to_le_bytes());
     sb.extend_from_slice(&t.inode_count.to_le_bytes());
@@ -319,25 +377,14 @@ fn write_in_pool<W: WriteAt + ?Sized>(
     sb.extend_from_slice(&4u16.to_le_bytes());
     sb.extend_from_slice(&0u16.to_le_bytes());
     sb.extend_from_slice(&t.root_ref.to_le_bytes());
-    sb.extend_from_slice(&bytes_used.to_le_bytes());
-    sb.extend_from_slice(&id_table.to_le_bytes());
-    sb.extend_from_slice(&xattr_table.to_le_bytes());
-    sb.extend_from_slice(&inode_table.to_le_bytes());
-    sb.extend_from_slice(&dir_table.to_le_bytes());
-    sb.extend_from_slice(&frag_table.to_le_bytes());
-    sb.extend_from_slice(&export_table.to_le_bytes());
-    put(&sb, 0, "superblock")?;
-
-    Ok(Report {
-        bytes_used,
-        size,
-        inodes: t.inode_count,
-        files: data.stats.files,
-        file_bytes: data.stats.bytes,
-        data_blocks: data.stats.blocks,
-        fragments: fragment_count,
-        duplicates: data.stats.duplicates,
-    })
+    sb.extend_from_slice(&at.bytes_used.to_le_bytes());
+    sb.extend_from_slice(&at.id_table.to_le_bytes());
+    sb.extend_from_slice(&at.xattr_table.to_le_bytes());
+    sb.extend_from_slice(&at.inode_table.to_le_bytes());
+    sb.extend_from_slice(&at.dir_table.to_le_bytes());
+    sb.extend_from_slice(&at.frag_table.to_le_bytes());
+    sb.extend_from_slice(&at.export_table.to_le_bytes());
+    Ok(sb)
 }
 
 /// A host file that grows as it is written (the squashfs size is known only at the end).
