@@ -328,23 +328,57 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
     let grub = boot::grub::GrubTools::find(boot::grub::Platform::X86_64Efi, &host_paths)?;
 
     let t = Timestamp::from_secs(spec.epoch);
-    let file_meta = |exec: bool| Meta::file(if exec { 0o555 } else { 0o444 }).at(t);
     let dir_meta = Meta::dir(0o555).at(t);
     let mut tree = Tree::new(dir_meta.clone());
     for d in ["boot", "boot/grub", "EFI", "EFI/boot", "isolinux"] {
         tree.add_dir(d.as_bytes(), dir_meta.clone())?;
     }
-    let bytes = |s: String| Source::Bytes(Arc::from(s.into_bytes()));
-    tree.add_file(b"boot/bzImage", Source::Host(kernel), file_meta(false))?;
-    tree.add_file(b"boot/initrd", Source::Host(initrd), file_meta(false))?;
+    tree.add_file(b"boot/bzImage", Source::Host(kernel), file_meta(t, false))?;
+    tree.add_file(b"boot/initrd", Source::Host(initrd), file_meta(t, false))?;
     tree.add_file(
         b"boot/grub/loopback.cfg",
-        bytes("source /EFI/boot/grub.cfg\n".into()),
-        file_meta(false),
+        text("source /EFI/boot/grub.cfg\n".into()),
+        file_meta(t, false),
     )?;
-    tree.add_file(b"version.txt", bytes(release.clone()), file_meta(false))?;
+    tree.add_file(b"version.txt", text(release.clone()), file_meta(t, false))?;
     // Held until the ISO is written: the native store image lives in an unnamed temporary.
-    let _store_tmp = match &spec.store_image {
+    let _store_tmp = add_store_image(&mut tree, &closure, spec, t, cancel)?;
+
+    // BIOS: the closure's syslinux as /isolinux, and isolinux.cfg.
+    let mbr_code = add_isolinux(&mut tree, &syslinux, t, &menu_label, &cmdline, spec.timeout)?;
+    // EFI: GRUB with its modules built in, finding the ISO by the date-based UUID GRUB gives
+    // ISO 9660 volumes, and grub.cfg under /EFI/boot.
+    add_efi(&mut tree, &grub, t, spec, &menu_label, &cmdline)?;
+    let opts = iso_options(&volume_id, spec, &toplevel, mbr_code);
+    let plan = if spec.compress {
+        let tmp = spec.output.with_extension("iso.tmp-uncompressed");
+        let plan = write_iso(&tree, &opts, &tmp, cancel)?;
+        let r = compress(&tmp, &spec.output, cancel);
+        let _ = std::fs::remove_file(&tmp);
+        r?;
+        plan
+    } else {
+        write_iso(&tree, &opts, &spec.output, cancel)?
+    };
+    Ok(IsoReport {
+        output: spec.output.clone(),
+        volume_id,
+        iso_size: plan.size(),
+        store_paths: closure.len(),
+        kernel_params: cmdline,
+    })
+}
+
+/// Adds /nix-store.squashfs: the spec's file, or the native store image of `closure`
+/// (returned: it lives in an unnamed temporary, to be held until the ISO is written).
+fn add_store_image(
+    tree: &mut Tree,
+    closure: &nix::closure::Closure,
+    spec: &IsoSpec,
+    t: Timestamp,
+    cancel: &Cancel,
+) -> Result<Option<imagetool_blockio::AtomicFile>, IsoError> {
+    Ok(match &spec.store_image {
         StoreImage::File(squashfs) => {
             if !squashfs.is_file() {
                 return Err(IsoError::InvalidInput(format!(
@@ -355,12 +389,12 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
             tree.add_file(
                 b"nix-store.squashfs",
                 Source::Host(squashfs.clone()),
-                file_meta(false),
+                file_meta(t, false),
             )?;
             None
         }
         StoreImage::Native(opts) => {
-            let (tmp, host, size) = native_store_image(&closure, spec, opts, cancel)?;
+            let (tmp, host, size) = native_store_image(closure, spec, opts, cancel)?;
             tree.add(
                 b"nix-store.squashfs",
                 imagetool_fstree::Node {
@@ -369,18 +403,28 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
                         size,
                         data: None,
                     }),
-                    meta: file_meta(false),
+                    meta: file_meta(t, false),
                 },
             )?;
             Some(tmp)
         }
-    };
+    })
+}
 
-    // BIOS: the closure's syslinux as /isolinux, and isolinux.cfg.
-    let mut entries: Vec<_> = std::fs::read_dir(&syslinux)
-        .map_err(io(&syslinux))?
+/// BIOS: the closure's `syslinux` directory as /isolinux and isolinux.cfg (entries at `t`);
+/// returns the isohybrid MBR code (isohdpfx.bin).
+fn add_isolinux(
+    tree: &mut Tree,
+    syslinux: &Path,
+    t: Timestamp,
+    menu_label: &str,
+    cmdline: &str,
+    timeout: u32,
+) -> Result<Vec<u8>, IsoError> {
+    let mut entries: Vec<_> = std::fs::read_dir(syslinux)
+        .map_err(io(syslinux))?
         .collect::<Result<_, _>>()
-        .map_err(io(&syslinux))?;
+        .map_err(io(syslinux))?;
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for e in entries {
         let p = e.path();
@@ -393,7 +437,7 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
         tree.add_file(
             name.as_bytes(),
             Source::Host(p.clone()),
-            file_meta(md.permissions().mode() & 0o111 != 0),
+            file_meta(t, md.permissions().mode() & 0o111 != 0),
         )?;
     }
     let mbr_path = syslinux.join("isohdpfx.bin");
@@ -408,12 +452,23 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
     let has_menu = syslinux.join("menu.c32").is_file();
     tree.add_file(
         b"isolinux/isolinux.cfg",
-        bytes(isolinux_cfg(&menu_label, &cmdline, spec.timeout, has_menu)),
-        file_meta(false),
+        text(isolinux_cfg(menu_label, cmdline, timeout, has_menu)),
+        file_meta(t, false),
     )?;
 
-    // EFI: GRUB with its modules built in, finding the ISO by the date-based UUID GRUB gives
-    // ISO 9660 volumes, and grub.cfg under /EFI/boot.
+    Ok(mbr_code)
+}
+
+/// EFI: GRUB with its modules built in, finding the ISO by the date-based UUID GRUB gives
+/// ISO 9660 volumes, grub.cfg under /EFI/boot, and the El Torito EFI image (entries at `t`).
+fn add_efi(
+    tree: &mut Tree,
+    grub: &boot::grub::GrubTools,
+    t: Timestamp,
+    spec: &IsoSpec,
+    menu_label: &str,
+    cmdline: &str,
+) -> Result<(), IsoError> {
     let mut image_opts =
         boot::grub::ImageOptions::new(&iso9660::grub_uuid(spec.epoch), "/EFI/boot");
     image_opts.extra_modules = GRUB_EFI_MODULES
@@ -422,30 +477,42 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
         .map(|m| (*m).to_string())
         .collect();
     let grub_efi = grub.efi_image(&image_opts)?;
-    let grub_cfg = grub_cfg(&menu_label, &cmdline, spec.timeout);
+    let grub_cfg = grub_cfg(menu_label, cmdline, spec.timeout);
     tree.add_file(
         b"EFI/boot/bootx64.efi",
         Source::Bytes(Arc::from(grub_efi.clone())),
-        file_meta(false),
+        file_meta(t, false),
     )?;
     tree.add_file(
         b"EFI/boot/grub.cfg",
-        bytes(grub_cfg.clone()),
-        file_meta(false),
+        text(grub_cfg.clone()),
+        file_meta(t, false),
     )?;
     tree.add_file(
         b"EFI/nixos-installer-image",
-        bytes(String::new()),
-        file_meta(false),
+        text(String::new()),
+        file_meta(t, false),
     )?;
     let efi_img = efi_image(&grub_efi, grub_cfg.as_bytes())?;
     tree.add_file(
         b"boot/efi.img",
         Source::Bytes(Arc::from(efi_img)),
-        file_meta(false),
+        file_meta(t, false),
     )?;
 
-    let mut opts = iso9660::Options::new(&volume_id, spec.epoch);
+    Ok(())
+}
+
+/// The ISO's options: iso-image.nix's publisher and application, isolinux (with a boot info
+/// table) for BIOS, boot/efi.img for EFI, and an isohybrid MBR with `mbr_code` and a GPT whose
+/// disk GUID derives from the volume ID, the epoch and the toplevel.
+fn iso_options(
+    volume_id: &str,
+    spec: &IsoSpec,
+    toplevel: &StorePath,
+    mbr_code: Vec<u8>,
+) -> iso9660::Options {
+    let mut opts = iso9660::Options::new(volume_id, spec.epoch);
     opts.publisher = "nixos".into();
     opts.application = "nixos".into();
     opts.bios = Some(iso9660::BiosBoot {
@@ -467,23 +534,17 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
         disk_guid: guid,
     });
 
-    let plan = if spec.compress {
-        let tmp = spec.output.with_extension("iso.tmp-uncompressed");
-        let plan = write_iso(&tree, &opts, &tmp, cancel)?;
-        let r = compress(&tmp, &spec.output, cancel);
-        let _ = std::fs::remove_file(&tmp);
-        r?;
-        plan
-    } else {
-        write_iso(&tree, &opts, &spec.output, cancel)?
-    };
-    Ok(IsoReport {
-        output: spec.output.clone(),
-        volume_id,
-        iso_size: plan.size(),
-        store_paths: closure.len(),
-        kernel_params: cmdline,
-    })
+    opts
+}
+
+/// A regular file's metadata at `t`: read-only, executable when `exec`.
+fn file_meta(t: Timestamp, exec: bool) -> Meta {
+    Meta::file(if exec { 0o555 } else { 0o444 }).at(t)
+}
+
+/// `s`'s bytes as a file's source.
+fn text(s: String) -> Source {
+    Source::Bytes(Arc::from(s.into_bytes()))
 }
 
 /// A growing host file as a squashfs target (its size is known only at the end).
