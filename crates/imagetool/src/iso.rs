@@ -255,6 +255,9 @@ pub fn build_iso_cancellable(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoRepor
 }
 
 fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoError> {
+    if spec.compress && !cfg!(feature = "zstd") {
+        return Err(no_zstd(&spec.output));
+    }
     let toplevel = StorePath::parse(&spec.toplevel)
         .map_err(|e| IsoError::InvalidInput(format!("toplevel: {e}")))?;
     let closure = nix::closure::load(
@@ -676,8 +679,10 @@ fn write_iso(
 }
 
 /// A reader that fails with `Interrupted` once `cancel` is raised.
+#[cfg(feature = "zstd")]
 struct CancelRead<'a, R>(R, &'a Cancel);
 
+#[cfg(feature = "zstd")]
 impl<R: std::io::Read> std::io::Read for CancelRead<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.1.check()?;
@@ -685,6 +690,21 @@ impl<R: std::io::Read> std::io::Read for CancelRead<'_, R> {
     }
 }
 
+/// A compressed ISO asked of a build without the `zstd` feature.
+fn no_zstd(output: &Path) -> IsoError {
+    IsoError::InvalidInput(format!(
+        "{}: compressImage (a zstd-compressed ISO): imagetool was built without the `zstd` \
+         feature",
+        output.display()
+    ))
+}
+
+#[cfg(not(feature = "zstd"))]
+fn compress(_src: &Path, dst: &Path, _cancel: &Cancel) -> Result<(), IsoError> {
+    Err(no_zstd(dst))
+}
+
+#[cfg(feature = "zstd")]
 fn compress(src: &Path, dst: &Path, cancel: &Cancel) -> Result<(), IsoError> {
     let out = imagetool_blockio::AtomicFile::create(dst).map_err(io(dst))?;
     let input = CancelRead(std::fs::File::open(src).map_err(io(src))?, cancel);

@@ -83,6 +83,7 @@ mod classify;
 pub mod disk;
 pub mod efi_vars;
 mod error;
+mod features;
 pub mod iso;
 pub mod manifest;
 pub mod mkfs;

@@ -7,7 +7,6 @@
 //! extlinux ([`imagetool_boot::extlinux`]); the root filesystem's label is `NIXOS_SD`
 //! (`rootVolumeLabel`) unless `label` says otherwise.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use imagetool_blockio::{ReadAt, WriteAt};
@@ -220,6 +219,25 @@ pub fn compress_zstd<S: ReadAt + ?Sized>(
     name: &Path,
     threads: usize,
 ) -> Result<(), BuildError> {
+    #[cfg(not(feature = "zstd"))]
+    {
+        let _ = (src, out, threads);
+        Err(BuildError::InvalidInput(format!(
+            "{}: a .zst output: imagetool was built without the `zstd` feature",
+            name.display()
+        )))
+    }
+    #[cfg(feature = "zstd")]
+    compress_zstd_with(src, out, name, threads)
+}
+
+#[cfg(feature = "zstd")]
+fn compress_zstd_with<S: ReadAt + ?Sized>(
+    src: &S,
+    out: &std::fs::File,
+    name: &Path,
+    threads: usize,
+) -> Result<(), BuildError> {
     let io = |source| BuildError::Io {
         path: name.to_path_buf(),
         source,
@@ -239,7 +257,7 @@ pub fn compress_zstd<S: ReadAt + ?Sized>(
     while pos < size {
         let n = usize::try_from((size - pos).min(buf.len() as u64)).unwrap_or(buf.len());
         src.read_exact_at(&mut buf[..n], pos).map_err(io)?;
-        enc.write_all(&buf[..n]).map_err(io)?;
+        std::io::Write::write_all(&mut enc, &buf[..n]).map_err(io)?;
         pos += n as u64;
     }
     enc.finish().map_err(io)?;

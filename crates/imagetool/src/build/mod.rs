@@ -83,6 +83,7 @@ fn build_inner(
     cancel: &Cancel,
 ) -> Result<BuildReport, BuildError> {
     let stop = || cancel.check().map_err(|_| BuildError::Cancelled);
+    crate::features::check_build(spec)?;
     // The output first: a name that cannot be written, or a device, FIFO or directory in its
     // place, fails before any work. Until commit it has no name (or a random hidden one).
     // With `also` (several formats from one plan) every output is created now and all are
