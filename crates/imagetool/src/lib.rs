@@ -81,6 +81,8 @@
 pub mod build;
 mod classify;
 pub mod disk;
+#[doc(hidden)]
+pub mod doc_support;
 pub mod efi_vars;
 mod error;
 mod features;

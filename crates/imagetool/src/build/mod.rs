@@ -47,6 +47,34 @@ pub use progress::{BuildReport, NoProgress, Phase, Progress};
 
 /// Builds the image `spec` describes.
 ///
+/// ```
+/// use imagetool::boot::Bootloader;
+/// use imagetool::build::{ImageSpec, NoProgress, build};
+/// use imagetool::nix::closure::ClosureInput;
+/// use imagetool::ptable::TableType;
+/// use imagetool::vdisk::Format;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let closure = scratch.closure()?;
+/// # let (toplevel, closure_info, store_root) =
+/// #     (closure.path, closure.closure_info, closure.store_root);
+/// # let output = scratch.path("nixos.qcow2");
+/// // `closure_info` is a closureInfo output (`store-paths`, `registration`); `store_root`
+/// // the directory holding its `nix/store` (`/` for the host's store).
+/// let spec = ImageSpec::new(Some(toplevel), ClosureInput::ClosureInfo(closure_info), output)
+///     .store_root(store_root)
+///     .partition(TableType::Efi)
+///     .bootloader(Bootloader::None)
+///     .format(Format::Qcow2)
+///     .label("nixos");
+/// let report = build(&spec, &mut NoProgress)?;
+/// assert_eq!(report.store_paths, 1);
+/// assert!(report.output.exists());
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// [`BuildError`] naming the option, file or store path at fault; nothing is left at
 /// `spec.output` unless the build succeeded.
@@ -63,6 +91,30 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
 /// [`AtomicFile`](imagetool_blockio::AtomicFile)); an existing output that is not a regular
 /// file is refused before any work unless `spec.format_options.output_mode` is
 /// [`OutputMode::Device`](imagetool_blockio::OutputMode::Device).
+///
+/// ```
+/// use imagetool::blockio::Cancel;
+/// use imagetool::build::{BuildError, ImageSpec, NoProgress, build_cancellable};
+/// use imagetool::nix::closure::ClosureInput;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let closure = scratch.closure()?;
+/// # let output = scratch.path("nixos.img");
+/// let spec = ImageSpec::new(
+///     Some(closure.path),
+///     ClosureInput::ClosureInfo(closure.closure_info),
+///     output.clone(),
+/// )
+/// .store_root(closure.store_root);
+/// let cancel = Cancel::new();
+/// cancel.cancel(); // as a Ctrl-C handler would, from another thread
+/// let err = build_cancellable(&spec, &mut NoProgress, &cancel).unwrap_err();
+/// assert!(matches!(err, BuildError::Cancelled));
+/// assert!(!output.exists()); // nothing committed
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// As [`build`]; [`BuildError::Cancelled`] when cancelled.
