@@ -80,6 +80,30 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
 
 /// Makes the filesystem `job` describes; returns its plan (size, inode count).
 ///
+/// ```
+/// use imagetool::ext4::Options;
+/// use imagetool::mkfs::{Ext4Job, mkfs_ext4};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let dir = scratch.tree("tree")?;
+/// // `dir` holds etc/hostname, bin/hello and a symlink: `mkfs.ext4 -d dir`.
+/// let output = scratch.path("root.img");
+/// let plan = mkfs_ext4(&Ext4Job {
+///     source: dir,
+///     output: output.clone(),
+///     offset: None,
+///     root_owner: true,
+///     epoch: Some(315_532_800),
+///     options: Options { label: b"nixos".to_vec(), ..Options::default() },
+/// })?;
+/// let img = std::fs::read(&output)?;
+/// assert_eq!(img.len() as u64, plan.size_bytes());
+/// assert_eq!(&img[1024 + 0x38..1024 + 0x3A], &[0x53, 0xEF]); // the superblock's magic
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// [`MkfsError::Source`] naming the unreadable entry, [`MkfsError::Ext4`] when the tree does
 /// not fit a fixed size, [`MkfsError::NoRoom`] when the filesystem does not fit at `offset`,
@@ -188,6 +212,26 @@ pub struct SquashfsJob {
 /// [`MkfsError::Source`] naming the unreadable entry, [`MkfsError::Squashfs`] for bad options
 /// or a tree squashfs cannot hold (naming the option or path) and for I/O errors naming the
 /// output. A failed build leaves no output.
+///
+/// ```
+/// use imagetool::mkfs::{SquashfsJob, mkfs_squashfs};
+/// use imagetool::squashfs::{Compression, Options};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let dir = scratch.tree("tree")?;
+/// let output = scratch.path("store.squashfs");
+/// mkfs_squashfs(&SquashfsJob {
+///     source: dir,
+///     output: output.clone(),
+///     root_owner: true,
+///     epoch: Some(315_532_800),
+///     options: Options { compression: Compression::Gzip, ..Options::default() },
+/// })?;
+/// assert_eq!(&std::fs::read(&output)?[..4], b"hsqs");
+/// # Ok(())
+/// # }
+/// ```
 pub fn mkfs_squashfs(job: &SquashfsJob) -> Result<imagetool_squashfs::Report, MkfsError> {
     mkfs_squashfs_cancellable(job, &Cancel::new())
 }
@@ -263,6 +307,15 @@ impl imagetool_blockio::WriteAt for Growing<'_> {
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment: `Ok(None)` when unset.
+///
+/// ```
+/// // Read once at start-up; a build passes the value on (`ImageSpec::timestamp`, `epoch`).
+/// match imagetool::mkfs::source_date_epoch() {
+///     Ok(Some(t)) => println!("SOURCE_DATE_EPOCH={t}"),
+///     Ok(None) => println!("unset: the default epoch applies"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// ```
 ///
 /// # Errors
 /// A message naming the variable and its value when it is not a whole number of seconds.

@@ -101,6 +101,34 @@ pub enum InspectError {
 /// containers that are not read are refused by name. Returns the container's name and what
 /// [`inspect`] finds in the disk it holds.
 ///
+/// ```
+/// use imagetool::disk::{DiskSpec, build_disk, mkfs_vfat};
+/// use imagetool::fat::{FormatOptions, Tree};
+/// use imagetool::probe::inspect_file;
+/// use imagetool::ptable::{LayoutOptions, TableKind, TableType};
+/// use imagetool::vdisk::{self, Format};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let root_fs = scratch.path("root.img");
+/// # mkfs_vfat(&Tree::new(), &root_fs, Some(8 << 20), &FormatOptions::default())?;
+/// # let mut layout = LayoutOptions::default();
+/// # layout.table = TableType::Efi;
+/// # let raw = scratch.path("disk.img");
+/// # build_disk(&DiskSpec { layout, root_fs, esp: Some(Tree::new()), boot: None,
+/// #     timestamp: 315_532_800, output: raw.clone() })?;
+/// // `disk.qcow2`: a GPT disk with an ESP and a FAT root, in a qcow2 container.
+/// # let qcow2 = scratch.path("disk.qcow2");
+/// # vdisk::convert(&vdisk::open_raw(&raw)?, Format::Qcow2, &qcow2, &vdisk::Options::default())?;
+/// let (container, found) = inspect_file(&qcow2)?;
+/// assert_eq!(container, "qcow2");
+/// assert_eq!(found.table, TableKind::Gpt);
+/// assert_eq!(found.partitions[0].type_name, "EFI System");
+/// assert_eq!(found.partitions[1].fs.kind, "vfat");
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// [`InspectError`] naming the file: it cannot be read, it is not a regular file, it is a
 /// container the readers refuse, or its partition table is unreadable.
@@ -118,6 +146,28 @@ pub fn inspect_file(path: &Path) -> Result<(&'static str, Inspection), InspectEr
 }
 
 /// Reads the table of `img` and probes each partition.
+///
+/// ```
+/// use imagetool::blockio::SparseFile;
+/// use imagetool::disk::mkfs_vfat;
+/// use imagetool::fat::{FormatOptions, Tree};
+/// use imagetool::probe::inspect;
+/// use imagetool::ptable::TableKind;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// let mut opts = FormatOptions::default();
+/// opts.label = Some("ESP".into());
+/// let path = scratch.path("esp.img");
+/// mkfs_vfat(&Tree::new(), &path, Some(4 << 20), &opts)?;
+/// // Any `ReadAt`: a file, a partition `Window`, a `MemImage`, a container reader.
+/// let found = inspect(&SparseFile::open(&path)?)?;
+/// assert_eq!(found.table, TableKind::None);
+/// let fs = found.whole.expect("a filesystem on the whole image");
+/// assert_eq!((fs.kind, fs.label.as_str(), fs.size), ("vfat", "ESP", 4 << 20));
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// Read errors, and a GPT whose headers are both damaged (`Corrupt`).
@@ -153,6 +203,14 @@ pub fn inspect(img: &impl ReadAt) -> Result<Inspection, ptable::Error> {
 }
 
 /// A readable name for a GPT type GUID or MBR type byte.
+///
+/// ```
+/// use imagetool::probe::type_name;
+///
+/// assert_eq!(type_name("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"), "EFI System");
+/// assert_eq!(type_name("ef"), "EFI System");
+/// assert_eq!(type_name("not a type"), "unknown");
+/// ```
 #[must_use]
 pub fn type_name(type_id: &str) -> &'static str {
     match type_id {
@@ -169,6 +227,27 @@ pub fn type_name(type_id: &str) -> &'static str {
 }
 
 /// Probes the filesystem at offset 0 of `dev`: ext2/3/4 superblock or FAT boot sector.
+///
+/// ```
+/// use imagetool::blockio::MemImage;
+/// use imagetool::fstree::{Meta, Tree};
+/// use imagetool::{ext4, probe::probe_fs};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let tree = Tree::new(Meta::dir(0o755));
+/// let mut opts = ext4::Options::default();
+/// opts.label = b"nixos".to_vec();
+/// opts.uuid = Some([0x11; 16]);
+/// let plan = ext4::plan(&tree, &opts)?;
+/// let image = MemImage::new(plan.size_bytes());
+/// plan.write(&tree, &image)?;
+/// let fs = probe_fs(&image);
+/// assert_eq!((fs.kind, fs.label.as_str()), ("ext4", "nixos"));
+/// assert_eq!(fs.uuid, "11111111-1111-1111-1111-111111111111");
+/// assert_eq!(probe_fs(&MemImage::new(1 << 20)).kind, "unknown");
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn probe_fs(dev: &impl ReadAt) -> FsInfo {
     if let Some(e) = probe_ext(dev) {
