@@ -66,6 +66,14 @@ impl StoreImage {
 /// `make-squashfs.nix`'s squashfs options (`-b 1048576 -no-hardlinks`) with `compression` at
 /// `level` (`None`: the compressor's default). xz gets `-Xbcj x86`, as upstream's x86 ISOs
 /// had it.
+///
+/// ```
+/// use imagetool::iso::native_options;
+/// use imagetool::squashfs::Compression;
+///
+/// let o = native_options(Compression::Xz, None);
+/// assert_eq!((o.compression, o.block_size), (Compression::Xz, 1 << 20));
+/// ```
 #[must_use]
 pub fn native_options(
     compression: crate::squashfs::Compression,
@@ -564,6 +572,20 @@ fn native_store_image(
 ///
 /// # Errors
 /// As [`nix::closure::load`].
+///
+/// ```
+/// use imagetool::iso::registration;
+/// use imagetool::nix::closure::ClosureInput;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let c = scratch.closure()?;
+/// let text = registration(&ClosureInput::ClosureInfo(c.closure_info), &c.store_root, &c.path)?;
+/// // Per path: the path, its NAR hash, NAR size, deriver, reference count, references.
+/// assert!(text.starts_with(&format!("{}\n", c.path)));
+/// # Ok(())
+/// # }
+/// ```
 pub fn registration(
     closure: &ClosureInput,
     store_root: &Path,
@@ -585,6 +607,12 @@ pub fn registration(
 }
 
 /// `nixos-<release>-<arch>`: upstream's `isoImage.volumeID` without an edition.
+///
+/// ```
+/// use imagetool::iso::default_volume_id;
+///
+/// assert_eq!(default_volume_id("25.11.19700101.abcdef", "aarch64-linux"), "nixos-25.11-aarch64");
+/// ```
 #[must_use]
 pub fn default_volume_id(nixos_version: &str, system: &str) -> String {
     // config.system.nixos.release is the version's first two fields (25.11).

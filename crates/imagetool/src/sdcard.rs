@@ -201,6 +201,14 @@ pub fn apply_boot_flag(layout: &mut DiskLayout, flag: BootFlag) {
 }
 
 /// True when `output` names a zstd-compressed image (`….zst`).
+///
+/// ```
+/// use std::path::Path;
+/// use imagetool::sdcard::wants_zstd;
+///
+/// assert!(wants_zstd(Path::new("nixos-sd-image.img.zst")));
+/// assert!(!wants_zstd(Path::new("nixos-sd-image.img")));
+/// ```
 #[must_use]
 pub fn wants_zstd(output: &Path) -> bool {
     output.extension().is_some_and(|e| e == "zst")

@@ -12,6 +12,13 @@ use crate::probe::{FsInfo, Inspection, PartitionReport};
 use crate::ptable::{DiskLayout, Role};
 
 /// A partition role's name in JSON.
+///
+/// ```
+/// use imagetool::ptable::Role;
+///
+/// assert_eq!(imagetool::role_name(Role::Esp), "esp");
+/// assert_eq!(imagetool::role_name(Role::Root), "root");
+/// ```
 #[must_use]
 pub fn role_name(r: Role) -> &'static str {
     match r {
@@ -24,6 +31,11 @@ pub fn role_name(r: Role) -> &'static str {
 }
 
 /// A 16-byte UUID as text (8-4-4-4-12 lowercase hex, as blkid prints an ext4 UUID).
+///
+/// ```
+/// let u = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0, 1, 2, 3, 4, 5, 6, 7];
+/// assert_eq!(imagetool::uuid_text(&u), "12345678-9abc-def0-0001-020304050607");
+/// ```
 #[must_use]
 pub fn uuid_text(u: &[u8; 16]) -> String {
     let h: String = u.iter().map(|b| format!("{b:02x}")).collect();

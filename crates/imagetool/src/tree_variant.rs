@@ -527,6 +527,16 @@ impl imagetool_blockio::WriteAt for Growing<'_> {
 /// `metadata.yaml` as lxc-image-metadata.nix writes it: `lib.generators.toYAML` is JSON (a
 /// YAML subset), keys in attribute order; `creation_date` is `SOURCE_DATE_EPOCH` (upstream
 /// writes 1), `architecture` the system's CPU (`x86_64` of `x86_64-linux`), no templates.
+///
+/// ```
+/// use imagetool::tarball::lxc_metadata_yaml;
+///
+/// let os_release = "NAME=NixOS\nID=nixos\nVERSION_CODENAME=xantusia\n";
+/// let y = lxc_metadata_yaml("x86_64-linux", "25.11", 315_532_800, os_release);
+/// let v: serde_json::Value = serde_json::from_str(&y).unwrap(); // YAML's JSON subset
+/// assert_eq!(v["architecture"], "x86_64");
+/// assert_eq!(v["properties"]["description"], "NixOS xantusia 25.11 x86_64-linux");
+/// ```
 #[must_use]
 pub fn lxc_metadata_yaml(system: &str, label: &str, epoch: i64, os_release: &str) -> String {
     let field = |k: &str| {

@@ -437,6 +437,18 @@ impl FromStr for Variant {
 ///
 /// # Errors
 /// A message naming the bad `variant` value.
+///
+/// ```
+/// use imagetool::variant::fill_defaults;
+///
+/// let mut spec = serde_json::json!({ "variant": "qemu", "diskSize": 8192 });
+/// let obj = spec.as_object_mut().unwrap();
+/// fill_defaults(obj)?;
+/// assert_eq!(obj["format"], "qcow2"); // the variant's default
+/// assert_eq!(obj["diskSize"], 8192); // a key the spec sets stays
+/// assert!(fill_defaults(serde_json::json!({ "variant": "floppy" }).as_object_mut().unwrap()).is_err());
+/// # Ok::<(), String>(())
+/// ```
 pub fn fill_defaults(obj: &mut Map<String, Value>) -> Result<(), String> {
     let Some(v) = obj.get("variant") else {
         return Ok(());

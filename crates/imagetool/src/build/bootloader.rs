@@ -11,6 +11,15 @@ use imagetool_ptable::{DiskLayout, Role, TableType};
 use crate::build::BuildError;
 
 /// What a make-disk-image table type offers the bootloader, and where `/boot` is.
+///
+/// ```
+/// use imagetool::bootloader::disk_for;
+/// use imagetool::ptable::TableType;
+///
+/// let d = disk_for(TableType::Hybrid);
+/// assert!(d.esp && d.bios.is_some()); // an ESP and a BIOS boot partition
+/// assert!(!disk_for(TableType::Legacy).esp);
+/// ```
 #[must_use]
 pub fn disk_for(table: TableType) -> boot::Disk {
     let (esp, xbootldr, bios, boot_mount) = match table {
@@ -46,12 +55,23 @@ pub fn disk_for(table: TableType) -> boot::Disk {
 }
 
 /// A FAT volume id as blkid and GRUB print it (`1234-ABCD`).
+///
+/// ```
+/// assert_eq!(imagetool::bootloader::fat_uuid(0x1234_abcd), "1234-ABCD");
+/// ```
 #[must_use]
 pub fn fat_uuid(volume_id: u32) -> String {
     format!("{:04X}-{:04X}", volume_id >> 16, volume_id & 0xffff)
 }
 
 /// A 16-byte UUID in canonical lower-case text.
+///
+/// ```
+/// assert_eq!(
+///     imagetool::bootloader::uuid_text(&[0xab; 16]),
+///     "abababab-abab-abab-abab-abababababab"
+/// );
+/// ```
 #[must_use]
 pub fn uuid_text(u: &[u8; 16]) -> String {
     let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
