@@ -54,6 +54,22 @@ impl std::str::FromStr for RawWrite {
 /// order of the path (sd-image.nix copies them with `mcopy` in sorted order). Symlinks are
 /// followed, as `mcopy` does.
 ///
+/// ```
+/// use imagetool::sdcard::firmware_files;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// // `dir`: bin/hello, etc/hostname, etc/localtime (a symlink, followed only if it resolves:
+/// // here it does not), etc/os-release.
+/// # let dir = scratch.tree("firmware")?;
+/// # std::fs::remove_file(dir.join("etc/localtime"))?;
+/// let files = firmware_files(&dir)?;
+/// let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+/// assert_eq!(paths, ["bin/hello", "etc/hostname", "etc/os-release"]);
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// [`BuildError::Io`] naming the directory or file that cannot be read.
 pub fn firmware_files(dir: &Path) -> Result<Vec<BootFile>, BuildError> {
@@ -145,6 +161,24 @@ pub fn check_raw_writes(writes: &[RawWrite], layout: &DiskLayout) -> Result<(), 
 
 /// Writes the blobs into `disk` (after the table).
 ///
+/// ```
+/// use imagetool::blockio::{MemImage, ReadAt};
+/// use imagetool::sdcard::{RawWrite, write_raw};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// let spl = scratch.path("u-boot-spl.bin");
+/// std::fs::write(&spl, b"SPL!")?;
+/// let disk = MemImage::new(1 << 20);
+/// let writes: Vec<RawWrite> = vec![format!("{}@8192", spl.display()).parse()?];
+/// write_raw(&writes, &disk)?;
+/// let mut got = [0u8; 4];
+/// disk.read_exact_at(&mut got, 8192)?;
+/// assert_eq!(&got, b"SPL!");
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// [`BuildError::Io`] naming the file.
 pub fn write_raw(writes: &[RawWrite], disk: &impl WriteAt) -> Result<(), BuildError> {
@@ -218,6 +252,22 @@ pub fn wants_zstd(output: &Path) -> bool {
 /// `threads` workers, or one per core for 0). zstd's multi-threaded output does not depend on
 /// the worker count, so the result is the same on every machine. `name` is the output's path
 /// for errors.
+///
+/// ```
+/// use imagetool::blockio::MemImage;
+/// use imagetool::sdcard::compress_zstd;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// let name = scratch.path("sd.img.zst");
+/// let out = std::fs::File::create(&name)?;
+/// compress_zstd(&MemImage::new(4 << 20), &out, &name, 0)?;
+/// let z = std::fs::read(&name)?;
+/// assert_eq!(&z[..4], &[0x28, 0xB5, 0x2F, 0xFD]); // a zstd frame
+/// assert!(z.len() < 4096); // 4 MiB of zeros
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// [`BuildError::Io`] naming the output.

@@ -408,6 +408,26 @@ pub(crate) fn add_module_entries(
 /// their entries, names in byte order, a node's second name as a hard link to its first.
 /// Returns the number of entries.
 ///
+/// ```
+/// use imagetool::archive::tar::TarWriter;
+/// use imagetool::blockio::Cancel;
+/// use imagetool::fstree::{Meta, Source, Tree};
+/// use imagetool::tarball::append_tree;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut tree = Tree::new(Meta::dir(0o755));
+/// tree.add_dir(b"/etc", Meta::dir(0o755))?;
+/// tree.add_file(b"/etc/hostname", Source::Bytes(b"nixos\n".as_slice().into()), Meta::file(0o644))?;
+/// let mut tar = TarWriter::new(Vec::new());
+/// let entries = append_tree(&mut tar, &tree, &Cancel::new())?;
+/// let bytes = tar.finish()?;
+/// assert_eq!(entries, 2); // below the root: etc, then etc/hostname
+/// assert_eq!(&bytes[257..262], b"ustar");
+/// assert!(bytes.starts_with(b"etc"));
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// `InvalidInput` naming a path or symlink target that is not UTF-8, or a device node, FIFO or
 /// socket (none of the formats here keep them); the writer's errors; `Cancelled`.

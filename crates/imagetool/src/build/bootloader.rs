@@ -87,6 +87,19 @@ pub fn uuid_text(u: &[u8; 16]) -> String {
 
 /// The files of one FAT filesystem.
 ///
+/// ```
+/// use imagetool::boot::{BootFile, FileSource};
+/// use imagetool::bootloader::fat_tree;
+///
+/// let files = [BootFile {
+///     path: "loader/loader.conf".into(),
+///     source: FileSource::Bytes(b"timeout 3\n".to_vec()),
+/// }];
+/// let tree = fat_tree(&files, "ESP")?; // ready for `disk::mkfs_vfat` or `fat::plan`
+/// # let _ = tree;
+/// # Ok::<(), imagetool::build::BuildError>(())
+/// ```
+///
 /// # Errors
 /// The FAT tree's errors (a bad name, a file where a directory must be).
 pub fn fat_tree(files: &[BootFile], what: &'static str) -> Result<fat::Tree, BuildError> {
@@ -103,6 +116,22 @@ pub fn fat_tree(files: &[BootFile], what: &'static str) -> Result<fat::Tree, Bui
 
 /// Adds the root filesystem's bootloader files (`boot/grub/…`) to the root tree: directories
 /// 0755, files 0644, root-owned, at the build timestamp.
+///
+/// ```
+/// use imagetool::boot::{BootFile, FileSource};
+/// use imagetool::bootloader::add_to_root;
+/// use imagetool::fstree::{Meta, Tree};
+///
+/// let mut root = Tree::new(Meta::dir(0o755));
+/// let files = [BootFile {
+///     path: "boot/grub/grub.cfg".into(),
+///     source: FileSource::Bytes(b"set timeout=5\n".to_vec()),
+/// }];
+/// add_to_root(&mut root, &files, 315_532_800)?;
+/// assert!(root.lookup(b"boot/grub").is_some());
+/// assert!(root.lookup(b"boot/grub/grub.cfg").is_some());
+/// # Ok::<(), imagetool::build::BuildError>(())
+/// ```
 ///
 /// # Errors
 /// `InvalidInput` when a path collides with the tree (a `contents` entry at `/boot/grub`).
