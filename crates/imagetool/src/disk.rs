@@ -61,8 +61,9 @@ pub enum DiskError {
     },
 }
 
-/// What to build.
+/// What to build. Made with [`DiskSpec::new`], then fields set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DiskSpec {
     /// Table type, sizes and identifiers.
     pub layout: LayoutOptions,
@@ -78,8 +79,25 @@ pub struct DiskSpec {
     pub output: PathBuf,
 }
 
+impl DiskSpec {
+    /// `root_fs` in the default layout ([`LayoutOptions::default`]: make-disk-image's legacy
+    /// table, auto size), empty FAT partitions, FAT times at 1980-01-01, written to `output`.
+    #[must_use]
+    pub fn new(root_fs: PathBuf, output: PathBuf) -> Self {
+        Self {
+            layout: LayoutOptions::default(),
+            root_fs,
+            esp: None,
+            boot: None,
+            timestamp: 315_532_800,
+            output,
+        }
+    }
+}
+
 /// What was built.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DiskReport {
     /// The layout written.
     pub layout: DiskLayout,
@@ -134,14 +152,10 @@ pub fn volume_id(ids: &Identifiers, role: &str) -> u32 {
 /// esp.add_bytes("/EFI/BOOT/README.TXT", b"hello".as_slice())?;
 /// let mut layout = LayoutOptions::default();
 /// layout.table = TableType::Efi;
-/// let report = build_disk(&DiskSpec {
-///     layout,
-///     root_fs,
-///     esp: Some(esp),
-///     boot: None,
-///     timestamp: 315_532_800,
-///     output: scratch.path("disk.img"),
-/// })?;
+/// let mut spec = DiskSpec::new(root_fs, scratch.path("disk.img"));
+/// spec.layout = layout;
+/// spec.esp = Some(esp);
+/// let report = build_disk(&spec)?;
 /// assert_eq!(report.layout.partitions.len(), 2); // ESP and root
 /// // A GPT: the protective MBR's signature, then "EFI PART" at LBA 1.
 /// let mut disk = [0u8; 520];

@@ -94,8 +94,9 @@ pub fn native_options(
     }
 }
 
-/// What `--format iso` builds.
+/// What `--format iso` builds. Made with [`IsoSpec::new`], then fields set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct IsoSpec {
     /// Where the closure comes from.
     pub closure: ClosureInput,
@@ -117,8 +118,29 @@ pub struct IsoSpec {
     pub compress: bool,
 }
 
+impl IsoSpec {
+    /// The ISO of `toplevel` from `closure`, written to `output`, with upstream's defaults:
+    /// the host's store (`store_root` `/`), the default volume ID, a native zstd store image
+    /// ([`StoreImage::native_default`]), the 1980-01-01 epoch, a 10 s menu, not compressed.
+    #[must_use]
+    pub fn new(toplevel: String, closure: ClosureInput, output: PathBuf) -> Self {
+        Self {
+            closure,
+            store_root: PathBuf::from("/"),
+            toplevel,
+            output,
+            volume_id: None,
+            store_image: StoreImage::native_default(),
+            epoch: 315_532_800,
+            timeout: 10,
+            compress: false,
+        }
+    }
+}
+
 /// What was built.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct IsoReport {
     /// The file written.
     pub output: PathBuf,

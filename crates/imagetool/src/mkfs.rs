@@ -51,8 +51,9 @@ pub enum MkfsError {
     },
 }
 
-/// A `mkfs ext4` job.
+/// A `mkfs ext4` job. Made with [`Ext4Job::new`], then fields set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Ext4Job {
     /// The directory whose contents become the filesystem root.
     pub source: PathBuf,
@@ -69,6 +70,22 @@ pub struct Ext4Job {
     /// Filesystem options (size, label, UUID, hash seed, reserve, threads); `timestamp` and
     /// `target_zeroed` are set from the fields above.
     pub options: Options,
+}
+
+impl Ext4Job {
+    /// `mkfs.ext4 -d source output`: a new image, owners as in `source`, epoch 0, the
+    /// default [`Options`] (size fitted to the contents).
+    #[must_use]
+    pub fn new(source: PathBuf, output: PathBuf) -> Self {
+        Self {
+            source,
+            output,
+            offset: None,
+            root_owner: false,
+            epoch: None,
+            options: Options::default(),
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
@@ -89,14 +106,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
 /// # let dir = scratch.tree("tree")?;
 /// // `dir` holds etc/hostname, bin/hello and a symlink: `mkfs.ext4 -d dir`.
 /// let output = scratch.path("root.img");
-/// let plan = mkfs_ext4(&Ext4Job {
-///     source: dir,
-///     output: output.clone(),
-///     offset: None,
-///     root_owner: true,
-///     epoch: Some(315_532_800),
-///     options: Options { label: b"nixos".to_vec(), ..Options::default() },
-/// })?;
+/// let mut job = Ext4Job::new(dir, output.clone());
+/// job.root_owner = true;
+/// job.epoch = Some(315_532_800);
+/// job.options = Options { label: b"nixos".to_vec(), ..Options::default() };
+/// let plan = mkfs_ext4(&job)?;
 /// let img = std::fs::read(&output)?;
 /// assert_eq!(img.len() as u64, plan.size_bytes());
 /// assert_eq!(&img[1024 + 0x38..1024 + 0x3A], &[0x53, 0xEF]); // the superblock's magic
@@ -190,7 +204,9 @@ fn mkfs_ext4_inner(job: &Ext4Job, cancel: &Cancel) -> Result<ext4::Plan, MkfsErr
 
 /// A `mkfs squashfs` job: a host directory to a squashfs image file, as
 /// `mksquashfs DIR OUT -comp … -b … -Xcompression-level …`.
+/// Made with [`SquashfsJob::new`], then fields set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SquashfsJob {
     /// The directory whose contents become the filesystem root.
     pub source: PathBuf,
@@ -204,6 +220,21 @@ pub struct SquashfsJob {
     /// Compressor, block size, level, threads and the mksquashfs switches;
     /// `mkfs_time` is set from `epoch`.
     pub options: imagetool_squashfs::Options,
+}
+
+impl SquashfsJob {
+    /// `mksquashfs source output` with the default options (gzip, 128 KiB blocks), owners as
+    /// in `source`, [`DEFAULT_EPOCH`].
+    #[must_use]
+    pub fn new(source: PathBuf, output: PathBuf) -> Self {
+        Self {
+            source,
+            output,
+            root_owner: false,
+            epoch: None,
+            options: imagetool_squashfs::Options::default(),
+        }
+    }
 }
 
 /// Makes the squashfs image `job` describes; returns what was written.
@@ -221,13 +252,11 @@ pub struct SquashfsJob {
 /// # let scratch = imagetool::doc_support::Scratch::new()?;
 /// # let dir = scratch.tree("tree")?;
 /// let output = scratch.path("store.squashfs");
-/// mkfs_squashfs(&SquashfsJob {
-///     source: dir,
-///     output: output.clone(),
-///     root_owner: true,
-///     epoch: Some(315_532_800),
-///     options: Options { compression: Compression::Gzip, ..Options::default() },
-/// })?;
+/// let mut job = SquashfsJob::new(dir, output.clone());
+/// job.root_owner = true;
+/// job.epoch = Some(315_532_800);
+/// job.options = Options { compression: Compression::Xz, ..Options::default() };
+/// mkfs_squashfs(&job)?;
 /// assert_eq!(&std::fs::read(&output)?[..4], b"hsqs");
 /// # Ok(())
 /// # }

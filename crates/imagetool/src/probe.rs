@@ -11,6 +11,7 @@ use imagetool_ptable::{self as ptable, Guid, TableKind};
 
 /// What was found in one filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FsInfo {
     /// `ext2`, `ext3`, `ext4`, `vfat` or `unknown`.
     pub kind: &'static str,
@@ -35,6 +36,7 @@ impl FsInfo {
 
 /// One partition of an inspected image.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PartitionReport {
     /// The table entry.
     pub entry: ptable::PartitionInfo,
@@ -46,6 +48,7 @@ pub struct PartitionReport {
 
 /// The result of [`inspect`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Inspection {
     /// Image size in bytes.
     pub size: u64,
@@ -115,8 +118,9 @@ pub enum InspectError {
 /// # let mut layout = LayoutOptions::default();
 /// # layout.table = TableType::Efi;
 /// # let raw = scratch.path("disk.img");
-/// # build_disk(&DiskSpec { layout, root_fs, esp: Some(Tree::new()), boot: None,
-/// #     timestamp: 315_532_800, output: raw.clone() })?;
+/// # let mut spec = DiskSpec::new(root_fs, raw.clone());
+/// # (spec.layout, spec.esp) = (layout, Some(Tree::new()));
+/// # build_disk(&spec)?;
 /// // `disk.qcow2`: a GPT disk with an ESP and a FAT root, in a qcow2 container.
 /// # let qcow2 = scratch.path("disk.qcow2");
 /// # vdisk::convert(&vdisk::open_raw(&raw)?, Format::Qcow2, &qcow2, &vdisk::Options::default())?;

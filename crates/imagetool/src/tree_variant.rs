@@ -181,6 +181,7 @@ pub struct TreeBuild {
 
 /// What a [`TreeVariant`] build wrote.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TreeReport {
     /// The variant.
     pub variant: TreeVariant,

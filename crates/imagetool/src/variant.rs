@@ -484,6 +484,7 @@ pub struct VariantBuild {
 
 /// What a variant build produced.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct VariantReport {
     /// The disk build's report (its `output` is the disk before packaging).
     pub disk: BuildReport,

@@ -322,6 +322,7 @@ impl Options {
 
 /// What a conversion wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// The format written.
     pub format: Format,
