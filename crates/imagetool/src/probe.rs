@@ -9,12 +9,48 @@ use imagetool_blockio::{ReadAt, Window};
 use imagetool_fat::probe as fatprobe;
 use imagetool_ptable::{self as ptable, Guid, TableKind};
 
+/// The kind of filesystem [`probe_fs`] recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FsKind {
+    /// ext2: no journal, no extents.
+    Ext2,
+    /// ext3: a journal, no ext4 features.
+    Ext3,
+    /// ext4: extents, 64-bit or flex_bg.
+    Ext4,
+    /// FAT12/16/32.
+    Vfat,
+    /// Nothing recognised.
+    Unknown,
+}
+
+impl FsKind {
+    /// The name blkid gives it (`ext4`, `vfat`, …; `unknown`), also its JSON form.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsKind::Ext2 => "ext2",
+            FsKind::Ext3 => "ext3",
+            FsKind::Ext4 => "ext4",
+            FsKind::Vfat => "vfat",
+            FsKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for FsKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What was found in one filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FsInfo {
-    /// `ext2`, `ext3`, `ext4`, `vfat` or `unknown`.
-    pub kind: &'static str,
+    /// The filesystem's kind.
+    pub kind: FsKind,
     /// The label (empty when none).
     pub label: String,
     /// The ext UUID or the FAT serial as blkid prints them (empty when unknown).
@@ -26,7 +62,7 @@ pub struct FsInfo {
 impl FsInfo {
     fn unknown() -> Self {
         Self {
-            kind: "unknown",
+            kind: FsKind::Unknown,
             label: String::new(),
             uuid: String::new(),
             size: 0,
@@ -128,7 +164,7 @@ pub enum InspectError {
 /// assert_eq!(container, "qcow2");
 /// assert_eq!(found.table, TableKind::Gpt);
 /// assert_eq!(found.partitions[0].type_name, "EFI System");
-/// assert_eq!(found.partitions[1].fs.kind, "vfat");
+/// assert_eq!(found.partitions[1].fs.kind.as_str(), "vfat");
 /// # Ok(())
 /// # }
 /// ```
@@ -155,7 +191,7 @@ pub fn inspect_file(path: &Path) -> Result<(&'static str, Inspection), InspectEr
 /// use imagetool::blockio::SparseFile;
 /// use imagetool::disk::mkfs_vfat;
 /// use imagetool::fat::{FormatOptions, Tree};
-/// use imagetool::probe::inspect;
+/// use imagetool::probe::{FsKind, inspect};
 /// use imagetool::ptable::TableKind;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -168,7 +204,7 @@ pub fn inspect_file(path: &Path) -> Result<(&'static str, Inspection), InspectEr
 /// let found = inspect(&SparseFile::open(&path)?)?;
 /// assert_eq!(found.table, TableKind::None);
 /// let fs = found.whole.expect("a filesystem on the whole image");
-/// assert_eq!((fs.kind, fs.label.as_str(), fs.size), ("vfat", "ESP", 4 << 20));
+/// assert_eq!((fs.kind, fs.label.as_str(), fs.size), (FsKind::Vfat, "ESP", 4 << 20));
 /// # Ok(())
 /// # }
 /// ```
@@ -235,7 +271,8 @@ pub fn type_name(type_id: &str) -> &'static str {
 /// ```
 /// use imagetool::blockio::MemImage;
 /// use imagetool::fstree::{Meta, Tree};
-/// use imagetool::{ext4, probe::probe_fs};
+/// use imagetool::ext4;
+/// use imagetool::probe::{FsKind, probe_fs};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let tree = Tree::new(Meta::dir(0o755));
@@ -246,9 +283,9 @@ pub fn type_name(type_id: &str) -> &'static str {
 /// let image = MemImage::new(plan.size_bytes());
 /// plan.write(&tree, &image)?;
 /// let fs = probe_fs(&image);
-/// assert_eq!((fs.kind, fs.label.as_str()), ("ext4", "nixos"));
+/// assert_eq!((fs.kind, fs.label.as_str()), (FsKind::Ext4, "nixos"));
 /// assert_eq!(fs.uuid, "11111111-1111-1111-1111-111111111111");
-/// assert_eq!(probe_fs(&MemImage::new(1 << 20)).kind, "unknown");
+/// assert_eq!(probe_fs(&MemImage::new(1 << 20)).kind, FsKind::Unknown);
 /// # Ok(())
 /// # }
 /// ```
@@ -259,7 +296,7 @@ pub fn probe_fs(dev: &impl ReadAt) -> FsInfo {
     }
     if let Some(f) = fatprobe::probe(dev) {
         return FsInfo {
-            kind: "vfat",
+            kind: FsKind::Vfat,
             label: f.label,
             uuid: format!("{:04X}-{:04X}", f.volume_id >> 16, f.volume_id & 0xffff),
             size: f.size,
@@ -292,11 +329,11 @@ fn probe_ext(dev: &impl ReadAt) -> Option<FsInfo> {
         blocks |= u64::from(u32at(0x150)) << 32;
     }
     let kind = if incompat & 0x40 != 0 || incompat & 0x80 != 0 || incompat & 0x200 != 0 {
-        "ext4"
+        FsKind::Ext4
     } else if compat & 0x4 != 0 {
-        "ext3"
+        FsKind::Ext3
     } else {
-        "ext2"
+        FsKind::Ext2
     };
     let u = &sb[0x68..0x78];
     let uuid = format!(

@@ -50,7 +50,7 @@ pub fn uuid_text(u: &[u8; 16]) -> String {
 }
 
 fn fs_value(f: &FsInfo) -> Value {
-    json!({ "kind": f.kind, "label": f.label, "uuid": f.uuid, "size": f.size })
+    json!({ "kind": f.kind.as_str(), "label": f.label, "uuid": f.uuid, "size": f.size })
 }
 
 fn partition_value(p: &PartitionReport) -> Value {

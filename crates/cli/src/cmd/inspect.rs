@@ -139,7 +139,7 @@ fn text(name: &str, container: &str, r: &Inspection) -> String {
 }
 
 fn fs_text(f: &FsInfo) -> String {
-    if f.kind == "unknown" {
+    if f.kind == imagetool::probe::FsKind::Unknown {
         return "unknown".into();
     }
     format!(
