@@ -80,7 +80,10 @@ impl Scratch {
         std::fs::create_dir_all(&closure_info)?;
         let infos = [info];
         std::fs::write(closure_info.join("store-paths"), write_store_paths(&infos))?;
-        std::fs::write(closure_info.join("registration"), write_registration(&infos))?;
+        std::fs::write(
+            closure_info.join("registration"),
+            write_registration(&infos),
+        )?;
         Ok(TinyClosure {
             path: path.to_string(),
             store_root,

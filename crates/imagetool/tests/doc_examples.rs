@@ -77,7 +77,11 @@ fn entry_points(src: &Path) -> BTreeMap<String, bool> {
                 dirs.push(path);
                 continue;
             }
-            let rel = path.strip_prefix(src).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(src)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             // The hidden setup of the examples themselves.
             if !rel.ends_with(".rs") || rel == "doc_support.rs" {
                 continue;
