@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{run, workspace_root};
+use crate::workspace_root;
 
 /// Runs `cmd` after `sync`; (wall, CPU) seconds.
 fn time(cmd: &mut Command) -> Result<(f64, f64)> {
@@ -74,10 +74,7 @@ fn closure_cost(bin: &Path, dir: &Path, work: &Path, runs: usize) -> Result<()> 
         )
     })?;
     // Warm the page cache with the closure.
-    run(Command::new("tar")
-        .args(["-cf", "/dev/null", "-C"])
-        .arg(dir)
-        .arg("store"))?;
+    crate::measure::warm_page_cache(&dir.join("store"))?;
     let out = work.join("a.img");
     let build = |verify: bool| {
         let mut c = Command::new(bin);
@@ -141,11 +138,7 @@ fn one_large_path(bin: &Path, work: &Path, files: usize) -> Result<()> {
     let graph = work.join("graph");
     std::fs::write(&graph, format!("/nix/store/{name}\n\n0\n"))?;
     let out = work.join("big.img");
-    let _ = Command::new("tar")
-        .args(["-cf", "/dev/null", "-C"])
-        .arg(&store)
-        .arg("nix")
-        .status();
+    crate::measure::warm_page_cache(&store.join("nix"))?;
     let ours = time(
         Command::new(bin)
             .arg("build")
