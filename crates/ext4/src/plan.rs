@@ -56,6 +56,24 @@ pub(crate) struct InodePlan {
     runs: Vec<(u64, u64)>,
 }
 
+impl InodePlan {
+    /// An inode of `role` with nothing planned yet.
+    fn blank(role: Role) -> Self {
+        Self {
+            role,
+            parent: 0,
+            links: 0,
+            extents: Vec::new(),
+            tree: Vec::new(),
+            data_blocks: 0,
+            xattrs: xattr::Split::default(),
+            xattr_block: None,
+            shape: None,
+            runs: Vec::new(),
+        }
+    }
+}
+
 /// Per-group results.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupInfo {
@@ -201,6 +219,52 @@ pub const MAX_TIMESTAMP: i64 = (1 << 34) - (1 << 31) - 1;
 /// given M MiB") when a fixed size is too small; `Overflow` on absurd sizes; `InvalidInput`
 /// for a timestamp outside 0..=[`MAX_TIMESTAMP`].
 pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
+    check_options(opts)?;
+    let n_nodes = u64::try_from(tree.len())
+        .map_err(|_| Error::new(ErrorKind::Overflow, "tree", "too many nodes"))?;
+    let ids = Ids::new(opts, n_nodes);
+    // 1. Inode numbers: root 2, lost+found 11, then the tree depth first in byte order.
+    let walk = tree.walk();
+    let nums = Numbering::new(tree, &walk)?;
+    // 2. Link counts and parents.
+    let (links, parent) = links_and_parents(tree, &walk, &nums)?;
+    // 3. What each inode needs.
+    let mut inodes = inode_plans(tree, &nums, &links, &parent, &ids.hash_seed)?;
+    // 4. Size: the geometry and every block's owner.
+    let used_inodes = u64::from(nums.last_ino);
+    let (geo, mut lay) = size(opts, &mut inodes, used_inodes)?;
+    // 5. Counts per group.
+    let used = layout::coalesce(std::mem::take(&mut lay.used));
+    verify_disjoint(&geo, &lay, &inodes, &used)?;
+    let groups = group_infos(tree, opts, &geo, &lay, &inodes, &used, used_inodes);
+    let free_blocks = groups.iter().map(|g| g.free_blocks).sum();
+    let j = &inodes[7];
+    let journal_iblock =
+        inode::build_tree(&j.extents, &j.tree, 8, ids.fs_seed, |_, _| Ok::<(), ()>(()))
+            .unwrap_or([0; 60]);
+    Ok(Plan {
+        r_blocks: geo.blocks * u64::from(opts.reserved_percent) / 100,
+        free_inodes: geo.inodes() - used_inodes,
+        geo,
+        uuid: ids.uuid,
+        label: opts.label.clone(),
+        hash_seed: ids.hash_seed,
+        fs_seed: ids.fs_seed,
+        timestamp: opts.timestamp,
+        free_blocks,
+        groups,
+        inodes,
+        ino_of: nums.ino_of,
+        used,
+        journal_iblock,
+        resize_dind: lay.resize_dind,
+        threads: opts.threads,
+        target_zeroed: opts.target_zeroed,
+    })
+}
+
+/// Refuses a label over 16 bytes, a timestamp ext4 cannot hold and a reserve over 50%.
+fn check_options(opts: &Options) -> Result<()> {
     if opts.label.len() > 16 {
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -226,61 +290,104 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
             "percentage over 50",
         ));
     }
-    let n_nodes = u64::try_from(tree.len())
-        .map_err(|_| Error::new(ErrorKind::Overflow, "tree", "too many nodes"))?;
-    let uuid = opts.uuid.unwrap_or_else(|| {
-        derive_id(&[b"imagetool-ext4-uuid", &opts.label, &n_nodes.to_le_bytes()])
-    });
-    let seed_bytes = opts
-        .hash_seed
-        .unwrap_or_else(|| derive_id(&[b"imagetool-ext4-hash-seed", &uuid]));
-    let mut hash_seed = [0u32; 4];
-    for (k, w) in hash_seed.iter_mut().enumerate() {
-        *w = u32::from_le_bytes([
-            seed_bytes[4 * k],
-            seed_bytes[4 * k + 1],
-            seed_bytes[4 * k + 2],
-            seed_bytes[4 * k + 3],
-        ]);
-    }
-    let fs_seed = csum::fs_seed(&uuid);
+    Ok(())
+}
 
-    // 1. Inode numbers: root 2, lost+found 11, then the tree depth first in byte order.
-    let walk = tree.walk();
-    let mut ino_of = vec![0u32; tree.len()];
-    ino_of[0] = 2;
-    let tree_lpf = tree
-        .children(NodeId::ROOT)
-        .find(|(n, _)| *n == b"lost+found")
-        .map(|(_, id)| id);
-    if let Some(id) = tree_lpf {
-        if !matches!(tree.node(id).kind, Kind::Dir(_)) {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "lost+found",
-                "exists and is not a directory",
-            ));
+/// The filesystem's identifiers: the UUID, the directory hash seed and the checksum seed.
+struct Ids {
+    uuid: [u8; 16],
+    hash_seed: [u32; 4],
+    fs_seed: u32,
+}
+
+impl Ids {
+    /// The options' UUID and hash seed, or ones derived from the label and the tree's size.
+    fn new(opts: &Options, n_nodes: u64) -> Self {
+        let uuid = opts.uuid.unwrap_or_else(|| {
+            derive_id(&[b"imagetool-ext4-uuid", &opts.label, &n_nodes.to_le_bytes()])
+        });
+        let seed_bytes = opts
+            .hash_seed
+            .unwrap_or_else(|| derive_id(&[b"imagetool-ext4-hash-seed", &uuid]));
+        let mut hash_seed = [0u32; 4];
+        for (k, w) in hash_seed.iter_mut().enumerate() {
+            *w = u32::from_le_bytes([
+                seed_bytes[4 * k],
+                seed_bytes[4 * k + 1],
+                seed_bytes[4 * k + 2],
+                seed_bytes[4 * k + 3],
+            ]);
         }
-        ino_of[id.0 as usize] = FIRST_INO;
-    }
-    let mut next = FIRST_INO + 1;
-    let mut order: Vec<(NodeId, &[u8])> = Vec::with_capacity(walk.len());
-    for (path, id) in &walk {
-        if ino_of[id.0 as usize] == 0 {
-            ino_of[id.0 as usize] = next;
-            next = next
-                .checked_add(1)
-                .ok_or_else(|| Error::new(ErrorKind::Overflow, "tree", "too many inodes"))?;
-            order.push((*id, path));
+        Self {
+            uuid,
+            hash_seed,
+            fs_seed: csum::fs_seed(&uuid),
         }
     }
-    let last_ino = next - 1;
+}
 
-    // 2. Link counts and parents.
+/// Step 1: every node's inode number.
+struct Numbering<'w> {
+    /// Node index → inode number.
+    ino_of: Vec<u32>,
+    /// The nodes numbered from `FIRST_INO + 1` on, in order, with their paths.
+    order: Vec<(NodeId, &'w [u8])>,
+    /// The tree's own lost+found (a directory), if it has one.
+    tree_lpf: Option<NodeId>,
+    /// The highest inode number used.
+    last_ino: u32,
+}
+
+impl<'w> Numbering<'w> {
+    /// Root 2, lost+found 11, then the tree depth first in byte order (`walk`).
+    fn new(tree: &Tree, walk: &'w [(Vec<u8>, NodeId)]) -> Result<Self> {
+        let mut ino_of = vec![0u32; tree.len()];
+        ino_of[0] = 2;
+        let tree_lpf = tree
+            .children(NodeId::ROOT)
+            .find(|(n, _)| *n == b"lost+found")
+            .map(|(_, id)| id);
+        if let Some(id) = tree_lpf {
+            if !matches!(tree.node(id).kind, Kind::Dir(_)) {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "lost+found",
+                    "exists and is not a directory",
+                ));
+            }
+            ino_of[id.0 as usize] = FIRST_INO;
+        }
+        let mut next = FIRST_INO + 1;
+        let mut order: Vec<(NodeId, &[u8])> = Vec::with_capacity(walk.len());
+        for (path, id) in walk {
+            if ino_of[id.0 as usize] == 0 {
+                ino_of[id.0 as usize] = next;
+                next = next
+                    .checked_add(1)
+                    .ok_or_else(|| Error::new(ErrorKind::Overflow, "tree", "too many inodes"))?;
+                order.push((*id, path));
+            }
+        }
+        Ok(Self {
+            ino_of,
+            order,
+            tree_lpf,
+            last_ino: next - 1,
+        })
+    }
+}
+
+/// Step 2: every node's link count and parent inode (by node index); refuses a name over 255
+/// bytes. The root counts lost+found's `..` even when lost+found is created.
+fn links_and_parents(
+    tree: &Tree,
+    walk: &[(Vec<u8>, NodeId)],
+    nums: &Numbering<'_>,
+) -> Result<(Vec<u32>, Vec<u32>)> {
     let mut links = vec![0u32; tree.len()];
     let mut parent = vec![2u32; tree.len()];
     links[0] = 2;
-    for (path, id) in &walk {
+    for (path, id) in walk {
         if let Kind::Dir(_) = tree.node(*id).kind {
             for (name, c) in tree.children(*id) {
                 if name.len() > MAX_NAME {
@@ -296,58 +403,55 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
                 if let Kind::Dir(_) = tree.node(c).kind {
                     links[c.0 as usize] = 2;
                     links[id.0 as usize] += 1;
-                    parent[c.0 as usize] = ino_of[id.0 as usize];
+                    parent[c.0 as usize] = nums.ino_of[id.0 as usize];
                 } else {
                     links[c.0 as usize] += 1;
                 }
             }
         }
     }
-    let add_lpf = tree_lpf.is_none();
-    if add_lpf {
+    if nums.tree_lpf.is_none() {
         links[0] += 1;
     }
+    Ok((links, parent))
+}
 
-    // 3. What each inode needs.
+/// Step 3: what each inode needs: its role, parent, links, xattrs and the logical block
+/// runs to allocate (directory blocks, file data, slow symlinks).
+fn inode_plans(
+    tree: &Tree,
+    nums: &Numbering<'_>,
+    links: &[u32],
+    parent: &[u32],
+    hash_seed: &[u32; 4],
+) -> Result<Vec<InodePlan>> {
+    let last_ino = nums.last_ino;
     let mut inodes: Vec<InodePlan> = Vec::with_capacity(last_ino as usize);
-    let blank = |role| InodePlan {
-        role,
-        parent: 0,
-        links: 0,
-        extents: Vec::new(),
-        tree: Vec::new(),
-        data_blocks: 0,
-        xattrs: xattr::Split::default(),
-        xattr_block: None,
-        shape: None,
-        runs: Vec::new(),
-    };
     for ino in 1..=last_ino {
         let role = match ino {
             2 => Role::Node(NodeId::ROOT),
             7 => Role::Resize,
             8 => Role::Journal,
-            FIRST_INO => match tree_lpf {
+            FIRST_INO => match nums.tree_lpf {
                 Some(id) => Role::Node(id),
                 None => Role::LostFound,
             },
             1..FIRST_INO => Role::Reserved,
-            _ => Role::Node(order[(ino - FIRST_INO - 1) as usize].0),
+            _ => Role::Node(nums.order[(ino - FIRST_INO - 1) as usize].0),
         };
-        inodes.push(blank(role));
+        inodes.push(InodePlan::blank(role));
     }
-    let mut path_of_lpf = Vec::new();
-    path_of_lpf.extend_from_slice(b"lost+found");
+    let add_lpf = nums.tree_lpf.is_none();
     for ino in 1..=last_ino {
         let ip = &mut inodes[ino as usize - 1];
         let (id, path): (NodeId, &[u8]) = match ip.role {
             Role::Node(id) if id == NodeId::ROOT => (id, b""),
-            Role::Node(id) if ino == FIRST_INO => (id, &path_of_lpf),
-            Role::Node(id) => (id, order[(ino - FIRST_INO - 1) as usize].1),
+            Role::Node(id) if ino == FIRST_INO => (id, b"lost+found"),
+            Role::Node(id) => (id, nums.order[(ino - FIRST_INO - 1) as usize].1),
             Role::LostFound => {
                 ip.parent = 2;
                 ip.links = 2;
-                let shape = dir::shape(&[], &hash_seed, 4, "lost+found")?;
+                let shape = dir::shape(&[], hash_seed, 4, "lost+found")?;
                 ip.runs.push((0, shape.blocks()));
                 ip.shape = Some(shape);
                 continue;
@@ -371,33 +475,14 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
                 if ip.links > LINK_MAX {
                     ip.links = 1;
                 }
-                let entries = dir_entries(tree, id, &ino_of, add_lpf && id == NodeId::ROOT);
+                let entries = dir_entries(tree, id, &nums.ino_of, add_lpf && id == NodeId::ROOT);
                 let min = if ino == FIRST_INO { 4 } else { 1 };
-                let shape = dir::shape(&entries, &hash_seed, min, &ps())?;
+                let shape = dir::shape(&entries, hash_seed, min, &ps())?;
                 ip.runs.push((0, shape.blocks()));
                 ip.shape = Some(shape);
             }
             Kind::File(fd) => {
-                // Block-align every data range and merge the ones that touch.
-                let mut last: Option<(u64, u64)> = None;
-                for r in fd.data_ranges() {
-                    if r.start >= r.end || r.end > fd.size {
-                        continue;
-                    }
-                    let (s, e) = (r.start / BLOCK_SIZE, r.end.div_ceil(BLOCK_SIZE));
-                    match &mut last {
-                        Some((_, le)) if *le >= s => *le = (*le).max(e),
-                        _ => {
-                            if let Some((ls, le)) = last {
-                                ip.runs.push((ls, le - ls));
-                            }
-                            last = Some((s, e));
-                        }
-                    }
-                }
-                if let Some((ls, le)) = last {
-                    ip.runs.push((ls, le - ls));
-                }
+                ip.runs = file_runs(fd);
                 if fd.size.div_ceil(BLOCK_SIZE) > u64::from(u32::MAX) {
                     return Err(Error::new(
                         ErrorKind::Unsupported,
@@ -421,8 +506,43 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
             _ => {}
         }
     }
+    Ok(inodes)
+}
 
-    // 4. Size: refuse an absurd one before any per-group work (1000000 TiB is 8 G groups).
+/// A file's data ranges as logical block runs `(first, count)`: every range block-aligned,
+/// the ones that touch merged (holes stay unallocated).
+fn file_runs(fd: &imagetool_fstree::FileData) -> Vec<(u64, u64)> {
+    let mut runs = Vec::new();
+    let mut last: Option<(u64, u64)> = None;
+    for r in fd.data_ranges() {
+        if r.start >= r.end || r.end > fd.size {
+            continue;
+        }
+        let (s, e) = (r.start / BLOCK_SIZE, r.end.div_ceil(BLOCK_SIZE));
+        match &mut last {
+            Some((_, le)) if *le >= s => *le = (*le).max(e),
+            _ => {
+                if let Some((ls, le)) = last {
+                    runs.push((ls, le - ls));
+                }
+                last = Some((s, e));
+            }
+        }
+    }
+    if let Some((ls, le)) = last {
+        runs.push((ls, le - ls));
+    }
+    runs
+}
+
+/// Step 4: the geometry and layout for the options' size. An absurd size is refused before
+/// any per-group work (1000000 TiB is 8 G groups); a fixed size too small names the size
+/// needed.
+fn size(
+    opts: &Options,
+    inodes: &mut Vec<InodePlan>,
+    used_inodes: u64,
+) -> Result<(Geometry, Layout)> {
     let asked = match opts.size {
         Size::Auto { reserve } => reserve,
         Size::Fixed(bytes) => bytes,
@@ -441,16 +561,13 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         .iter()
         .map(|i| i.runs.iter().map(|r| r.1).sum::<u64>() + u64::from(!i.xattrs.block.is_empty()))
         .sum();
-    let used_inodes = u64::from(last_ino);
-    let ctx = Ctx {
-        inodes: &mut inodes,
-    };
-    let (geo, mut lay) = match opts.size {
+    let ctx = Ctx { inodes };
+    match opts.size {
         Size::Auto { reserve } => {
             let extra = opts
                 .extra_inodes
                 .unwrap_or((used_inodes / 50).max(16) + reserve / 16384);
-            size_auto(ctx, data, used_inodes + extra, reserve.div_ceil(BLOCK_SIZE))?
+            size_auto(ctx, data, used_inodes + extra, reserve.div_ceil(BLOCK_SIZE))
         }
         Size::Fixed(bytes) => {
             let blocks = bytes / BLOCK_SIZE;
@@ -464,10 +581,10 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
                 (l.end <= g.blocks).then_some((g, l))
             });
             match attempt {
-                Some(ok) => ok,
+                Some(ok) => Ok(ok),
                 None => {
                     let (g, _) = size_auto(ctx, data, used_inodes + extra, 0)?;
-                    return Err(Error::new(
+                    Err(Error::new(
                         ErrorKind::NoSpace,
                         "size",
                         format!(
@@ -475,15 +592,23 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
                             (g.blocks * BLOCK_SIZE).div_ceil(1 << 20),
                             bytes >> 20
                         ),
-                    ));
+                    ))
                 }
             }
         }
-    };
+    }
+}
 
-    // 5. Counts per group.
-    let used = layout::coalesce(std::mem::take(&mut lay.used));
-    verify_disjoint(&geo, &lay, &inodes, &used)?;
+/// Step 5: each group's metadata blocks, free blocks and inodes, directories and flags.
+fn group_infos(
+    tree: &Tree,
+    opts: &Options,
+    geo: &Geometry,
+    lay: &Layout,
+    inodes: &[InodePlan],
+    used: &[Range<u64>],
+    used_inodes: u64,
+) -> Vec<GroupInfo> {
     let mut groups = Vec::with_capacity(geo.groups as usize);
     let mut ri = 0;
     let mut dirs_per_group = vec![0u64; geo.groups as usize];
@@ -537,30 +662,7 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
             itable_unused: unused,
         });
     }
-    let free_blocks = groups.iter().map(|g| g.free_blocks).sum();
-    let j = &inodes[7];
-    let journal_iblock =
-        inode::build_tree(&j.extents, &j.tree, 8, fs_seed, |_, _| Ok::<(), ()>(()))
-            .unwrap_or([0; 60]);
-    Ok(Plan {
-        r_blocks: geo.blocks * u64::from(opts.reserved_percent) / 100,
-        free_inodes: geo.inodes() - used_inodes,
-        geo,
-        uuid,
-        label: opts.label.clone(),
-        hash_seed,
-        fs_seed,
-        timestamp: opts.timestamp,
-        free_blocks,
-        groups,
-        inodes,
-        ino_of,
-        used,
-        journal_iblock,
-        resize_dind: lay.resize_dind,
-        threads: opts.threads,
-        target_zeroed: opts.target_zeroed,
-    })
+    groups
 }
 
 struct Ctx<'a> {
@@ -595,16 +697,26 @@ fn size_auto(
         let l = layout(&g, inodes);
         Some((g, l))
     };
+    // How many blocks `t` lacks (0: it fits): everything must lie inside it, and `reserve`
+    // blocks must stay free. Free counts every block not in use, wherever it lies: with more
+    // than one flex group the second group's metadata sits near the end, so "the end of what
+    // is used plus the reserve" would never fit (a 2 GiB reserve on a small tree grew forever).
+    let short = |t: u64, l: &Layout| -> u64 {
+        let in_use: u64 = l.used.iter().map(|r| r.end - r.start).sum();
+        l.end
+            .saturating_sub(t)
+            .max(reserve.saturating_sub(t.saturating_sub(in_use)))
+    };
     let mut t = (data + reserve + 1024 + 64 + inodes_total / 16).max(MIN_BLOCKS);
     for _ in 0..64 {
         t = t.next_multiple_of(256);
         match try_size(t, ctx.inodes) {
-            Some((_, l)) if l.end + reserve <= t => {
+            Some((_, l)) if short(t, &l) == 0 => {
                 // The estimate may overshoot: step down 1 MiB at a time while it still fits.
                 let mut best = t;
                 for _ in 0..8 {
                     match try_size(best - 256, ctx.inodes) {
-                        Some((_, l2)) if l2.end + reserve <= best - 256 => best -= 256,
+                        Some((_, l2)) if short(best - 256, &l2) == 0 => best -= 256,
                         _ => break,
                     }
                 }
@@ -617,7 +729,7 @@ fn size_auto(
                     )
                 });
             }
-            Some((_, l)) => t = (l.end + reserve).max(t + 256),
+            Some((_, l)) => t += short(t, &l).max(256),
             None => {
                 // Too few groups for the inodes (at most 32768 per group), or a last group
                 // too small to hold its backup: grow to the next usable size.
@@ -785,6 +897,34 @@ mod tests {
         .unwrap();
         assert!(r.free_blocks() * BLOCK_SIZE >= 10 << 20);
         assert!(r.size_bytes() <= p.size_bytes() + (11 << 20));
+    }
+
+    // Regression: a reserve larger than one flex group (16 groups, 2 GiB) on a small tree never
+    // converged: the second flex group's metadata sits near the end, and the fit asked for
+    // "end of what is used + reserve" instead of "reserve blocks free".
+    #[test]
+    fn test_auto_size_with_reserves_past_a_flex_group_converges_tightly() {
+        let mut t = Tree::new(Meta::dir(0o755));
+        t.add_file(
+            b"a",
+            Source::Bytes(b"hi\n".to_vec().into()),
+            Meta::file(0o644),
+        )
+        .unwrap();
+        for reserve in [100u64 << 20, 2 << 30, 5 << 30, 20 << 30] {
+            let opts = Options {
+                size: Size::Auto { reserve },
+                ..Options::default()
+            };
+            let p = plan(&t, &opts).unwrap_or_else(|e| panic!("reserve {reserve}: {e}"));
+            let free = p.free_blocks() * BLOCK_SIZE;
+            assert!(free >= reserve, "reserve {reserve}: {free} free");
+            // Tight: at most the metadata of the reserve's groups, plus 1 MiB of rounding.
+            assert!(
+                free <= reserve + reserve / 64 + (2 << 20),
+                "reserve {reserve}: {free} free"
+            );
+        }
     }
 
     // Regression: a failed step-down trial left its extents in the inodes, so the root

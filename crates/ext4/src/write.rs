@@ -1,7 +1,7 @@
 //! Executing a plan: metadata written once, in order; file data copied in parallel.
 
 use imagetool_blockio::{WriteAt, write_skipping_zeros};
-use imagetool_fstree::{Kind, Node, Source, Timestamp, Tree};
+use imagetool_fstree::{Kind, Node, NodeId, Source, Timestamp, Tree};
 use rayon::prelude::*;
 
 use crate::inode::{self, Extent, FLAG_EXTENTS, FLAG_INDEX, Fields};
@@ -136,70 +136,82 @@ impl Plan {
                 iblock: self.extent_root(ino, ip, None, blocks),
                 ..base
             },
-            Role::Node(id) => {
-                let node: &Node = tree.node(id);
-                let m = &node.meta;
-                let mut f = Fields {
-                    uid: m.uid,
-                    gid: m.gid,
-                    atime: m.atime,
-                    mtime: m.mtime,
-                    ctime: m.ctime,
-                    crtime: m.ctime,
-                    links: ip.links.min(u32::from(u16::MAX)) as u16,
-                    blocks_512,
-                    file_acl: ip.xattr_block.unwrap_or(0),
-                    xattrs: xattr::inode_area(&ip.xattrs.inode),
-                    ..Fields::default()
-                };
-                let perm = m.mode & 0o7777;
-                match &node.kind {
-                    Kind::File(fd) => {
-                        f.mode = 0o100_000 | perm;
-                        f.size = fd.size;
-                        f.flags = FLAG_EXTENTS;
-                        f.iblock = self.extent_root(ino, ip, None, blocks);
-                    }
-                    Kind::Dir(_) => {
-                        f.mode = 0o040_000 | perm;
-                        f.size = ip.data_blocks * BLOCK_SIZE;
-                        f.flags = FLAG_EXTENTS;
-                        if matches!(ip.shape, Some(dir::Shape::Htree { .. })) {
-                            f.flags |= FLAG_INDEX;
-                        }
-                        f.iblock = self.extent_root(ino, ip, None, blocks);
-                    }
-                    Kind::Symlink(t) => {
-                        f.mode = 0o120_000 | perm;
-                        f.size = t.len() as u64;
-                        if t.len() < 60 {
-                            f.iblock[..t.len()].copy_from_slice(t);
-                        } else {
-                            f.flags = FLAG_EXTENTS;
-                            f.iblock = self.extent_root(ino, ip, Some(t), blocks);
-                        }
-                    }
-                    Kind::CharDev { major, minor } | Kind::BlockDev { major, minor } => {
-                        f.mode = if matches!(node.kind, Kind::CharDev { .. }) {
-                            0o020_000
-                        } else {
-                            0o060_000
-                        } | perm;
-                        let (major, minor) = (*major, *minor);
-                        if major < 256 && minor < 256 {
-                            f.iblock[0..4].copy_from_slice(&((major << 8) | minor).to_le_bytes());
-                        } else {
-                            let v = (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12);
-                            f.iblock[4..8].copy_from_slice(&v.to_le_bytes());
-                        }
-                    }
-                    Kind::Fifo => f.mode = 0o010_000 | perm,
-                    Kind::Socket => f.mode = 0o140_000 | perm,
-                }
-                f
-            }
+            Role::Node(id) => self.node_fields(tree, id, ino, ip, blocks_512, blocks),
         };
         Ok(Some(f))
+    }
+
+    /// The inode fields of tree node `id` (inode `ino`, `blocks_512` sectors allocated);
+    /// queues its extent tree blocks in `blocks`.
+    fn node_fields(
+        &self,
+        tree: &Tree,
+        id: NodeId,
+        ino: u32,
+        ip: &InodePlan,
+        blocks_512: u64,
+        blocks: &mut Vec<(u64, Vec<u8>)>,
+    ) -> Fields {
+        let node: &Node = tree.node(id);
+        let m = &node.meta;
+        let mut f = Fields {
+            uid: m.uid,
+            gid: m.gid,
+            atime: m.atime,
+            mtime: m.mtime,
+            ctime: m.ctime,
+            crtime: m.ctime,
+            links: ip.links.min(u32::from(u16::MAX)) as u16,
+            blocks_512,
+            file_acl: ip.xattr_block.unwrap_or(0),
+            xattrs: xattr::inode_area(&ip.xattrs.inode),
+            ..Fields::default()
+        };
+        let perm = m.mode & 0o7777;
+        match &node.kind {
+            Kind::File(fd) => {
+                f.mode = 0o100_000 | perm;
+                f.size = fd.size;
+                f.flags = FLAG_EXTENTS;
+                f.iblock = self.extent_root(ino, ip, None, blocks);
+            }
+            Kind::Dir(_) => {
+                f.mode = 0o040_000 | perm;
+                f.size = ip.data_blocks * BLOCK_SIZE;
+                f.flags = FLAG_EXTENTS;
+                if matches!(ip.shape, Some(dir::Shape::Htree { .. })) {
+                    f.flags |= FLAG_INDEX;
+                }
+                f.iblock = self.extent_root(ino, ip, None, blocks);
+            }
+            Kind::Symlink(t) => {
+                f.mode = 0o120_000 | perm;
+                f.size = t.len() as u64;
+                if t.len() < 60 {
+                    f.iblock[..t.len()].copy_from_slice(t);
+                } else {
+                    f.flags = FLAG_EXTENTS;
+                    f.iblock = self.extent_root(ino, ip, Some(t), blocks);
+                }
+            }
+            Kind::CharDev { major, minor } | Kind::BlockDev { major, minor } => {
+                f.mode = if matches!(node.kind, Kind::CharDev { .. }) {
+                    0o020_000
+                } else {
+                    0o060_000
+                } | perm;
+                let (major, minor) = (*major, *minor);
+                if major < 256 && minor < 256 {
+                    f.iblock[0..4].copy_from_slice(&((major << 8) | minor).to_le_bytes());
+                } else {
+                    let v = (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12);
+                    f.iblock[4..8].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            Kind::Fifo => f.mode = 0o010_000 | perm,
+            Kind::Socket => f.mode = 0o140_000 | perm,
+        }
+        f
     }
 
     /// The extent root; queues the tree blocks (and a slow symlink's block) in `blocks`.

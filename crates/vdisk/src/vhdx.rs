@@ -6,7 +6,7 @@ use std::fs::File;
 
 use imagetool_blockio::{Extents, ReadAt};
 
-use crate::ids::{guid_le, uuid};
+use crate::ids::{Seed, guid_le, uuid};
 use crate::out::{Appender, put_at};
 use crate::scan::scan;
 use crate::{Ctx, Format, Report, Result};
@@ -51,6 +51,8 @@ fn seal(buf: &mut [u8], at: usize) {
     buf[at..at + 4].copy_from_slice(&c.to_le_bytes());
 }
 
+/// Writes `src` as a dynamic VHDX: the data blocks after the BAT, then the headers, region
+/// tables, metadata and BAT.
 pub(crate) fn write<S>(src: &S, file: &File, ctx: &Ctx) -> Result<Report>
 where
     S: ReadAt + Extents + Sync + ?Sized,
@@ -85,31 +87,53 @@ where
     let seed = ctx.seed_or(s.fingerprint);
     let name = ctx.name();
 
-    // File type identifier.
+    // The file type identifier, two headers (the one with the higher sequence number is
+    // current), two identical region tables, the metadata region, the BAT.
+    put_at(file, &name, &identifier(), 0)?;
+    for (n, at) in [(1u64, 64 * 1024u64), (2, 128 * 1024)] {
+        put_at(file, &name, &header(n, &seed), at)?;
+    }
+    let rt = region_table(bat_len);
+    put_at(file, &name, &rt, 192 * 1024)?;
+    put_at(file, &name, &rt, 256 * 1024)?;
+    put_at(file, &name, &metadata(size, &seed), META_OFFSET)?;
+    crate::out::put_table(file, &name, BAT_OFFSET, bat_len / 8, 8, 0, &bat)?;
+    Ok(Report {
+        format: Format::Vhdx,
+        virtual_size: size,
+        file_size,
+        data_grains: s.grains,
+    })
+}
+
+/// The file type identifier: the signature and the creator.
+fn identifier() -> Vec<u8> {
     let mut ident = vec![0u8; 512];
     ident[0..8].copy_from_slice(b"vhdxfile");
     let creator = concat!("imagetool ", env!("CARGO_PKG_VERSION"));
     for (i, u) in creator.encode_utf16().enumerate() {
         ident[8 + 2 * i..10 + 2 * i].copy_from_slice(&u.to_le_bytes());
     }
-    put_at(file, &name, &ident, 0)?;
+    ident
+}
 
-    // Two headers; the one with the higher sequence number is current.
-    for (n, at) in [(1u64, 64 * 1024u64), (2, 128 * 1024)] {
-        let mut h = vec![0u8; 4096];
-        h[0..4].copy_from_slice(b"head");
-        h[8..16].copy_from_slice(&n.to_le_bytes());
-        h[16..32].copy_from_slice(&guid_le(uuid(&seed, "vhdx file write guid")));
-        h[32..48].copy_from_slice(&guid_le(uuid(&seed, "vhdx data write guid")));
-        // Log GUID all zero: there is no log to replay.
-        h[66..68].copy_from_slice(&1u16.to_le_bytes());
-        h[68..72].copy_from_slice(&(LOG_LEN as u32).to_le_bytes());
-        h[72..80].copy_from_slice(&LOG_OFFSET.to_le_bytes());
-        seal(&mut h, 4);
-        put_at(file, &name, &h, at)?;
-    }
+/// Header number `n` (its sequence number): write GUIDs from `seed`, no log to replay.
+fn header(n: u64, seed: &Seed) -> Vec<u8> {
+    let mut h = vec![0u8; 4096];
+    h[0..4].copy_from_slice(b"head");
+    h[8..16].copy_from_slice(&n.to_le_bytes());
+    h[16..32].copy_from_slice(&guid_le(uuid(seed, "vhdx file write guid")));
+    h[32..48].copy_from_slice(&guid_le(uuid(seed, "vhdx data write guid")));
+    // Log GUID all zero: there is no log to replay.
+    h[66..68].copy_from_slice(&1u16.to_le_bytes());
+    h[68..72].copy_from_slice(&(LOG_LEN as u32).to_le_bytes());
+    h[72..80].copy_from_slice(&LOG_OFFSET.to_le_bytes());
+    seal(&mut h, 4);
+    h
+}
 
-    // Two identical region tables.
+/// The region table: the BAT (`bat_len` bytes) and the metadata region.
+fn region_table(bat_len: u64) -> Vec<u8> {
     let mut rt = vec![0u8; 64 * 1024];
     rt[0..4].copy_from_slice(b"regi");
     rt[8..12].copy_from_slice(&2u32.to_le_bytes());
@@ -127,13 +151,15 @@ where
         rt[e + 28..e + 32].copy_from_slice(&1u32.to_le_bytes());
     }
     seal(&mut rt, 4);
-    put_at(file, &name, &rt, 192 * 1024)?;
-    put_at(file, &name, &rt, 256 * 1024)?;
+    rt
+}
 
-    // Metadata region: table, then the items from 64 KiB on.
+/// The metadata region: the table, then the items from 64 KiB on (file parameters, the
+/// virtual size, the disk id from `seed`, the sector sizes).
+fn metadata(size: u64, seed: &Seed) -> Vec<u8> {
     const IS_VIRTUAL_DISK: u32 = 2;
     const IS_REQUIRED: u32 = 4;
-    let mut items: Vec<(&str, Vec<u8>, u32)> = vec![
+    let items: Vec<(&str, Vec<u8>, u32)> = vec![
         (
             FILE_PARAMS,
             [(BLOCK as u32).to_le_bytes(), 0u32.to_le_bytes()].concat(),
@@ -146,7 +172,7 @@ where
         ),
         (
             DISK_ID,
-            guid_le(uuid(&seed, "vhdx virtual disk id")).to_vec(),
+            guid_le(uuid(seed, "vhdx virtual disk id")).to_vec(),
             IS_VIRTUAL_DISK | IS_REQUIRED,
         ),
         (
@@ -164,7 +190,7 @@ where
     meta[0..8].copy_from_slice(b"metadata");
     meta[10..12].copy_from_slice(&(items.len() as u16).to_le_bytes());
     let mut data_at = 64 * 1024usize;
-    for (k, (g, data, flags)) in items.drain(..).enumerate() {
+    for (k, (g, data, flags)) in items.into_iter().enumerate() {
         let e = 32 + 32 * k;
         meta[e..e + 16].copy_from_slice(&guid(g));
         meta[e + 16..e + 20].copy_from_slice(&(data_at as u32).to_le_bytes());
@@ -173,14 +199,7 @@ where
         meta[data_at..data_at + data.len()].copy_from_slice(&data);
         data_at += data.len().div_ceil(8) * 8;
     }
-    put_at(file, &name, &meta, META_OFFSET)?;
-    crate::out::put_table(file, &name, BAT_OFFSET, bat_len / 8, 8, 0, &bat)?;
-    Ok(Report {
-        format: Format::Vhdx,
-        virtual_size: size,
-        file_size,
-        data_grains: s.grains,
-    })
+    meta
 }
 
 #[cfg(test)]

@@ -34,12 +34,14 @@ use imagetool_ptable::{
 use imagetool_vdisk::{self as vdisk, Format};
 
 pub mod bootloader;
+mod dry_run;
 mod error;
 mod meter;
 mod outputs;
 mod progress;
 
 pub use crate::spec::{DEFAULT_ROOT_GUID, ImageSpec, parse_uuid};
+pub use dry_run::{BuildPlan, FatFsPlan, RootFsPlan};
 pub use error::BuildError;
 use error::io;
 use meter::{Counted, timed, timed_bytes};
@@ -129,6 +131,116 @@ pub fn build_cancellable(
     }
 }
 
+/// The pipeline's steps, in order; each is a method of [`Pipeline`] below.
+/// Plans the image `spec` describes and writes nothing: the closure is read, the root tree
+/// listed, the bootloader, the root filesystem, the partition table and the FAT filesystems
+/// planned exactly as [`build`] plans them, and the plan returned (`imagetool build
+/// --dry-run`). No output is created (their names are checked), and the store is not hashed:
+/// a store whose contents differ from the registration fails [`build`], not this.
+///
+/// ```
+/// use imagetool::boot::Bootloader;
+/// use imagetool::build::{ImageSpec, NoProgress, plan};
+/// use imagetool::nix::closure::ClosureInput;
+/// use imagetool::ptable::{Role, TableType};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let c = scratch.closure()?;
+/// let output = scratch.path("nixos.img");
+/// let spec = ImageSpec::new(Some(c.path), ClosureInput::ClosureInfo(c.closure_info), output.clone())
+///     .store_root(c.store_root)
+///     .partition(TableType::Efi)
+///     .bootloader(Bootloader::None);
+/// let p = plan(&spec, &mut NoProgress)?;
+/// assert_eq!(p.store_paths, 1);
+/// assert!(p.layout.partition(Role::Esp).is_some());
+/// assert!(!output.exists()); // nothing written
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// [`BuildError`] naming the option, file or store path at fault, as [`build`] would before
+/// writing.
+pub fn plan(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildPlan, BuildError> {
+    // 1. The outputs' names, and touchEFIVars' table (nothing is created).
+    let outputs: Vec<(Format, std::path::PathBuf)> =
+        std::iter::once((spec.format, spec.output.clone()))
+            .chain(spec.also.iter().cloned())
+            .collect();
+    for (format, path) in &outputs {
+        vdisk::check_output_name(*format, path)?;
+    }
+    if spec.efi_vars.is_some() {
+        crate::efi_vars::check_table(spec.layout.table)?;
+    }
+    // 2.–5. As `build_inner`, with the store listed but not hashed.
+    let spec = &ImageSpec {
+        verify: false,
+        ..spec.clone()
+    };
+    let roots = Roots::parse(spec)?;
+    let cancel = Cancel::new();
+    let mut run = Pipeline {
+        spec,
+        progress,
+        cancel: &cancel,
+        timings: Vec::new(),
+    };
+    let closure = run.closure(&roots)?;
+    let (mut tree, _) = run.root_tree(&closure, &roots)?;
+    let (root_uuid, ext4_opts) = root_fs_options(spec)?;
+    let label = String::from_utf8_lossy(&ext4_opts.label).into_owned();
+    let plan = run.plan(
+        &closure,
+        roots.toplevel.as_ref(),
+        &mut tree,
+        ext4_opts,
+        &root_uuid,
+    )?;
+    let fs = &plan.fs_plan;
+    let fats = plan
+        .fats
+        .iter()
+        .map(|(r, what, p)| {
+            let role = plan
+                .layout
+                .partitions
+                .iter()
+                .find(|part| part.byte_range() == *r)
+                .map_or(Role::Esp, |part| part.role);
+            FatFsPlan {
+                role,
+                label: (*what).to_string(),
+                fat_type: format!("FAT{}", p.params().fat_type.bits()),
+                size: r.end - r.start,
+                used: u64::from(p.used_clusters()).saturating_mul(p.params().cluster_bytes()),
+                files: p.files().iter().map(|f| (f.path.clone(), f.len)).collect(),
+            }
+        })
+        .collect();
+    Ok(BuildPlan {
+        outputs,
+        root: RootFsPlan {
+            role: Role::Root,
+            size: fs.size_bytes(),
+            used: fs
+                .size_bytes()
+                .saturating_sub(fs.free_blocks().saturating_mul(ext4::BLOCK_SIZE)),
+            inodes: fs.inode_count(),
+            entries: tree.len(),
+            label,
+            uuid: root_uuid,
+        },
+        fats,
+        bootloader: plan.boot.describe(),
+        store_paths: closure.len(),
+        nar_size: closure.total_nar_size(),
+        layout: plan.layout,
+    })
+}
+
 fn build_inner(
     spec: &ImageSpec,
     progress: &mut dyn Progress,
@@ -136,93 +248,21 @@ fn build_inner(
 ) -> Result<BuildReport, BuildError> {
     let stop = || cancel.check().map_err(|_| BuildError::Cancelled);
     crate::features::check_build(spec)?;
-    // The output first: a name that cannot be written, or a device, FIFO or directory in its
-    // place, fails before any work. Until commit it has no name (or a random hidden one).
-    // With `also` (several formats from one plan) every output is created now and all are
-    // committed together at the end.
-    let jobs: Vec<(vdisk::Format, std::path::PathBuf)> =
-        std::iter::once((spec.format, spec.output.clone()))
-            .chain(spec.also.iter().cloned())
-            .collect();
-    let mut outs = Vec::with_capacity(jobs.len());
-    for (format, path) in &jobs {
-        vdisk::check_output_name(*format, path)?;
-        outs.push((*format, vdisk::create_output(path, &spec.format_options)?));
-    }
-    // touchEFIVars: efi-vars.fd is created now too and committed with the image.
-    let efi_vars_out = match &spec.efi_vars {
-        Some(e) => {
-            crate::efi_vars::check_table(spec.layout.table)?;
-            Some(imagetool_blockio::AtomicFile::create(&e.output).map_err(io(&e.output))?)
-        }
-        None => None,
+    // 1. The outputs, before any work.
+    let outs = Outputs::create(spec)?;
+    // 2. The store paths the spec names.
+    let roots = Roots::parse(spec)?;
+    let mut run = Pipeline {
+        spec,
+        progress,
+        cancel,
+        timings: Vec::new(),
     };
-    let mut timings = Vec::new();
-    let parse = |p: &str, what: &str| {
-        StorePath::parse(p).map_err(|e| BuildError::InvalidInput(format!("{what}: {e}")))
-    };
-    let toplevel = spec
-        .toplevel
-        .as_deref()
-        .map(|t| parse(t, "toplevel"))
-        .transpose()?;
-    let channel = spec
-        .channel
-        .as_deref()
-        .map(|c| parse(c, "channel"))
-        .transpose()?;
-    let mut roots: Vec<StorePath> = toplevel.iter().chain(channel.iter()).cloned().collect();
-    roots.sort();
-    let additional = spec
-        .additional_paths
-        .iter()
-        .map(|p| parse(p, "additionalPaths"))
-        .collect::<Result<Vec<_>, _>>()?;
-    if spec.only_nix_store && spec.layout.table != TableType::None {
-        return Err(BuildError::InvalidInput(
-            "onlyNixStore images have no partition table: set partitionTableType to none".into(),
-        ));
-    }
-
-    let closure = timed(progress, &mut timings, Phase::Closure, || {
-        let c = nix::closure::load(
-            &spec.closure,
-            &LoadOptions {
-                store_root: spec.store_root.clone(),
-                roots,
-                additional_paths: additional,
-                verify: spec.verify_closure,
-            },
-        )?;
-        let detail = format!("{} store paths, {} NAR bytes", c.len(), c.total_nar_size());
-        Ok((c, detail))
-    })?;
-
+    // 3. The closure.
+    let closure = run.closure(&roots)?;
     stop()?;
-    let (mut tree, snapshot) = timed(progress, &mut timings, Phase::RootTree, || {
-        let t = nix::root::root_tree_checked(
-            &closure,
-            &RootOptions {
-                toplevel: toplevel.clone(),
-                timestamp: spec.timestamp,
-                config_file: spec.config_file.clone(),
-                channel: channel.clone(),
-                contents: spec.contents.clone(),
-                only_nix_store: spec.only_nix_store,
-                verify: spec.verify,
-            },
-        )?;
-        let detail = format!(
-            "{} entries{}",
-            t.0.len(),
-            if spec.verify {
-                ", the store's NAR hashes compared while the image is written"
-            } else {
-                ""
-            }
-        );
-        Ok((t, detail))
-    })?;
+    // 4. The root tree.
+    let (mut tree, snapshot) = run.root_tree(&closure, &roots)?;
     // Verification runs beside planning and writing (the store is read while the page cache
     // still holds it, and the hashing overlaps the write) and is joined before any output is
     // committed.
@@ -232,9 +272,150 @@ fn build_inner(
     } else {
         None
     };
+    // 5. The plan: bootloader, root filesystem, layout, FAT filesystems.
+    let (root_uuid, ext4_opts) = root_fs_options(spec)?;
+    stop()?;
+    let plan = run.plan(
+        &closure,
+        roots.toplevel.as_ref(),
+        &mut tree,
+        ext4_opts,
+        &root_uuid,
+    )?;
+    let efi_vars = spec
+        .efi_vars
+        .as_ref()
+        .map(|e| crate::efi_vars::store_bytes(e, &plan.layout, &plan.boot))
+        .transpose()?;
+    // 6. Write: every part into an Overlay (metadata in memory, file data as references to
+    // the closure's files).
+    stop()?;
+    let overlay = Overlay::new(plan.layout.disk_size);
+    // Every worker's read and write checks `cancel`.
+    let disk = Cancellable::new(&overlay, cancel);
+    let allocated = run.write(&plan, &tree, &overlay, &disk)?;
+    // 7. Convert: the container writers (raw included) read the disk from the Overlay.
+    stop()?;
+    run.convert(&outs.images, &disk, allocated)?;
+    // The last moment to stop: after this the images are in place.
+    stop()?;
+    // 8. Commit. The outputs appear only if no store file read changed meanwhile (a same-size
+    // overwrite included: its ctime moves).
+    if let Some(v) = verifier {
+        v.finish()?;
+        snapshot.check()?;
+    }
+    outs.commit(efi_vars.as_deref(), &spec.output)?;
+    Ok(BuildReport {
+        output: spec.output.clone(),
+        format: spec.format,
+        disk_size: plan.layout.disk_size,
+        layout: plan.layout,
+        root_fs_uuid: root_uuid,
+        store_paths: closure.len(),
+        allocated,
+        timings: run.timings,
+    })
+}
 
-    // Plan: the smallest root filesystem, the layout around it, then the filesystem of the
-    // root partition's full size (mkfs formats the whole partition, as upstream).
+/// The build's outputs, created (unnamed) before any work and committed together at the end.
+struct Outputs {
+    /// Every image format with its output (the spec's, then `also`'s).
+    images: Vec<(Format, imagetool_blockio::AtomicFile)>,
+    /// `touchEFIVars`' efi-vars.fd, committed with the images.
+    efi_vars: Option<imagetool_blockio::AtomicFile>,
+}
+
+impl Outputs {
+    /// Creates every output: a name that cannot be written, or a device, FIFO or directory in
+    /// its place, fails before any work. Until commit an output has no name (or a random
+    /// hidden one).
+    fn create(spec: &ImageSpec) -> Result<Self, BuildError> {
+        let jobs =
+            std::iter::once((spec.format, spec.output.clone())).chain(spec.also.iter().cloned());
+        let mut images = Vec::with_capacity(1 + spec.also.len());
+        for (format, path) in jobs {
+            vdisk::check_output_name(format, &path)?;
+            images.push((format, vdisk::create_output(&path, &spec.format_options)?));
+        }
+        let efi_vars = match &spec.efi_vars {
+            Some(e) => {
+                crate::efi_vars::check_table(spec.layout.table)?;
+                Some(imagetool_blockio::AtomicFile::create(&e.output).map_err(io(&e.output))?)
+            }
+            None => None,
+        };
+        Ok(Self { images, efi_vars })
+    }
+
+    /// Writes efi-vars.fd (`efi_vars`: its bytes) and links every output into place.
+    fn commit(self, efi_vars: Option<&[u8]>, output: &Path) -> Result<(), BuildError> {
+        let mut outs: Vec<_> = self.images.into_iter().map(|(_, o)| o).collect();
+        if let (Some(out), Some(bytes)) = (self.efi_vars, efi_vars) {
+            crate::efi_vars::write(out.file(), bytes).map_err(io(out.dest()))?;
+            outs.push(out);
+        }
+        imagetool_blockio::AtomicFile::commit_all(outs).map_err(io(output))
+    }
+}
+
+/// The store paths the spec names: the toplevel, the channel and `additionalPaths`.
+struct Roots {
+    toplevel: Option<StorePath>,
+    channel: Option<StorePath>,
+    additional: Vec<StorePath>,
+}
+
+impl Roots {
+    /// Parses them, naming the key of a malformed one; refuses `onlyNixStore` with a table.
+    fn parse(spec: &ImageSpec) -> Result<Self, BuildError> {
+        let parse = |p: &str, what: &str| {
+            StorePath::parse(p).map_err(|e| BuildError::InvalidInput(format!("{what}: {e}")))
+        };
+        let toplevel = spec
+            .toplevel
+            .as_deref()
+            .map(|t| parse(t, "toplevel"))
+            .transpose()?;
+        let channel = spec
+            .channel
+            .as_deref()
+            .map(|c| parse(c, "channel"))
+            .transpose()?;
+        let additional = spec
+            .additional_paths
+            .iter()
+            .map(|p| parse(p, "additionalPaths"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if spec.only_nix_store && spec.layout.table != TableType::None {
+            return Err(BuildError::InvalidInput(
+                "onlyNixStore images have no partition table: set partitionTableType to none"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            toplevel,
+            channel,
+            additional,
+        })
+    }
+
+    /// The closure's roots, sorted: the toplevel and the channel.
+    fn closure_roots(&self) -> Vec<StorePath> {
+        let mut roots: Vec<StorePath> = self
+            .toplevel
+            .iter()
+            .chain(self.channel.iter())
+            .cloned()
+            .collect();
+        roots.sort();
+        roots
+    }
+}
+
+/// The root filesystem's UUID (`rootFSUID`, or its default) and its ext4 options before
+/// sizing: the label (`label`, or the image kind's) and the spec's timestamp and threads.
+fn root_fs_options(spec: &ImageSpec) -> Result<([u8; 16], ext4::Options), BuildError> {
     let root_uuid = parse_uuid(
         spec.root_fs_uuid
             .as_deref()
@@ -251,7 +432,7 @@ fn build_inner(
         }
         .to_string()
     });
-    let mut ext4_opts = ext4::Options {
+    let opts = ext4::Options {
         size: ext4::Size::Auto { reserve: 0 },
         label: label.into_bytes(),
         uuid: Some(root_uuid),
@@ -260,171 +441,262 @@ fn build_inner(
         threads: spec.threads,
         ..ext4::Options::default()
     };
-    stop()?;
-    let (layout, fs_plan, fats, boot_plan) = timed(progress, &mut timings, Phase::Plan, || {
-        // The bootloader first: its files under /boot count for the root's size.
-        let boot_plan = plan_bootloader(spec, &closure, toplevel.as_ref(), &root_uuid)?;
-        bootloader::add_to_root(&mut tree, &boot_plan.root, spec.timestamp)?;
-        let minimal = ext4::plan(&tree, &ext4_opts)?;
-        let mut layout = ptable::plan(
-            &spec.layout,
-            Requirements {
-                root_bytes: minimal.size_bytes(),
-            },
-        )?;
-        crate::sdcard::apply_boot_flag(&mut layout, spec.sd_boot_flag);
-        let root = layout
-            .partition(Role::Root)
-            .ok_or_else(|| BuildError::InvalidInput("the layout has no root partition".into()))?;
-        let r = root.byte_range();
-        ext4_opts.size = ext4::Size::Fixed(r.end - r.start);
-        let fs_plan = ext4::plan(&tree, &ext4_opts)?;
-        let mut fats = Vec::new();
-        let firmware = match &spec.firmware_dir {
-            Some(d) => crate::sdcard::firmware_files(d)?,
-            None => Vec::new(),
-        };
-        crate::sdcard::check_raw_writes(&spec.raw_writes, &layout)?;
-        for (role, what, files) in [
-            (Role::Esp, "ESP", &boot_plan.esp),
-            (Role::Boot, "BOOT", &boot_plan.boot),
-            (Role::Firmware, crate::sdcard::FIRMWARE_LABEL, &firmware),
-        ] {
-            let Some(p) = layout.partition(role) else {
-                continue;
-            };
-            let fat_tree = bootloader::fat_tree(files, what)?;
-            let r = p.byte_range();
-            let opts = fat::FormatOptions {
-                label: Some(what.to_string()),
-                volume_id: match (&spec.layout.ids, role) {
-                    (ptable::Identifiers::MakeDiskImage { .. }, Role::Firmware) => {
-                        ptable::SD_FIRMWARE_ID
-                    }
-                    _ => crate::disk::volume_id(&spec.layout.ids, what),
+    Ok((root_uuid, opts))
+}
+
+/// A FAT filesystem of the disk: its byte range, its label (for errors) and its plan.
+type FatPart = (std::ops::Range<u64>, &'static str, fat::Plan);
+
+/// The plan of the whole disk.
+struct DiskPlan {
+    layout: DiskLayout,
+    fs_plan: ext4::Plan,
+    fats: Vec<FatPart>,
+    boot: boot::Plan,
+}
+
+/// One build's phases: each reports to `progress` and records its duration in `timings`.
+struct Pipeline<'a> {
+    spec: &'a ImageSpec,
+    progress: &'a mut dyn Progress,
+    cancel: &'a Cancel,
+    timings: Vec<(Phase, std::time::Duration)>,
+}
+
+impl Pipeline<'_> {
+    /// The closure phase: the registration read (and checked, with `verify_closure`) from
+    /// the roots and `additionalPaths`.
+    fn closure(&mut self, roots: &Roots) -> Result<nix::closure::Closure, BuildError> {
+        let spec = self.spec;
+        timed(self.progress, &mut self.timings, Phase::Closure, || {
+            let c = nix::closure::load(
+                &spec.closure,
+                &LoadOptions {
+                    store_root: spec.store_root.clone(),
+                    roots: roots.closure_roots(),
+                    additional_paths: roots.additional.clone(),
+                    verify: spec.verify_closure,
                 },
-                hidden_sectors: u32::try_from(p.first_lba).unwrap_or(u32::MAX),
-                timestamp: spec.timestamp,
-                ..fat::FormatOptions::default()
-            };
-            let plan = fat::plan(&fat_tree, r.end - r.start, &opts)
-                .map_err(|source| BuildError::Fat { what, source })?;
-            fats.push((r, what, plan));
-        }
-        let detail = format!(
-            "{} table, disk {} MiB, root filesystem {} MiB ({} inodes), {}",
-            layout.table,
-            layout.disk_size >> 20,
-            fs_plan.size_bytes() >> 20,
-            fs_plan.inode_count(),
-            boot_plan.describe()
-        );
-        Ok(((layout, fs_plan, fats, boot_plan), detail))
-    })?;
+            )?;
+            let detail = format!("{} store paths, {} NAR bytes", c.len(), c.total_nar_size());
+            Ok((c, detail))
+        })
+    }
 
-    let efi_vars = spec
-        .efi_vars
-        .as_ref()
-        .map(|e| crate::efi_vars::store_bytes(e, &layout, &boot_plan))
-        .transpose()?;
-
-    // Write: every part into an Overlay (metadata in memory, file data as references to the
-    // closure's files). Convert: the container writer (raw included) reads the disk from it, so
-    // no raw intermediate exists and the closure's bytes are read once. For raw output this
-    // one path is also faster than copy_file_range into the image (docs/performance.md).
-    let parts = Parts {
-        layout: &layout,
-        tree: &tree,
-        fs_plan: &fs_plan,
-        fats: &fats,
-        boot: &boot_plan,
-        raw_writes: &spec.raw_writes,
-    };
-    let used = fs_plan
-        .size_bytes()
-        .saturating_sub(fs_plan.free_blocks().saturating_mul(ext4::BLOCK_SIZE));
-    stop()?;
-    let overlay = Overlay::new(layout.disk_size);
-    // Every worker's read and write checks `cancel`.
-    let disk = Cancellable::new(&overlay, cancel);
-    let allocated = timed_bytes(
-        progress,
-        &mut timings,
-        Phase::Write,
-        used,
-        cancel,
-        |count| {
-            let allocated = parts.write(&disk, count, &spec.output)?;
-            let st = overlay.stats();
+    /// The root tree phase: the NixOS root tree of the closure, and the snapshot of the store
+    /// files it reads (for the verification).
+    fn root_tree(
+        &mut self,
+        closure: &nix::closure::Closure,
+        roots: &Roots,
+    ) -> Result<(ext4::Tree, nix::scan::Snapshot), BuildError> {
+        let spec = self.spec;
+        timed(self.progress, &mut self.timings, Phase::RootTree, || {
+            let t = nix::root::root_tree_checked(
+                closure,
+                &RootOptions {
+                    toplevel: roots.toplevel.clone(),
+                    timestamp: spec.timestamp,
+                    config_file: spec.config_file.clone(),
+                    channel: roots.channel.clone(),
+                    contents: spec.contents.clone(),
+                    only_nix_store: spec.only_nix_store,
+                    verify: spec.verify,
+                },
+            )?;
             let detail = format!(
-                "{} MiB allocated: {} MiB of metadata in memory, {} MiB of file data to read",
-                allocated >> 20,
-                st.memory >> 20,
-                st.referenced >> 20
-            );
-            Ok((allocated, detail))
-        },
-    )?;
-    stop()?;
-    let total = allocated.saturating_mul(outs.len() as u64);
-    timed_bytes(
-        progress,
-        &mut timings,
-        Phase::Convert,
-        total,
-        cancel,
-        |count| {
-            let mut opts = spec.format_options.clone();
-            opts.threads = spec.threads;
-            // The spec's timestamp, not the environment's, in the container headers (VHD).
-            if opts.source_date_epoch.is_none() {
-                opts.source_date_epoch = Some(u64::try_from(spec.timestamp).unwrap_or(0));
-            }
-            let src = Counted::new(&disk, count);
-            if let [(format, out)] = outs.as_slice()
-                && crate::sdcard::wants_zstd(&spec.output)
-            {
-                // A .zst output is the raw image compressed as it is read: no raw file.
-                if *format != Format::Raw {
-                    return Err(BuildError::InvalidInput(format!(
-                        "{}: a .zst output is a zstd-compressed raw image; the format is {format}",
-                        spec.output.display(),
-                    )));
+                "{} entries{}",
+                t.0.len(),
+                if spec.verify {
+                    ", the store's NAR hashes compared while the image is written"
+                } else {
+                    ""
                 }
-                crate::sdcard::compress_zstd(&src, out.file(), &spec.output, spec.threads)?;
-                return Ok((
-                    (),
-                    format!("raw, zstd-compressed ({})", spec.output.display()),
-                ));
-            }
-            let detail = outputs::convert_all(&src, &outs, &opts)?;
-            Ok(((), detail))
-        },
-    )?;
-    // The last moment to stop: after this the images are in place.
-    stop()?;
-    // The outputs appear only if no store file read changed meanwhile (a same-size overwrite
-    // included: its ctime moves).
-    if let Some(v) = verifier {
-        v.finish()?;
-        snapshot.check()?;
+            );
+            Ok((t, detail))
+        })
     }
-    let mut outs: Vec<_> = outs.into_iter().map(|(_, o)| o).collect();
-    if let (Some(out), Some(bytes)) = (efi_vars_out, &efi_vars) {
-        crate::efi_vars::write(out.file(), bytes).map_err(io(out.dest()))?;
-        outs.push(out);
+
+    /// The plan phase: the smallest root filesystem, the layout around it, then the
+    /// filesystem of the root partition's full size (mkfs formats the whole partition, as
+    /// upstream) and the FAT filesystems. The bootloader comes first: its files under /boot
+    /// count for the root's size.
+    fn plan(
+        &mut self,
+        closure: &nix::closure::Closure,
+        toplevel: Option<&StorePath>,
+        tree: &mut ext4::Tree,
+        mut ext4_opts: ext4::Options,
+        root_uuid: &[u8; 16],
+    ) -> Result<DiskPlan, BuildError> {
+        let spec = self.spec;
+        timed(self.progress, &mut self.timings, Phase::Plan, || {
+            let boot_plan = plan_bootloader(spec, closure, toplevel, root_uuid)?;
+            bootloader::add_to_root(tree, &boot_plan.root, spec.timestamp)?;
+            let minimal = ext4::plan(tree, &ext4_opts)?;
+            let mut layout = ptable::plan(
+                &spec.layout,
+                Requirements {
+                    root_bytes: minimal.size_bytes(),
+                },
+            )?;
+            crate::sdcard::apply_boot_flag(&mut layout, spec.sd_boot_flag);
+            let root = layout.partition(Role::Root).ok_or_else(|| {
+                BuildError::InvalidInput("the layout has no root partition".into())
+            })?;
+            let r = root.byte_range();
+            ext4_opts.size = ext4::Size::Fixed(r.end - r.start);
+            let fs_plan = ext4::plan(tree, &ext4_opts)?;
+            let fats = plan_fats(spec, &layout, &boot_plan)?;
+            let detail = format!(
+                "{} table, disk {} MiB, root filesystem {} MiB ({} inodes), {}",
+                layout.table,
+                layout.disk_size >> 20,
+                fs_plan.size_bytes() >> 20,
+                fs_plan.inode_count(),
+                boot_plan.describe()
+            );
+            let plan = DiskPlan {
+                layout,
+                fs_plan,
+                fats,
+                boot: boot_plan,
+            };
+            Ok((plan, detail))
+        })
     }
-    imagetool_blockio::AtomicFile::commit_all(outs).map_err(io(&spec.output))?;
-    Ok(BuildReport {
-        output: spec.output.clone(),
-        format: spec.format,
-        disk_size: layout.disk_size,
-        layout,
-        root_fs_uuid: root_uuid,
-        store_paths: closure.len(),
-        allocated,
-        timings,
-    })
+
+    /// The write phase: every part of `plan` into `disk` (a cancellable view of `overlay`);
+    /// returns the bytes allocated.
+    fn write<D: ReadAt + WriteAt + Sync>(
+        &mut self,
+        plan: &DiskPlan,
+        tree: &ext4::Tree,
+        overlay: &Overlay,
+        disk: &D,
+    ) -> Result<u64, BuildError> {
+        let parts = Parts {
+            layout: &plan.layout,
+            tree,
+            fs_plan: &plan.fs_plan,
+            fats: &plan.fats,
+            boot: &plan.boot,
+            raw_writes: &self.spec.raw_writes,
+        };
+        let used = plan
+            .fs_plan
+            .size_bytes()
+            .saturating_sub(plan.fs_plan.free_blocks().saturating_mul(ext4::BLOCK_SIZE));
+        let output = &self.spec.output;
+        timed_bytes(
+            self.progress,
+            &mut self.timings,
+            Phase::Write,
+            used,
+            self.cancel,
+            |count| {
+                let allocated = parts.write(disk, count, output)?;
+                let st = overlay.stats();
+                let detail = format!(
+                    "{} MiB allocated: {} MiB of metadata in memory, {} MiB of file data to read",
+                    allocated >> 20,
+                    st.memory >> 20,
+                    st.referenced >> 20
+                );
+                Ok((allocated, detail))
+            },
+        )
+    }
+
+    /// The convert phase: every output's container writer reads the disk (`allocated` bytes
+    /// of it are data); a single `.zst` output is the raw image compressed as it is read.
+    /// No raw intermediate exists, and the closure's bytes are read once; for raw output this
+    /// one path is also faster than copy_file_range into the image (docs/performance.md).
+    fn convert<D: ReadAt + imagetool_blockio::Extents + Sync>(
+        &mut self,
+        outs: &[(Format, imagetool_blockio::AtomicFile)],
+        disk: &D,
+        allocated: u64,
+    ) -> Result<(), BuildError> {
+        let spec = self.spec;
+        let total = allocated.saturating_mul(outs.len() as u64);
+        timed_bytes(
+            self.progress,
+            &mut self.timings,
+            Phase::Convert,
+            total,
+            self.cancel,
+            |count| {
+                let mut opts = spec.format_options.clone();
+                opts.threads = spec.threads;
+                // The spec's timestamp, not the environment's, in the container headers (VHD).
+                if opts.source_date_epoch.is_none() {
+                    opts.source_date_epoch = Some(u64::try_from(spec.timestamp).unwrap_or(0));
+                }
+                let src = Counted::new(disk, count);
+                if let [(format, out)] = outs
+                    && crate::sdcard::wants_zstd(&spec.output)
+                {
+                    if *format != Format::Raw {
+                        return Err(BuildError::InvalidInput(format!(
+                            "{}: a .zst output is a zstd-compressed raw image; the format is {format}",
+                            spec.output.display(),
+                        )));
+                    }
+                    crate::sdcard::compress_zstd(&src, out.file(), &spec.output, spec.threads)?;
+                    return Ok((
+                        (),
+                        format!("raw, zstd-compressed ({})", spec.output.display()),
+                    ));
+                }
+                let detail = outputs::convert_all(&src, outs, &opts)?;
+                Ok(((), detail))
+            },
+        )
+    }
+}
+
+/// The FAT filesystems of the layout's ESP, BOOT and firmware partitions (those it has):
+/// the boot plan's files (the firmware directory's for firmware), each planned for its
+/// partition. Also checks the raw writes against the layout.
+fn plan_fats(
+    spec: &ImageSpec,
+    layout: &DiskLayout,
+    boot_plan: &boot::Plan,
+) -> Result<Vec<FatPart>, BuildError> {
+    let mut fats = Vec::new();
+    let firmware = match &spec.firmware_dir {
+        Some(d) => crate::sdcard::firmware_files(d)?,
+        None => Vec::new(),
+    };
+    crate::sdcard::check_raw_writes(&spec.raw_writes, layout)?;
+    for (role, what, files) in [
+        (Role::Esp, "ESP", &boot_plan.esp),
+        (Role::Boot, "BOOT", &boot_plan.boot),
+        (Role::Firmware, crate::sdcard::FIRMWARE_LABEL, &firmware),
+    ] {
+        let Some(p) = layout.partition(role) else {
+            continue;
+        };
+        let fat_tree = bootloader::fat_tree(files, what)?;
+        let r = p.byte_range();
+        let opts = fat::FormatOptions {
+            label: Some(what.to_string()),
+            volume_id: match (&spec.layout.ids, role) {
+                (ptable::Identifiers::MakeDiskImage { .. }, Role::Firmware) => {
+                    ptable::SD_FIRMWARE_ID
+                }
+                _ => crate::disk::volume_id(&spec.layout.ids, what),
+            },
+            hidden_sectors: u32::try_from(p.first_lba).unwrap_or(u32::MAX),
+            timestamp: spec.timestamp,
+            ..fat::FormatOptions::default()
+        };
+        let plan = fat::plan(&fat_tree, r.end - r.start, &opts)
+            .map_err(|source| BuildError::Fat { what, source })?;
+        fats.push((r, what, plan));
+    }
+    Ok(fats)
 }
 
 /// The store's NAR hashes compared with the registration on a thread of their own, while the
@@ -485,7 +757,7 @@ struct Parts<'a> {
     layout: &'a DiskLayout,
     tree: &'a ext4::Tree,
     fs_plan: &'a ext4::Plan,
-    fats: &'a [(std::ops::Range<u64>, &'static str, fat::Plan)],
+    fats: &'a [FatPart],
     boot: &'a boot::Plan,
     raw_writes: &'a [crate::sdcard::RawWrite],
 }

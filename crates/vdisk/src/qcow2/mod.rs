@@ -48,8 +48,7 @@ where
     S: ReadAt + Extents + Sync + ?Sized,
 {
     let size = src.size();
-    let clusters = size.div_ceil(CS);
-    let l1_size = clusters.div_ceil(L2_ENTRIES);
+    let l1_size = size.div_ceil(CS).div_ceil(L2_ENTRIES);
     if l1_size * 8 > MAX_L1_BYTES {
         return Err(Error::new(
             ErrorKind::Unsupported,
@@ -57,14 +56,67 @@ where
             format!("a {size}-byte disk needs an L1 table larger than qemu's 32 MiB limit"),
         ));
     }
-    // Guest cluster → L2 entry, for the clusters that hold data (ascending).
-    let mut entries: Vec<(u64, u64)> = Vec::new();
-    // Host-cluster refcount increments from compressed data: (first, last) cluster, inclusive.
-    let mut shared: Vec<(u64, u64)> = Vec::new();
     let mut app = Appender::new(file, ctx.name(), CS);
-    // Compressed mode: the host cluster being filled with compressed bytes (index, bytes), and
-    // the next free host cluster. Incompressible clusters take whole free clusters while the
-    // partial one keeps filling, as qemu packs them.
+    // 1. The data clusters, in guest order.
+    let data = write_data(src, file, ctx, compression, &mut app)?;
+    // 2. The metadata's place after the data.
+    let meta = MetaLayout::new(&data, l1_size);
+    // 3. The L2 tables and the L1 table.
+    write_tables(&mut app, &data.entries, &meta, l1_size)?;
+    // 4. The refcount blocks and the refcount table.
+    write_refcounts(&mut app, &data, &meta, ctx)?;
+    let file_size = app.finish()?;
+    debug_assert_eq!(file_size, meta.total * CS);
+    // 5. The header, now that every offset is known.
+    let header = header(
+        size,
+        l1_size,
+        meta.l1_start * CS,
+        meta.rt_start * CS,
+        meta.n_rt,
+        compression,
+    );
+    put_at(file, &ctx.name(), &header, 0)?;
+    Ok(Report {
+        format: if compression.is_some() {
+            Format::Qcow2Compressed
+        } else {
+            Format::Qcow2
+        },
+        virtual_size: size,
+        file_size,
+        data_grains: data.grains,
+    })
+}
+
+/// The data clusters as written.
+struct Data {
+    /// Guest cluster → L2 entry, for the clusters that hold data (ascending).
+    entries: Vec<(u64, u64)>,
+    /// Host-cluster refcount increments from compressed data: (first, last) cluster,
+    /// inclusive.
+    shared: Vec<(u64, u64)>,
+    /// The first host cluster after the data.
+    end: u64,
+    /// The grains the scan found holding data.
+    grains: u64,
+}
+
+/// Step 1: the clusters of `src` that hold data, appended in guest order (uncompressed), or
+/// packed: compressed clusters at byte granularity, incompressible ones in whole free
+/// clusters while the partial one keeps filling, as qemu packs them.
+fn write_data<S>(
+    src: &S,
+    file: &File,
+    ctx: &Ctx,
+    compression: Option<Compression>,
+    app: &mut Appender<'_>,
+) -> Result<Data>
+where
+    S: ReadAt + Extents + Sync + ?Sized,
+{
+    let mut entries: Vec<(u64, u64)> = Vec::new();
+    let mut shared: Vec<(u64, u64)> = Vec::new();
     let mut packer = Packer {
         file,
         name: ctx.name(),
@@ -101,41 +153,85 @@ where
             }
         },
     )?;
-    let data_end = if compression.is_some() {
+    let end = if compression.is_some() {
         let end = packer.finish()?;
         app.skip_to(end * CS)?;
         end
     } else {
         app.pos() / CS
     };
+    Ok(Data {
+        entries,
+        shared,
+        end,
+        grains: scan_res.grains,
+    })
+}
 
-    // Plan the metadata after the data.
-    let mut l2_indexes: Vec<u64> = entries.iter().map(|&(i, _)| i / L2_ENTRIES).collect();
-    l2_indexes.dedup();
-    let n_l2 = l2_indexes.len() as u64;
-    let n_l1 = (l1_size * 8).div_ceil(CS).max(1);
-    let l2_start = data_end;
-    let l1_start = l2_start + n_l2;
-    let rb_start = l1_start + n_l1;
-    let (mut n_rb, mut n_rt) = (1u64, 1u64);
-    loop {
-        let total = rb_start + n_rb + n_rt;
-        let (rb, rt) = (
-            total.div_ceil(RB_ENTRIES),
-            (total.div_ceil(RB_ENTRIES) * 8).div_ceil(CS),
-        );
-        if (rb, rt) == (n_rb, n_rt) {
-            break;
+/// Where the metadata goes (in clusters): the L2 tables, the L1 table, the refcount blocks
+/// and the refcount table, in that order after the data.
+struct MetaLayout {
+    /// The L2 tables needed (L1 indexes, ascending).
+    l2_indexes: Vec<u64>,
+    l2_start: u64,
+    l1_start: u64,
+    n_l1: u64,
+    rb_start: u64,
+    n_rb: u64,
+    rt_start: u64,
+    n_rt: u64,
+    /// The file's size in clusters.
+    total: u64,
+}
+
+impl MetaLayout {
+    /// Step 2: the metadata after `data`; the refcount blocks and table are sized to cover
+    /// themselves (a fixed point).
+    fn new(data: &Data, l1_size: u64) -> Self {
+        let mut l2_indexes: Vec<u64> = data.entries.iter().map(|&(i, _)| i / L2_ENTRIES).collect();
+        l2_indexes.dedup();
+        let n_l2 = l2_indexes.len() as u64;
+        let n_l1 = (l1_size * 8).div_ceil(CS).max(1);
+        let l2_start = data.end;
+        let l1_start = l2_start + n_l2;
+        let rb_start = l1_start + n_l1;
+        let (mut n_rb, mut n_rt) = (1u64, 1u64);
+        loop {
+            let total = rb_start + n_rb + n_rt;
+            let (rb, rt) = (
+                total.div_ceil(RB_ENTRIES),
+                (total.div_ceil(RB_ENTRIES) * 8).div_ceil(CS),
+            );
+            if (rb, rt) == (n_rb, n_rt) {
+                break;
+            }
+            (n_rb, n_rt) = (rb.max(n_rb), rt.max(n_rt));
         }
-        (n_rb, n_rt) = (rb.max(n_rb), rt.max(n_rt));
+        let rt_start = rb_start + n_rb;
+        Self {
+            l2_indexes,
+            l2_start,
+            l1_start,
+            n_l1,
+            rb_start,
+            n_rb,
+            rt_start,
+            n_rt,
+            total: rt_start + n_rt,
+        }
     }
-    let rt_start = rb_start + n_rb;
-    let total = rt_start + n_rt;
+}
 
-    // L2 tables.
+/// Step 3: the L2 tables (each filled from `entries`), then the L1 table pointing at them.
+fn write_tables(
+    app: &mut Appender<'_>,
+    entries: &[(u64, u64)],
+    meta: &MetaLayout,
+    l1_size: u64,
+) -> Result<()> {
     let mut l1 = vec![0u64; l1_size as usize];
     let mut k = 0usize;
-    for (n, &l2i) in l2_indexes.iter().enumerate() {
+    for (n, &l2i) in meta.l2_indexes.iter().enumerate() {
         let mut table = vec![0u8; CS as usize];
         while k < entries.len() && entries[k].0 / L2_ENTRIES == l2i {
             let (i, e) = entries[k];
@@ -143,18 +239,26 @@ where
             table[at..at + 8].copy_from_slice(&e.to_be_bytes());
             k += 1;
         }
-        let host = (l2_start + n as u64) * CS;
+        let host = (meta.l2_start + n as u64) * CS;
         l1[l2i as usize] = host | COPIED;
         app.write(&table)?;
     }
-    // L1 table.
-    let mut l1_bytes = vec![0u8; (n_l1 * CS) as usize];
+    let mut l1_bytes = vec![0u8; (meta.n_l1 * CS) as usize];
     for (i, e) in l1.iter().enumerate() {
         l1_bytes[i * 8..i * 8 + 8].copy_from_slice(&e.to_be_bytes());
     }
-    app.write(&l1_bytes)?;
-    // Refcounts: everything before the compressed/data region end counts once per use.
-    let mut rc = vec![0u16; (n_rb * RB_ENTRIES) as usize];
+    app.write(&l1_bytes)
+}
+
+/// Step 4: the refcount blocks (the header, each data cluster once per use, each metadata
+/// cluster once) and the refcount table pointing at them.
+fn write_refcounts(
+    app: &mut Appender<'_>,
+    data: &Data,
+    meta: &MetaLayout,
+    ctx: &Ctx,
+) -> Result<()> {
+    let mut rc = vec![0u16; (meta.n_rb * RB_ENTRIES) as usize];
     rc[0] = 1;
     let bump = |rc: &mut Vec<u16>, c: u64| -> Result<()> {
         let slot = &mut rc[c as usize];
@@ -163,52 +267,30 @@ where
         })?;
         Ok(())
     };
-    for &(_, e) in &entries {
+    for &(_, e) in &data.entries {
         if e & COMPRESSED == 0 {
             bump(&mut rc, (e & !COPIED) / CS)?;
         }
     }
-    for &(a, b) in &shared {
+    for &(a, b) in &data.shared {
         for c in a..=b {
             bump(&mut rc, c)?;
         }
     }
-    for c in l2_start..total {
+    for c in meta.l2_start..meta.total {
         bump(&mut rc, c)?;
     }
-    let mut rb_bytes = vec![0u8; (n_rb * CS) as usize];
+    let mut rb_bytes = vec![0u8; (meta.n_rb * CS) as usize];
     for (i, r) in rc.iter().enumerate() {
         rb_bytes[i * 2..i * 2 + 2].copy_from_slice(&r.to_be_bytes());
     }
     app.write(&rb_bytes)?;
-    let mut rt_bytes = vec![0u8; (n_rt * CS) as usize];
-    for b in 0..n_rb {
+    let mut rt_bytes = vec![0u8; (meta.n_rt * CS) as usize];
+    for b in 0..meta.n_rb {
         let at = (b * 8) as usize;
-        rt_bytes[at..at + 8].copy_from_slice(&((rb_start + b) * CS).to_be_bytes());
+        rt_bytes[at..at + 8].copy_from_slice(&((meta.rb_start + b) * CS).to_be_bytes());
     }
-    app.write(&rt_bytes)?;
-    let file_size = app.finish()?;
-    debug_assert_eq!(file_size, total * CS);
-
-    let header = header(
-        size,
-        l1_size,
-        l1_start * CS,
-        rt_start * CS,
-        n_rt,
-        compression,
-    );
-    put_at(file, &ctx.name(), &header, 0)?;
-    Ok(Report {
-        format: if compression.is_some() {
-            Format::Qcow2Compressed
-        } else {
-            Format::Qcow2
-        },
-        virtual_size: size,
-        file_size,
-        data_grains: scan_res.grains,
-    })
+    app.write(&rt_bytes)
 }
 
 /// Places compressed clusters at byte granularity and incompressible ones in whole clusters.
