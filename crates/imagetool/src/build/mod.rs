@@ -131,7 +131,6 @@ pub fn build_cancellable(
     }
 }
 
-/// The pipeline's steps, in order; each is a method of [`Pipeline`] below.
 /// Plans the image `spec` describes and writes nothing: the closure is read, the root tree
 /// listed, the bootloader, the root filesystem, the partition table and the FAT filesystems
 /// planned exactly as [`build`] plans them, and the plan returned (`imagetool build
