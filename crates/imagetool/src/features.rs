@@ -32,3 +32,43 @@ pub(crate) fn check_build(spec: &ImageSpec) -> Result<(), BuildError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nix::closure::ClosureInput;
+    use crate::vdisk::{Compression, Format};
+
+    fn spec(output: &str) -> ImageSpec {
+        ImageSpec::new(
+            None,
+            ClosureInput::ClosureInfo("/nonexistent".into()),
+            output.into(),
+        )
+    }
+
+    /// With every feature (the default) nothing is refused; without one, the request that
+    /// needs it is refused naming the feature. Run both ways:
+    /// `cargo test -p imagetool --lib features` and the same with `--no-default-features`.
+    #[test]
+    fn test_a_missing_feature_is_named_never_reached() {
+        let zstd_qcow2 = spec("/nonexistent/x.qcow2")
+            .format(Format::Qcow2Compressed)
+            .compression(Compression::Zstd);
+        let zst = spec("/nonexistent/x.img.zst");
+        let plain = spec("/nonexistent/x.img");
+        for (s, needs) in [(&zstd_qcow2, "zstd"), (&zst, "zstd"), (&plain, "nix-db")] {
+            let r = check_build(s);
+            let db = cfg!(feature = "nix-db");
+            let has = db && (needs == "nix-db" || cfg!(feature = "zstd"));
+            match r {
+                Ok(()) => assert!(has, "{}: accepted without `{needs}`", s.output.display()),
+                Err(e) => {
+                    assert!(!has, "{}: refused: {e}", s.output.display());
+                    let named = if db { needs } else { "nix-db" };
+                    assert!(e.to_string().contains(&format!("`{named}` feature")), "{e}");
+                }
+            }
+        }
+    }
+}

@@ -224,3 +224,16 @@ mod tests {
         assert!(!dir.path().join("x").exists() && !dir.path().join("y").exists());
     }
 }
+
+#[cfg(all(test, not(feature = "db")))]
+mod without_sqlite {
+    use super::*;
+
+    /// `cargo test -p imagetool-nix --no-default-features --lib without_sqlite`.
+    #[test]
+    fn test_the_database_is_refused_naming_the_feature() {
+        let err = db_bytes(&[], 0).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.to_string().contains("`nix-db` feature"), "{err}");
+    }
+}
