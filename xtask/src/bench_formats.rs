@@ -164,10 +164,7 @@ fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<Buil
     let toplevel = std::fs::read_to_string(dir.join("toplevel"))
         .with_context(|| format!("{}: not a closure from cargo xtask fixture", dir.display()))?;
     // Warm the page cache with the closure, as for the image below.
-    run(Command::new("tar")
-        .args(["-cf", "/dev/null", "-C"])
-        .arg(dir)
-        .arg("store"))?;
+    crate::measure::warm_page_cache(&dir.join("store"))?;
     let formats = [
         "raw",
         "qcow2",

@@ -113,11 +113,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         let closure = work.join("closure");
         let toplevel = merge(&fixture.dir, &bench_dir, &closure)?;
         let store = closure.join("store/nix/store");
-        let _ = Command::new("tar")
-            .args(["-cf", "/dev/null", "-C"])
-            .arg(&store)
-            .arg(".")
-            .status();
+        crate::measure::warm_page_cache(&store)?;
         let epoch = "1700000000";
         let volid = "nixos-bench-x86_64";
 

@@ -5,7 +5,6 @@
 //! (`-all-root -no-hardlinks`): wall time, peak RSS and image size.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -107,11 +106,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         }
         let s = |p: &Path| p.to_string_lossy().into_owned();
         // Warm the page cache once so neither tool pays for a cold tree alone.
-        let _ = Command::new("tar")
-            .args(["-cf", "/dev/null", "-C"])
-            .arg(&store)
-            .arg(".")
-            .status();
+        crate::measure::warm_page_cache(&store)?;
         let ours = work.join("imagetool.sqfs");
         let theirs = work.join("mksquashfs.sqfs");
         let mut mine: Vec<String> = [

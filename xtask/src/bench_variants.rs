@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{run, workspace_root};
+use crate::workspace_root;
 
 struct Closure {
     dir: PathBuf,
@@ -91,10 +91,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
     let work = root.join("target/bench/variants");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    run(Command::new("tar")
-        .args(["-cf", "/dev/null", "-C"])
-        .arg(&c.dir)
-        .arg("store"))?;
+    crate::measure::warm_page_cache(&c.dir.join("store"))?;
     println!("bench variants on {}\n", c.dir.display());
 
     // One plan, three containers vs three builds.

@@ -150,6 +150,14 @@ impl Compression {
                 inner,
                 bzip2::Compression::new(level),
             )),
+            #[cfg(not(feature = "zstd"))]
+            Codec::Zstd => {
+                return Err(Error::invalid(
+                    "compression zstd",
+                    "imagetool was built without the `zstd` feature",
+                ));
+            }
+            #[cfg(feature = "zstd")]
             Codec::Zstd => {
                 let threads = self.worker_threads();
                 let mut e = zstd::stream::write::Encoder::new(inner, level as i32)
@@ -186,7 +194,8 @@ pub enum Encoder<W: Write> {
     Gzip(flate2::write::GzEncoder<W>),
     /// bzip2.
     Bzip2(bzip2::write::BzEncoder<W>),
-    /// zstd.
+    /// zstd (only with the crate's `zstd` feature).
+    #[cfg(feature = "zstd")]
     Zstd(zstd::stream::write::Encoder<'static, W>),
     /// xz.
     Xz(liblzma::write::XzEncoder<W>),
@@ -197,6 +206,7 @@ impl<W: Write> fmt::Debug for Encoder<W> {
         let name = match self {
             Encoder::Gzip(_) => "gzip",
             Encoder::Bzip2(_) => "bzip2",
+            #[cfg(feature = "zstd")]
             Encoder::Zstd(_) => "zstd",
             Encoder::Xz(_) => "xz",
         };
@@ -213,6 +223,7 @@ impl<W: Write> Encoder<W> {
         match self {
             Encoder::Gzip(e) => e.finish(),
             Encoder::Bzip2(e) => e.finish(),
+            #[cfg(feature = "zstd")]
             Encoder::Zstd(e) => e.finish(),
             Encoder::Xz(e) => e.finish(),
         }
@@ -224,6 +235,7 @@ impl<W: Write> Write for Encoder<W> {
         match self {
             Encoder::Gzip(e) => e.write(buf),
             Encoder::Bzip2(e) => e.write(buf),
+            #[cfg(feature = "zstd")]
             Encoder::Zstd(e) => e.write(buf),
             Encoder::Xz(e) => e.write(buf),
         }
@@ -233,6 +245,7 @@ impl<W: Write> Write for Encoder<W> {
         match self {
             Encoder::Gzip(e) => e.flush(),
             Encoder::Bzip2(e) => e.flush(),
+            #[cfg(feature = "zstd")]
             Encoder::Zstd(e) => e.flush(),
             Encoder::Xz(e) => e.flush(),
         }

@@ -978,6 +978,21 @@ fn test_every_json_output_follows_the_schema() {
             p(&w.out("nixos.qcow2")),
             "--json",
         ],
+        vec![
+            "build",
+            "--toplevel",
+            &fx.toplevel,
+            "--closure-info",
+            p(&fx.dir),
+            "--store-root",
+            p(&fx.store_root),
+            "--partition",
+            "hybrid",
+            "--output",
+            p(&w.out("planned.img")),
+            "--dry-run",
+            "--json",
+        ],
     ]
     .iter()
     .map(|v| v.iter().map(|s| (*s).to_string()).collect())

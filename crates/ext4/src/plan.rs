@@ -697,16 +697,26 @@ fn size_auto(
         let l = layout(&g, inodes);
         Some((g, l))
     };
+    // How many blocks `t` lacks (0: it fits): everything must lie inside it, and `reserve`
+    // blocks must stay free. Free counts every block not in use, wherever it lies: with more
+    // than one flex group the second group's metadata sits near the end, so "the end of what
+    // is used plus the reserve" would never fit (a 2 GiB reserve on a small tree grew forever).
+    let short = |t: u64, l: &Layout| -> u64 {
+        let in_use: u64 = l.used.iter().map(|r| r.end - r.start).sum();
+        l.end
+            .saturating_sub(t)
+            .max(reserve.saturating_sub(t.saturating_sub(in_use)))
+    };
     let mut t = (data + reserve + 1024 + 64 + inodes_total / 16).max(MIN_BLOCKS);
     for _ in 0..64 {
         t = t.next_multiple_of(256);
         match try_size(t, ctx.inodes) {
-            Some((_, l)) if l.end + reserve <= t => {
+            Some((_, l)) if short(t, &l) == 0 => {
                 // The estimate may overshoot: step down 1 MiB at a time while it still fits.
                 let mut best = t;
                 for _ in 0..8 {
                     match try_size(best - 256, ctx.inodes) {
-                        Some((_, l2)) if l2.end + reserve <= best - 256 => best -= 256,
+                        Some((_, l2)) if short(best - 256, &l2) == 0 => best -= 256,
                         _ => break,
                     }
                 }
@@ -719,7 +729,7 @@ fn size_auto(
                     )
                 });
             }
-            Some((_, l)) => t = (l.end + reserve).max(t + 256),
+            Some((_, l)) => t += short(t, &l).max(256),
             None => {
                 // Too few groups for the inodes (at most 32768 per group), or a last group
                 // too small to hold its backup: grow to the next usable size.
@@ -887,6 +897,34 @@ mod tests {
         .unwrap();
         assert!(r.free_blocks() * BLOCK_SIZE >= 10 << 20);
         assert!(r.size_bytes() <= p.size_bytes() + (11 << 20));
+    }
+
+    // Regression: a reserve larger than one flex group (16 groups, 2 GiB) on a small tree never
+    // converged: the second flex group's metadata sits near the end, and the fit asked for
+    // "end of what is used + reserve" instead of "reserve blocks free".
+    #[test]
+    fn test_auto_size_with_reserves_past_a_flex_group_converges_tightly() {
+        let mut t = Tree::new(Meta::dir(0o755));
+        t.add_file(
+            b"a",
+            Source::Bytes(b"hi\n".to_vec().into()),
+            Meta::file(0o644),
+        )
+        .unwrap();
+        for reserve in [100u64 << 20, 2 << 30, 5 << 30, 20 << 30] {
+            let opts = Options {
+                size: Size::Auto { reserve },
+                ..Options::default()
+            };
+            let p = plan(&t, &opts).unwrap_or_else(|e| panic!("reserve {reserve}: {e}"));
+            let free = p.free_blocks() * BLOCK_SIZE;
+            assert!(free >= reserve, "reserve {reserve}: {free} free");
+            // Tight: at most the metadata of the reserve's groups, plus 1 MiB of rounding.
+            assert!(
+                free <= reserve + reserve / 64 + (2 << 20),
+                "reserve {reserve}: {free} free"
+            );
+        }
     }
 
     // Regression: a failed step-down trial left its extents in the inodes, so the root

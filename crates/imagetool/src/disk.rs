@@ -61,8 +61,9 @@ pub enum DiskError {
     },
 }
 
-/// What to build.
+/// What to build. Made with [`DiskSpec::new`], then fields set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DiskSpec {
     /// Table type, sizes and identifiers.
     pub layout: LayoutOptions,
@@ -78,8 +79,25 @@ pub struct DiskSpec {
     pub output: PathBuf,
 }
 
+impl DiskSpec {
+    /// `root_fs` in the default layout ([`LayoutOptions::default`]: make-disk-image's legacy
+    /// table, auto size), empty FAT partitions, FAT times at 1980-01-01, written to `output`.
+    #[must_use]
+    pub fn new(root_fs: PathBuf, output: PathBuf) -> Self {
+        Self {
+            layout: LayoutOptions::default(),
+            root_fs,
+            esp: None,
+            boot: None,
+            timestamp: 315_532_800,
+            output,
+        }
+    }
+}
+
 /// What was built.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DiskReport {
     /// The layout written.
     pub layout: DiskLayout,
@@ -95,6 +113,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
 }
 
 /// The FAT volume ID of a partition role, derived from the layout's identifier source.
+///
+/// ```
+/// use imagetool::disk::volume_id;
+/// use imagetool::ptable::Identifiers;
+///
+/// let ids = Identifiers::Seeded(b"my-image".to_vec());
+/// // Same seed and role, same ID; another role, another ID.
+/// assert_eq!(volume_id(&ids, "esp"), volume_id(&ids, "esp"));
+/// assert_ne!(volume_id(&ids, "esp"), volume_id(&ids, "boot"));
+/// ```
 #[must_use]
 pub fn volume_id(ids: &Identifiers, role: &str) -> u32 {
     let mut seed = match ids {
@@ -108,6 +136,35 @@ pub fn volume_id(ids: &Identifiers, role: &str) -> u32 {
 
 /// Plans everything, then writes the disk: table, root filesystem copy, FAT filesystems. The
 /// output appears only when all of it succeeded; nothing is written when planning fails.
+///
+/// ```
+/// use imagetool::disk::{DiskSpec, build_disk, mkfs_vfat};
+/// use imagetool::fat::{FormatOptions, Tree};
+/// use imagetool::ptable::{LayoutOptions, TableType};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// // Any filesystem image serves as the root: a small FAT one here.
+/// let root_fs = scratch.path("root.img");
+/// mkfs_vfat(&Tree::new(), &root_fs, Some(8 << 20), &FormatOptions::default())?;
+///
+/// let mut esp = Tree::new();
+/// esp.add_bytes("/EFI/BOOT/README.TXT", b"hello".as_slice())?;
+/// let mut layout = LayoutOptions::default();
+/// layout.table = TableType::Efi;
+/// let mut spec = DiskSpec::new(root_fs, scratch.path("disk.img"));
+/// spec.layout = layout;
+/// spec.esp = Some(esp);
+/// let report = build_disk(&spec)?;
+/// assert_eq!(report.layout.partitions.len(), 2); // ESP and root
+/// // A GPT: the protective MBR's signature, then "EFI PART" at LBA 1.
+/// let mut disk = [0u8; 520];
+/// std::io::Read::read_exact(&mut std::fs::File::open(scratch.path("disk.img"))?, &mut disk)?;
+/// assert_eq!(&disk[510..512], &[0x55, 0xAA]);
+/// assert_eq!(&disk[512..520], b"EFI PART");
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// Layout errors (disk too small, `bootSize` beyond the disk), FAT errors (contents larger
@@ -215,6 +272,15 @@ fn ptable_internal(what: &str) -> DiskError {
 /// Parses a size the way make-disk-image's `numfmt --from=iec` does: a number with an optional
 /// `K`, `M`, `G`, `T` suffix (powers of 1024; a trailing `iB`/`B` is accepted).
 ///
+/// ```
+/// use imagetool::disk::parse_size;
+///
+/// assert_eq!(parse_size("512M"), Ok(512 << 20));
+/// assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+/// assert_eq!(parse_size("4096"), Ok(4096));
+/// assert!(parse_size("1.5G").unwrap_err().contains("1.5G"));
+/// ```
+///
 /// # Errors
 /// A message naming the text when it is not a size or overflows.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -240,6 +306,25 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Formats `source` as a standalone FAT filesystem image at `output` (sparse, atomic). With
 /// `size` `None` the image is made just large enough: the smallest whole MiB that holds the
 /// contents, as found by planning.
+///
+/// ```
+/// use imagetool::disk::mkfs_vfat;
+/// use imagetool::fat::{FormatOptions, Tree};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// let mut tree = Tree::new();
+/// tree.add_bytes("/loader/loader.conf", b"timeout 3\n".as_slice())?;
+/// let mut opts = FormatOptions::default();
+/// opts.label = Some("ESP".into());
+/// let out = scratch.path("esp.img");
+/// mkfs_vfat(&tree, &out, None, &opts)?; // None: the smallest whole MiB that holds it
+/// let img = std::fs::read(&out)?;
+/// assert_eq!(img.len() % (1 << 20), 0);
+/// assert_eq!(&img[510..512], &[0x55, 0xAA]); // the boot sector's signature
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// FAT errors (contents too large for `size`, bad names or label), I/O errors naming the file.

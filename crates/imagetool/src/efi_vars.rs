@@ -51,6 +51,15 @@ pub const TABLES: [TableType; 4] = [
 ///
 /// # Errors
 /// [`BuildError::InvalidInput`] naming `touchEFIVars`, the table and the accepted ones.
+///
+/// ```
+/// use imagetool::efi_vars::check_table;
+/// use imagetool::ptable::TableType;
+///
+/// assert!(check_table(TableType::Efi).is_ok());
+/// let err = check_table(TableType::Legacy).unwrap_err();
+/// assert!(err.to_string().starts_with("touchEFIVars: "));
+/// ```
 pub fn check_table(table: TableType) -> Result<(), BuildError> {
     match refusal(table) {
         None => Ok(()),
@@ -59,6 +68,14 @@ pub fn check_table(table: TableType) -> Result<(), BuildError> {
 }
 
 /// Why `touchEFIVars` is refused with `table` (`None`: accepted).
+///
+/// ```
+/// use imagetool::efi_vars::refusal;
+/// use imagetool::ptable::TableType;
+///
+/// assert_eq!(refusal(TableType::Hybrid), None);
+/// assert!(refusal(TableType::Legacy).is_some_and(|why| why.contains("legacy")));
+/// ```
 #[must_use]
 pub fn refusal(table: TableType) -> Option<String> {
     (!TABLES.contains(&table)).then(|| {

@@ -66,6 +66,14 @@ impl StoreImage {
 /// `make-squashfs.nix`'s squashfs options (`-b 1048576 -no-hardlinks`) with `compression` at
 /// `level` (`None`: the compressor's default). xz gets `-Xbcj x86`, as upstream's x86 ISOs
 /// had it.
+///
+/// ```
+/// use imagetool::iso::native_options;
+/// use imagetool::squashfs::Compression;
+///
+/// let o = native_options(Compression::Xz, None);
+/// assert_eq!((o.compression, o.block_size), (Compression::Xz, 1 << 20));
+/// ```
 #[must_use]
 pub fn native_options(
     compression: crate::squashfs::Compression,
@@ -86,8 +94,9 @@ pub fn native_options(
     }
 }
 
-/// What `--format iso` builds.
+/// What `--format iso` builds. Made with [`IsoSpec::new`], then fields set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct IsoSpec {
     /// Where the closure comes from.
     pub closure: ClosureInput,
@@ -109,8 +118,29 @@ pub struct IsoSpec {
     pub compress: bool,
 }
 
+impl IsoSpec {
+    /// The ISO of `toplevel` from `closure`, written to `output`, with upstream's defaults:
+    /// the host's store (`store_root` `/`), the default volume ID, a native zstd store image
+    /// ([`StoreImage::native_default`]), the 1980-01-01 epoch, a 10 s menu, not compressed.
+    #[must_use]
+    pub fn new(toplevel: String, closure: ClosureInput, output: PathBuf) -> Self {
+        Self {
+            closure,
+            store_root: PathBuf::from("/"),
+            toplevel,
+            output,
+            volume_id: None,
+            store_image: StoreImage::native_default(),
+            epoch: 315_532_800,
+            timeout: 10,
+            compress: false,
+        }
+    }
+}
+
 /// What was built.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct IsoReport {
     /// The file written.
     pub output: PathBuf,
@@ -255,6 +285,9 @@ pub fn build_iso_cancellable(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoRepor
 }
 
 fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoError> {
+    if spec.compress && !cfg!(feature = "zstd") {
+        return Err(no_zstd(&spec.output));
+    }
     let toplevel = StorePath::parse(&spec.toplevel)
         .map_err(|e| IsoError::InvalidInput(format!("toplevel: {e}")))?;
     let closure = nix::closure::load(
@@ -622,6 +655,20 @@ fn native_store_image(
 ///
 /// # Errors
 /// As [`nix::closure::load`].
+///
+/// ```
+/// use imagetool::iso::registration;
+/// use imagetool::nix::closure::ClosureInput;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let c = scratch.closure()?;
+/// let text = registration(&ClosureInput::ClosureInfo(c.closure_info), &c.store_root, &c.path)?;
+/// // Per path: the path, its NAR hash, NAR size, deriver, reference count, references.
+/// assert!(text.starts_with(&format!("{}\n", c.path)));
+/// # Ok(())
+/// # }
+/// ```
 pub fn registration(
     closure: &ClosureInput,
     store_root: &Path,
@@ -643,6 +690,12 @@ pub fn registration(
 }
 
 /// `nixos-<release>-<arch>`: upstream's `isoImage.volumeID` without an edition.
+///
+/// ```
+/// use imagetool::iso::default_volume_id;
+///
+/// assert_eq!(default_volume_id("25.11.19700101.abcdef", "aarch64-linux"), "nixos-25.11-aarch64");
+/// ```
 #[must_use]
 pub fn default_volume_id(nixos_version: &str, system: &str) -> String {
     // config.system.nixos.release is the version's first two fields (25.11).
@@ -737,8 +790,10 @@ fn write_iso(
 }
 
 /// A reader that fails with `Interrupted` once `cancel` is raised.
+#[cfg(feature = "zstd")]
 struct CancelRead<'a, R>(R, &'a Cancel);
 
+#[cfg(feature = "zstd")]
 impl<R: std::io::Read> std::io::Read for CancelRead<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.1.check()?;
@@ -746,6 +801,21 @@ impl<R: std::io::Read> std::io::Read for CancelRead<'_, R> {
     }
 }
 
+/// A compressed ISO asked of a build without the `zstd` feature.
+fn no_zstd(output: &Path) -> IsoError {
+    IsoError::InvalidInput(format!(
+        "{}: compressImage (a zstd-compressed ISO): imagetool was built without the `zstd` \
+         feature",
+        output.display()
+    ))
+}
+
+#[cfg(not(feature = "zstd"))]
+fn compress(_src: &Path, dst: &Path, _cancel: &Cancel) -> Result<(), IsoError> {
+    Err(no_zstd(dst))
+}
+
+#[cfg(feature = "zstd")]
 fn compress(src: &Path, dst: &Path, cancel: &Cancel) -> Result<(), IsoError> {
     let out = imagetool_blockio::AtomicFile::create(dst).map_err(io(dst))?;
     let input = CancelRead(std::fs::File::open(src).map_err(io(src))?, cancel);

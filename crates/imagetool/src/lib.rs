@@ -81,8 +81,11 @@
 pub mod build;
 mod classify;
 pub mod disk;
+#[doc(hidden)]
+pub mod doc_support;
 pub mod efi_vars;
 mod error;
+mod features;
 pub mod iso;
 pub mod manifest;
 pub mod mkfs;

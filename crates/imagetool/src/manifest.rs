@@ -53,6 +53,27 @@ fn sha256_hex(path: &Path) -> Result<String, BuildError> {
 
 /// The manifest of `outputs`, all made from the disk `report` describes.
 ///
+/// ```
+/// use imagetool::build::{ImageSpec, NoProgress, build};
+/// use imagetool::manifest::{Output, manifest};
+/// use imagetool::nix::closure::ClosureInput;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let c = scratch.closure()?;
+/// # let output = scratch.path("nixos.img");
+/// let spec = ImageSpec::new(Some(c.path), ClosureInput::ClosureInfo(c.closure_info), output)
+///     .store_root(c.store_root)
+///     .bootloader(imagetool::boot::Bootloader::None);
+/// let report = build(&spec, &mut NoProgress)?;
+/// let outputs = [Output { file: report.output.clone(), format: "raw".into(), variant: None }];
+/// let m = manifest(&report, &outputs)?;
+/// assert_eq!(m["outputs"][0]["virtualSize"], report.disk_size);
+/// assert_eq!(m["outputs"][0]["sha256"].as_str().map(str::len), Some(64));
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// `Io` naming an output that cannot be read.
 pub fn manifest(report: &BuildReport, outputs: &[Output]) -> Result<Value, BuildError> {

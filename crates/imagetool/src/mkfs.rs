@@ -51,8 +51,9 @@ pub enum MkfsError {
     },
 }
 
-/// A `mkfs ext4` job.
+/// A `mkfs ext4` job. Made with [`Ext4Job::new`], then fields set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Ext4Job {
     /// The directory whose contents become the filesystem root.
     pub source: PathBuf,
@@ -71,6 +72,22 @@ pub struct Ext4Job {
     pub options: Options,
 }
 
+impl Ext4Job {
+    /// `mkfs.ext4 -d source output`: a new image, owners as in `source`, epoch 0, the
+    /// default [`Options`] (size fitted to the contents).
+    #[must_use]
+    pub fn new(source: PathBuf, output: PathBuf) -> Self {
+        Self {
+            source,
+            output,
+            offset: None,
+            root_owner: false,
+            epoch: None,
+            options: Options::default(),
+        }
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
     move |source| MkfsError::Io {
         path: path.to_path_buf(),
@@ -79,6 +96,27 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
 }
 
 /// Makes the filesystem `job` describes; returns its plan (size, inode count).
+///
+/// ```
+/// use imagetool::ext4::Options;
+/// use imagetool::mkfs::{Ext4Job, mkfs_ext4};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let dir = scratch.tree("tree")?;
+/// // `dir` holds etc/hostname, bin/hello and a symlink: `mkfs.ext4 -d dir`.
+/// let output = scratch.path("root.img");
+/// let mut job = Ext4Job::new(dir, output.clone());
+/// job.root_owner = true;
+/// job.epoch = Some(315_532_800);
+/// job.options = Options { label: b"nixos".to_vec(), ..Options::default() };
+/// let plan = mkfs_ext4(&job)?;
+/// let img = std::fs::read(&output)?;
+/// assert_eq!(img.len() as u64, plan.size_bytes());
+/// assert_eq!(&img[1024 + 0x38..1024 + 0x3A], &[0x53, 0xEF]); // the superblock's magic
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// [`MkfsError::Source`] naming the unreadable entry, [`MkfsError::Ext4`] when the tree does
@@ -166,7 +204,9 @@ fn mkfs_ext4_inner(job: &Ext4Job, cancel: &Cancel) -> Result<ext4::Plan, MkfsErr
 
 /// A `mkfs squashfs` job: a host directory to a squashfs image file, as
 /// `mksquashfs DIR OUT -comp … -b … -Xcompression-level …`.
+/// Made with [`SquashfsJob::new`], then fields set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SquashfsJob {
     /// The directory whose contents become the filesystem root.
     pub source: PathBuf,
@@ -182,12 +222,45 @@ pub struct SquashfsJob {
     pub options: imagetool_squashfs::Options,
 }
 
+impl SquashfsJob {
+    /// `mksquashfs source output` with the default options (gzip, 128 KiB blocks), owners as
+    /// in `source`, [`DEFAULT_EPOCH`].
+    #[must_use]
+    pub fn new(source: PathBuf, output: PathBuf) -> Self {
+        Self {
+            source,
+            output,
+            root_owner: false,
+            epoch: None,
+            options: imagetool_squashfs::Options::default(),
+        }
+    }
+}
+
 /// Makes the squashfs image `job` describes; returns what was written.
 ///
 /// # Errors
 /// [`MkfsError::Source`] naming the unreadable entry, [`MkfsError::Squashfs`] for bad options
 /// or a tree squashfs cannot hold (naming the option or path) and for I/O errors naming the
 /// output. A failed build leaves no output.
+///
+/// ```
+/// use imagetool::mkfs::{SquashfsJob, mkfs_squashfs};
+/// use imagetool::squashfs::{Compression, Options};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let dir = scratch.tree("tree")?;
+/// let output = scratch.path("store.squashfs");
+/// let mut job = SquashfsJob::new(dir, output.clone());
+/// job.root_owner = true;
+/// job.epoch = Some(315_532_800);
+/// job.options = Options { compression: Compression::Xz, ..Options::default() };
+/// mkfs_squashfs(&job)?;
+/// assert_eq!(&std::fs::read(&output)?[..4], b"hsqs");
+/// # Ok(())
+/// # }
+/// ```
 pub fn mkfs_squashfs(job: &SquashfsJob) -> Result<imagetool_squashfs::Report, MkfsError> {
     mkfs_squashfs_cancellable(job, &Cancel::new())
 }
@@ -263,6 +336,15 @@ impl imagetool_blockio::WriteAt for Growing<'_> {
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment: `Ok(None)` when unset.
+///
+/// ```
+/// // Read once at start-up; a build passes the value on (`ImageSpec::timestamp`, `epoch`).
+/// match imagetool::mkfs::source_date_epoch() {
+///     Ok(Some(t)) => println!("SOURCE_DATE_EPOCH={t}"),
+///     Ok(None) => println!("unset: the default epoch applies"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// ```
 ///
 /// # Errors
 /// A message naming the variable and its value when it is not a whole number of seconds.

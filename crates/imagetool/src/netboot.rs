@@ -83,6 +83,12 @@ fn boot_files(tb: &TreeBuild, loaded: &Loaded) -> Result<BootFiles, TreeError> {
 }
 
 /// netboot.nix's `netboot.ipxe`.
+///
+/// ```
+/// let s = imagetool::netboot::ipxe_script("bzImage", "init=/nix/store/x-nixos/init loglevel=4");
+/// assert!(s.starts_with("#!ipxe\n"));
+/// assert!(s.contains("kernel bzImage init=/nix/store/x-nixos/init"));
+/// ```
 #[must_use]
 pub fn ipxe_script(kernel_name: &str, cmdline: &str) -> String {
     format!(
@@ -102,6 +108,12 @@ pub fn ipxe_script(kernel_name: &str, cmdline: &str) -> String {
 
 /// The `kexec_nixos` script: loads `kexec/<kernel>` and `kexec/initrd` (beside the script)
 /// with the command line, then executes the new kernel, as nixos-generators' script does.
+///
+/// ```
+/// let s = imagetool::netboot::kexec_script("bzImage", "init=/init it's quoted");
+/// assert!(s.starts_with("#!/bin/sh\n"));
+/// assert!(s.contains("it'\\''s quoted")); // a single quote, shell-escaped
+/// ```
 #[must_use]
 pub fn kexec_script(kernel_name: &str, cmdline: &str) -> String {
     let quoted = cmdline.replace('\'', "'\\''");

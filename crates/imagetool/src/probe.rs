@@ -9,11 +9,48 @@ use imagetool_blockio::{ReadAt, Window};
 use imagetool_fat::probe as fatprobe;
 use imagetool_ptable::{self as ptable, Guid, TableKind};
 
+/// The kind of filesystem [`probe_fs`] recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FsKind {
+    /// ext2: no journal, no extents.
+    Ext2,
+    /// ext3: a journal, no ext4 features.
+    Ext3,
+    /// ext4: extents, 64-bit or flex_bg.
+    Ext4,
+    /// FAT12/16/32.
+    Vfat,
+    /// Nothing recognised.
+    Unknown,
+}
+
+impl FsKind {
+    /// The name blkid gives it (`ext4`, `vfat`, …; `unknown`), also its JSON form.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsKind::Ext2 => "ext2",
+            FsKind::Ext3 => "ext3",
+            FsKind::Ext4 => "ext4",
+            FsKind::Vfat => "vfat",
+            FsKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for FsKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What was found in one filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FsInfo {
-    /// `ext2`, `ext3`, `ext4`, `vfat` or `unknown`.
-    pub kind: &'static str,
+    /// The filesystem's kind.
+    pub kind: FsKind,
     /// The label (empty when none).
     pub label: String,
     /// The ext UUID or the FAT serial as blkid prints them (empty when unknown).
@@ -25,7 +62,7 @@ pub struct FsInfo {
 impl FsInfo {
     fn unknown() -> Self {
         Self {
-            kind: "unknown",
+            kind: FsKind::Unknown,
             label: String::new(),
             uuid: String::new(),
             size: 0,
@@ -35,6 +72,7 @@ impl FsInfo {
 
 /// One partition of an inspected image.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PartitionReport {
     /// The table entry.
     pub entry: ptable::PartitionInfo,
@@ -46,6 +84,7 @@ pub struct PartitionReport {
 
 /// The result of [`inspect`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Inspection {
     /// Image size in bytes.
     pub size: u64,
@@ -101,6 +140,35 @@ pub enum InspectError {
 /// containers that are not read are refused by name. Returns the container's name and what
 /// [`inspect`] finds in the disk it holds.
 ///
+/// ```
+/// use imagetool::disk::{DiskSpec, build_disk, mkfs_vfat};
+/// use imagetool::fat::{FormatOptions, Tree};
+/// use imagetool::probe::inspect_file;
+/// use imagetool::ptable::{LayoutOptions, TableKind, TableType};
+/// use imagetool::vdisk::{self, Format};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let root_fs = scratch.path("root.img");
+/// # mkfs_vfat(&Tree::new(), &root_fs, Some(8 << 20), &FormatOptions::default())?;
+/// # let mut layout = LayoutOptions::default();
+/// # layout.table = TableType::Efi;
+/// # let raw = scratch.path("disk.img");
+/// # let mut spec = DiskSpec::new(root_fs, raw.clone());
+/// # (spec.layout, spec.esp) = (layout, Some(Tree::new()));
+/// # build_disk(&spec)?;
+/// // `disk.qcow2`: a GPT disk with an ESP and a FAT root, in a qcow2 container.
+/// # let qcow2 = scratch.path("disk.qcow2");
+/// # vdisk::convert(&vdisk::open_raw(&raw)?, Format::Qcow2, &qcow2, &vdisk::Options::default())?;
+/// let (container, found) = inspect_file(&qcow2)?;
+/// assert_eq!(container, "qcow2");
+/// assert_eq!(found.table, TableKind::Gpt);
+/// assert_eq!(found.partitions[0].type_name, "EFI System");
+/// assert_eq!(found.partitions[1].fs.kind.as_str(), "vfat");
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// [`InspectError`] naming the file: it cannot be read, it is not a regular file, it is a
 /// container the readers refuse, or its partition table is unreadable.
@@ -118,6 +186,28 @@ pub fn inspect_file(path: &Path) -> Result<(&'static str, Inspection), InspectEr
 }
 
 /// Reads the table of `img` and probes each partition.
+///
+/// ```
+/// use imagetool::blockio::SparseFile;
+/// use imagetool::disk::mkfs_vfat;
+/// use imagetool::fat::{FormatOptions, Tree};
+/// use imagetool::probe::{FsKind, inspect};
+/// use imagetool::ptable::TableKind;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// let mut opts = FormatOptions::default();
+/// opts.label = Some("ESP".into());
+/// let path = scratch.path("esp.img");
+/// mkfs_vfat(&Tree::new(), &path, Some(4 << 20), &opts)?;
+/// // Any `ReadAt`: a file, a partition `Window`, a `MemImage`, a container reader.
+/// let found = inspect(&SparseFile::open(&path)?)?;
+/// assert_eq!(found.table, TableKind::None);
+/// let fs = found.whole.expect("a filesystem on the whole image");
+/// assert_eq!((fs.kind, fs.label.as_str(), fs.size), (FsKind::Vfat, "ESP", 4 << 20));
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// Read errors, and a GPT whose headers are both damaged (`Corrupt`).
@@ -153,6 +243,14 @@ pub fn inspect(img: &impl ReadAt) -> Result<Inspection, ptable::Error> {
 }
 
 /// A readable name for a GPT type GUID or MBR type byte.
+///
+/// ```
+/// use imagetool::probe::type_name;
+///
+/// assert_eq!(type_name("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"), "EFI System");
+/// assert_eq!(type_name("ef"), "EFI System");
+/// assert_eq!(type_name("not a type"), "unknown");
+/// ```
 #[must_use]
 pub fn type_name(type_id: &str) -> &'static str {
     match type_id {
@@ -169,6 +267,28 @@ pub fn type_name(type_id: &str) -> &'static str {
 }
 
 /// Probes the filesystem at offset 0 of `dev`: ext2/3/4 superblock or FAT boot sector.
+///
+/// ```
+/// use imagetool::blockio::MemImage;
+/// use imagetool::fstree::{Meta, Tree};
+/// use imagetool::ext4;
+/// use imagetool::probe::{FsKind, probe_fs};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let tree = Tree::new(Meta::dir(0o755));
+/// let mut opts = ext4::Options::default();
+/// opts.label = b"nixos".to_vec();
+/// opts.uuid = Some([0x11; 16]);
+/// let plan = ext4::plan(&tree, &opts)?;
+/// let image = MemImage::new(plan.size_bytes());
+/// plan.write(&tree, &image)?;
+/// let fs = probe_fs(&image);
+/// assert_eq!((fs.kind, fs.label.as_str()), (FsKind::Ext4, "nixos"));
+/// assert_eq!(fs.uuid, "11111111-1111-1111-1111-111111111111");
+/// assert_eq!(probe_fs(&MemImage::new(1 << 20)).kind, FsKind::Unknown);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn probe_fs(dev: &impl ReadAt) -> FsInfo {
     if let Some(e) = probe_ext(dev) {
@@ -176,7 +296,7 @@ pub fn probe_fs(dev: &impl ReadAt) -> FsInfo {
     }
     if let Some(f) = fatprobe::probe(dev) {
         return FsInfo {
-            kind: "vfat",
+            kind: FsKind::Vfat,
             label: f.label,
             uuid: format!("{:04X}-{:04X}", f.volume_id >> 16, f.volume_id & 0xffff),
             size: f.size,
@@ -209,11 +329,11 @@ fn probe_ext(dev: &impl ReadAt) -> Option<FsInfo> {
         blocks |= u64::from(u32at(0x150)) << 32;
     }
     let kind = if incompat & 0x40 != 0 || incompat & 0x80 != 0 || incompat & 0x200 != 0 {
-        "ext4"
+        FsKind::Ext4
     } else if compat & 0x4 != 0 {
-        "ext3"
+        FsKind::Ext3
     } else {
-        "ext2"
+        FsKind::Ext2
     };
     let u = &sb[0x68..0x78];
     let uuid = format!(

@@ -7,7 +7,6 @@
 //! extlinux ([`imagetool_boot::extlinux`]); the root filesystem's label is `NIXOS_SD`
 //! (`rootVolumeLabel`) unless `label` says otherwise.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use imagetool_blockio::{ReadAt, WriteAt};
@@ -54,6 +53,22 @@ impl std::str::FromStr for RawWrite {
 /// The firmware partition's files: every regular file under `dir`, by relative path, in byte
 /// order of the path (sd-image.nix copies them with `mcopy` in sorted order). Symlinks are
 /// followed, as `mcopy` does.
+///
+/// ```
+/// use imagetool::sdcard::firmware_files;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// // `dir`: bin/hello, etc/hostname, etc/localtime (a symlink, followed only if it resolves:
+/// // here it does not), etc/os-release.
+/// # let dir = scratch.tree("firmware")?;
+/// # std::fs::remove_file(dir.join("etc/localtime"))?;
+/// let files = firmware_files(&dir)?;
+/// let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+/// assert_eq!(paths, ["bin/hello", "etc/hostname", "etc/os-release"]);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// [`BuildError::Io`] naming the directory or file that cannot be read.
@@ -146,6 +161,24 @@ pub fn check_raw_writes(writes: &[RawWrite], layout: &DiskLayout) -> Result<(), 
 
 /// Writes the blobs into `disk` (after the table).
 ///
+/// ```
+/// use imagetool::blockio::{MemImage, ReadAt};
+/// use imagetool::sdcard::{RawWrite, write_raw};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// let spl = scratch.path("u-boot-spl.bin");
+/// std::fs::write(&spl, b"SPL!")?;
+/// let disk = MemImage::new(1 << 20);
+/// let writes: Vec<RawWrite> = vec![format!("{}@8192", spl.display()).parse()?];
+/// write_raw(&writes, &disk)?;
+/// let mut got = [0u8; 4];
+/// disk.read_exact_at(&mut got, 8192)?;
+/// assert_eq!(&got, b"SPL!");
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// [`BuildError::Io`] naming the file.
 pub fn write_raw(writes: &[RawWrite], disk: &impl WriteAt) -> Result<(), BuildError> {
@@ -202,6 +235,14 @@ pub fn apply_boot_flag(layout: &mut DiskLayout, flag: BootFlag) {
 }
 
 /// True when `output` names a zstd-compressed image (`….zst`).
+///
+/// ```
+/// use std::path::Path;
+/// use imagetool::sdcard::wants_zstd;
+///
+/// assert!(wants_zstd(Path::new("nixos-sd-image.img.zst")));
+/// assert!(!wants_zstd(Path::new("nixos-sd-image.img")));
+/// ```
 #[must_use]
 pub fn wants_zstd(output: &Path) -> bool {
     output.extension().is_some_and(|e| e == "zst")
@@ -212,9 +253,44 @@ pub fn wants_zstd(output: &Path) -> bool {
 /// the worker count, so the result is the same on every machine. `name` is the output's path
 /// for errors.
 ///
+/// ```
+/// use imagetool::blockio::MemImage;
+/// use imagetool::sdcard::compress_zstd;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// let name = scratch.path("sd.img.zst");
+/// let out = std::fs::File::create(&name)?;
+/// compress_zstd(&MemImage::new(4 << 20), &out, &name, 0)?;
+/// let z = std::fs::read(&name)?;
+/// assert_eq!(&z[..4], &[0x28, 0xB5, 0x2F, 0xFD]); // a zstd frame
+/// assert!(z.len() < 4096); // 4 MiB of zeros
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// [`BuildError::Io`] naming the output.
 pub fn compress_zstd<S: ReadAt + ?Sized>(
+    src: &S,
+    out: &std::fs::File,
+    name: &Path,
+    threads: usize,
+) -> Result<(), BuildError> {
+    #[cfg(not(feature = "zstd"))]
+    {
+        let _ = (src, out, threads);
+        Err(BuildError::InvalidInput(format!(
+            "{}: a .zst output: imagetool was built without the `zstd` feature",
+            name.display()
+        )))
+    }
+    #[cfg(feature = "zstd")]
+    compress_zstd_with(src, out, name, threads)
+}
+
+#[cfg(feature = "zstd")]
+fn compress_zstd_with<S: ReadAt + ?Sized>(
     src: &S,
     out: &std::fs::File,
     name: &Path,
@@ -239,7 +315,7 @@ pub fn compress_zstd<S: ReadAt + ?Sized>(
     while pos < size {
         let n = usize::try_from((size - pos).min(buf.len() as u64)).unwrap_or(buf.len());
         src.read_exact_at(&mut buf[..n], pos).map_err(io)?;
-        enc.write_all(&buf[..n]).map_err(io)?;
+        std::io::Write::write_all(&mut enc, &buf[..n]).map_err(io)?;
         pos += n as u64;
     }
     enc.finish().map_err(io)?;

@@ -1,17 +1,25 @@
-//! `serde::Serialize` for the reports ([`BuildReport`], [`Inspection`], [`DiskReport`]): the
-//! shape the CLI's `--json` prints, one key style (camelCase, as the spec), sizes and offsets
-//! in bytes (and sectors where `sfdisk --json` has them), identifiers as text. The layer
+//! `serde::Serialize` for the reports ([`BuildReport`], [`BuildPlan`], [`Inspection`],
+//! [`DiskReport`]): the shape the CLI's `--json` prints, one key style (camelCase, as the
+//! spec), sizes and offsets in bytes (and sectors where `sfdisk --json` has them), identifiers
+//! as text. The layer
 //! crates stay free of serde; the JSON Schema is `docs/imagetool-output.schema.json`.
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
-use crate::build::BuildReport;
+use crate::build::{BuildPlan, BuildReport};
 use crate::disk::DiskReport;
 use crate::probe::{FsInfo, Inspection, PartitionReport};
 use crate::ptable::{DiskLayout, Role};
 
 /// A partition role's name in JSON.
+///
+/// ```
+/// use imagetool::ptable::Role;
+///
+/// assert_eq!(imagetool::role_name(Role::Esp), "esp");
+/// assert_eq!(imagetool::role_name(Role::Root), "root");
+/// ```
 #[must_use]
 pub fn role_name(r: Role) -> &'static str {
     match r {
@@ -24,6 +32,11 @@ pub fn role_name(r: Role) -> &'static str {
 }
 
 /// A 16-byte UUID as text (8-4-4-4-12 lowercase hex, as blkid prints an ext4 UUID).
+///
+/// ```
+/// let u = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0, 1, 2, 3, 4, 5, 6, 7];
+/// assert_eq!(imagetool::uuid_text(&u), "12345678-9abc-def0-0001-020304050607");
+/// ```
 #[must_use]
 pub fn uuid_text(u: &[u8; 16]) -> String {
     let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
@@ -38,7 +51,7 @@ pub fn uuid_text(u: &[u8; 16]) -> String {
 }
 
 fn fs_value(f: &FsInfo) -> Value {
-    json!({ "kind": f.kind, "label": f.label, "uuid": f.uuid, "size": f.size })
+    json!({ "kind": f.kind.as_str(), "label": f.label, "uuid": f.uuid, "size": f.size })
 }
 
 fn partition_value(p: &PartitionReport) -> Value {
@@ -147,6 +160,50 @@ impl DiskReport {
 }
 
 impl Serialize for DiskReport {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        write_value(&self.to_json(), s)
+    }
+}
+
+impl BuildPlan {
+    /// This plan as the JSON `build --dry-run --json` prints.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        json!({
+            "dryRun": true,
+            "outputs": self.outputs.iter().map(|(f, p)| json!({
+                "output": p,
+                "format": f.name(),
+            })).collect::<Vec<_>>(),
+            "layout": layout_value(&self.layout),
+            "storePaths": self.store_paths,
+            "narSize": self.nar_size,
+            "bootloader": self.bootloader,
+            "filesystems": std::iter::once(json!({
+                "role": role_name(self.root.role),
+                "type": "ext4",
+                "label": self.root.label,
+                "uuid": uuid_text(&self.root.uuid),
+                "size": self.root.size,
+                "used": self.root.used,
+                "inodes": self.root.inodes,
+                "entries": self.root.entries,
+            }))
+            .chain(self.fats.iter().map(|f| json!({
+                "role": role_name(f.role),
+                "type": f.fat_type,
+                "label": f.label,
+                "size": f.size,
+                "used": f.used,
+                "files": f.files.iter().map(|(p, n)| json!({"path": p, "size": n}))
+                    .collect::<Vec<_>>(),
+            })))
+            .collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl Serialize for BuildPlan {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         write_value(&self.to_json(), s)
     }

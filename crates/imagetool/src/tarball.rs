@@ -86,6 +86,31 @@ impl Spec {
 
 /// Builds the variant into `tb.out_dir`.
 ///
+/// ```
+/// use imagetool::blockio::Cancel;
+/// use imagetool::build::NoProgress;
+/// use imagetool::spec::Spec;
+/// use imagetool::tarball::build_tree_variant;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let c = scratch.closure()?;
+/// # let (toplevel, closure_info, store_root) = (c.path, c.closure_info, c.store_root);
+/// # let out_dir = scratch.path("out");
+/// let spec = Spec::from_json(&serde_json::json!({
+///     "variant": "docker",
+///     "toplevel": toplevel,
+///     "closureInfo": closure_info,
+///     "storeRoot": store_root,
+/// }).to_string())?;
+/// let tb = spec.resolve_tree_variant(&out_dir, 315_532_800)?.expect("a tree variant");
+/// let report = build_tree_variant(&tb, &mut NoProgress, &Cancel::new())?;
+/// assert_eq!(report.store_paths, 1);
+/// assert!(report.files[0].exists());
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// [`TreeError`] naming the option, file or store path at fault; `Cancelled` when `cancel`
 /// fires. Nothing is left under any artifact's name unless every one succeeded.

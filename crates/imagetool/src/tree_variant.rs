@@ -181,6 +181,7 @@ pub struct TreeBuild {
 
 /// What a [`TreeVariant`] build wrote.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TreeReport {
     /// The variant.
     pub variant: TreeVariant,
@@ -408,6 +409,26 @@ pub(crate) fn add_module_entries(
 /// their entries, names in byte order, a node's second name as a hard link to its first.
 /// Returns the number of entries.
 ///
+/// ```
+/// use imagetool::archive::tar::TarWriter;
+/// use imagetool::blockio::Cancel;
+/// use imagetool::fstree::{Meta, Source, Tree};
+/// use imagetool::tarball::append_tree;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut tree = Tree::new(Meta::dir(0o755));
+/// tree.add_dir(b"/etc", Meta::dir(0o755))?;
+/// tree.add_file(b"/etc/hostname", Source::Bytes(b"nixos\n".as_slice().into()), Meta::file(0o644))?;
+/// let mut tar = TarWriter::new(Vec::new());
+/// let entries = append_tree(&mut tar, &tree, &Cancel::new())?;
+/// let bytes = tar.finish()?;
+/// assert_eq!(entries, 2); // below the root: etc, then etc/hostname
+/// assert_eq!(&bytes[257..262], b"ustar");
+/// assert!(bytes.starts_with(b"etc"));
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// `InvalidInput` naming a path or symlink target that is not UTF-8, or a device node, FIFO or
 /// socket (none of the formats here keep them); the writer's errors; `Cancelled`.
@@ -527,6 +548,16 @@ impl imagetool_blockio::WriteAt for Growing<'_> {
 /// `metadata.yaml` as lxc-image-metadata.nix writes it: `lib.generators.toYAML` is JSON (a
 /// YAML subset), keys in attribute order; `creation_date` is `SOURCE_DATE_EPOCH` (upstream
 /// writes 1), `architecture` the system's CPU (`x86_64` of `x86_64-linux`), no templates.
+///
+/// ```
+/// use imagetool::tarball::lxc_metadata_yaml;
+///
+/// let os_release = "NAME=NixOS\nID=nixos\nVERSION_CODENAME=xantusia\n";
+/// let y = lxc_metadata_yaml("x86_64-linux", "25.11", 315_532_800, os_release);
+/// let v: serde_json::Value = serde_json::from_str(&y).unwrap(); // YAML's JSON subset
+/// assert_eq!(v["architecture"], "x86_64");
+/// assert_eq!(v["properties"]["description"], "NixOS xantusia 25.11 x86_64-linux");
+/// ```
 #[must_use]
 pub fn lxc_metadata_yaml(system: &str, label: &str, epoch: i64, os_release: &str) -> String {
     let field = |k: &str| {

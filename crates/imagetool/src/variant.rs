@@ -437,6 +437,18 @@ impl FromStr for Variant {
 ///
 /// # Errors
 /// A message naming the bad `variant` value.
+///
+/// ```
+/// use imagetool::variant::fill_defaults;
+///
+/// let mut spec = serde_json::json!({ "variant": "qemu", "diskSize": 8192 });
+/// let obj = spec.as_object_mut().unwrap();
+/// fill_defaults(obj)?;
+/// assert_eq!(obj["format"], "qcow2"); // the variant's default
+/// assert_eq!(obj["diskSize"], 8192); // a key the spec sets stays
+/// assert!(fill_defaults(serde_json::json!({ "variant": "floppy" }).as_object_mut().unwrap()).is_err());
+/// # Ok::<(), String>(())
+/// ```
 pub fn fill_defaults(obj: &mut Map<String, Value>) -> Result<(), String> {
     let Some(v) = obj.get("variant") else {
         return Ok(());
@@ -472,6 +484,7 @@ pub struct VariantBuild {
 
 /// What a variant build produced.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct VariantReport {
     /// The disk build's report (its `output` is the disk before packaging).
     pub disk: BuildReport,
@@ -585,6 +598,32 @@ impl Drop for Scratch {
 }
 
 /// Builds the variant: the disk, then its packaging, into `vb.out_dir`.
+///
+/// ```
+/// use imagetool::build::NoProgress;
+/// use imagetool::spec::Spec;
+/// use imagetool::variant::build_variant;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let c = scratch.closure()?;
+/// # let (toplevel, closure_info, store_root) = (c.path, c.closure_info, c.store_root);
+/// # let out_dir = scratch.path("out");
+/// // nixpkgs' `images.qemu`, from a spec as `imagetool build --spec` reads it.
+/// let spec = Spec::from_json(&serde_json::json!({
+///     "variant": "qemu",
+///     "toplevel": toplevel,
+///     "closureInfo": closure_info,
+///     "storeRoot": store_root,
+///     "bootloader": "none",
+/// }).to_string())?;
+/// let vb = spec.resolve_variant(&out_dir, 315_532_800)?.expect("a disk variant");
+/// let report = build_variant(&vb, &mut NoProgress)?;
+/// assert_eq!(report.artifact.extension().unwrap(), "qcow2");
+/// assert_eq!(&std::fs::read(&report.artifact)?[..4], b"QFI\xfb");
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// The errors of [`build`]; `Io` naming the file for packaging failures. Nothing is left

@@ -473,18 +473,16 @@ fn test_iso_variant_is_the_format_iso_image_under_its_upstream_name() {
     let want = format!("iso/nixos-{}-x86_64-linux.iso", label.trim());
     assert!(r.files[0].ends_with(&want), "{}", r.files[0].display());
     let direct = tmp.path().join("direct.iso");
-    build_iso(&IsoSpec {
-        closure: ClosureInput::ClosureInfo(fx.dir.clone()),
-        store_root: fx.store_root.clone(),
-        toplevel: fx.toplevel.clone(),
-        output: direct.clone(),
-        volume_id: None,
-        store_image: StoreImage::native_default(),
-        epoch: EPOCH,
-        timeout: 10,
-        compress: false,
-    })
-    .unwrap();
+    let mut spec = IsoSpec::new(
+        fx.toplevel.clone(),
+        ClosureInput::ClosureInfo(fx.dir.clone()),
+        direct.clone(),
+    );
+    spec.store_root = fx.store_root.clone();
+    spec.store_image = StoreImage::native_default();
+    spec.epoch = EPOCH;
+    spec.timeout = 10;
+    build_iso(&spec).unwrap();
     assert!(std::fs::read(&r.files[0]).unwrap() == std::fs::read(&direct).unwrap());
 }
 

@@ -35,18 +35,12 @@ fn build(dir: &Path, name: &str) -> Built {
     let closure = ClosureInput::ClosureInfo(fx.dir.clone());
     let reg = registration(&closure, &fx.store_root, &fx.toplevel).unwrap();
     let out = dir.join(name);
-    let report = build_iso(&IsoSpec {
-        closure,
-        store_root: fx.store_root.clone(),
-        toplevel: fx.toplevel.clone(),
-        output: out.clone(),
-        volume_id: None,
-        store_image: StoreImage::native_default(),
-        epoch: EPOCH,
-        timeout: 0,
-        compress: false,
-    })
-    .unwrap();
+    let mut spec = IsoSpec::new(fx.toplevel.clone(), closure, out.clone());
+    spec.store_root = fx.store_root.clone();
+    spec.store_image = StoreImage::native_default();
+    spec.epoch = EPOCH;
+    spec.timeout = 0;
+    let report = build_iso(&spec).unwrap();
     assert_eq!(report.volume_id, VOLUME);
     Built {
         fx,

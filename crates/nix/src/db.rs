@@ -7,18 +7,21 @@
 //! `-wal`/`-shm`/`-journal` files remain. Hashes are stored as Nix stores them,
 //! `sha256:<base16>`.
 
+#[cfg(feature = "db")]
 use std::collections::BTreeMap;
 use std::path::Path;
 
+#[cfg(feature = "db")]
 use rusqlite::{Connection, params};
 
-use crate::{Error, ErrorKind, PathInfo, Result, hex};
+use crate::{Error, ErrorKind, PathInfo, Result};
 
 /// Nix's store schema version (`nixSchemaVersion`): the content of `/nix/var/nix/db/schema`.
 pub const SCHEMA_VERSION: u32 = 10;
 
 /// `src/libstore/schema.sql` of Nix, plus `IndexReferrer`, which Nix up to 2.34 creates and
 /// newer Nix drops by a migration: keeping it serves readers of both ages.
+#[cfg(feature = "db")]
 const SCHEMA: &str = "
 create table if not exists ValidPaths (
     id               integer primary key autoincrement not null,
@@ -77,7 +80,24 @@ pub fn write_db(file: &Path, paths: &[PathInfo], registration_time: i64) -> Resu
 /// directory anywhere, so an interrupted build leaves nothing behind.
 ///
 /// # Errors
-/// As [`write_db`].
+/// As [`write_db`]; without the crate's `db` feature (the facade's `nix-db`), always
+/// [`ErrorKind::Unsupported`]: SQLite is not compiled in.
+#[cfg(not(feature = "db"))]
+pub fn db_bytes(_paths: &[PathInfo], _registration_time: i64) -> Result<Vec<u8>> {
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        "the Nix store database (/nix/var/nix/db/db.sqlite): imagetool was built without the \
+         `nix-db` feature (imagetool-nix's `db`)",
+    ))
+}
+
+/// The bytes of the database [`write_db`] would write, built in memory: no scratch file or
+/// directory anywhere, so an interrupted build leaves nothing behind.
+///
+/// # Errors
+/// As [`write_db`]; without the crate's `db` feature (the facade's `nix-db`), always
+/// [`ErrorKind::Unsupported`].
+#[cfg(feature = "db")]
 pub fn db_bytes(paths: &[PathInfo], registration_time: i64) -> Result<Vec<u8>> {
     let name = Path::new("/nix/var/nix/db/db.sqlite");
     let sql = |e: rusqlite::Error| Error::io(name, std::io::Error::other(format!("sqlite: {e}")));
@@ -88,6 +108,7 @@ pub fn db_bytes(paths: &[PathInfo], registration_time: i64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+#[cfg(feature = "db")]
 fn fill(
     conn: &mut Connection,
     paths: &[PathInfo],
@@ -135,7 +156,7 @@ fn fill(
                 .execute(params![
                     ids[path],
                     path,
-                    format!("sha256:{}", hex(&p.nar_hash)),
+                    format!("sha256:{}", crate::hex(&p.nar_hash)),
                     registration_time,
                     p.deriver.as_ref().map(|d| d.as_str()),
                     size
@@ -157,7 +178,7 @@ fn fill(
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "db"))]
 mod tests {
     use std::collections::BTreeSet;
 
@@ -201,5 +222,18 @@ mod tests {
         let err = write_db(&dir.path().join("y"), &[info(A, &[]), info(A, &[])], 0).unwrap_err();
         assert!(err.to_string().contains("twice"), "{err}");
         assert!(!dir.path().join("x").exists() && !dir.path().join("y").exists());
+    }
+}
+
+#[cfg(all(test, not(feature = "db")))]
+mod without_sqlite {
+    use super::*;
+
+    /// `cargo test -p imagetool-nix --no-default-features --lib without_sqlite`.
+    #[test]
+    fn test_the_database_is_refused_naming_the_feature() {
+        let err = db_bytes(&[], 0).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.to_string().contains("`nix-db` feature"), "{err}");
     }
 }

@@ -244,118 +244,192 @@ pub fn nar_hash(entries: &[Entry]) -> Result<([u8; 32], u64)> {
 
     let mut sink = Hasher::default();
     if batches.len() <= 1 {
-        let data = batches
-            .first()
-            .map(|b| read_batch(entries, &chunks[b.clone()]))
-            .transpose()?
-            .unwrap_or_default();
-        emit(entries, &mut sink, std::iter::once(Ok(data)))?;
+        let mut buf = Vec::new();
+        if let Some(b) = batches.first() {
+            read_parallel(entries, &chunks[b.clone()], &mut buf)?;
+        }
+        emit(
+            entries,
+            &mut sink,
+            &mut Stream::new(std::iter::once(Ok(buf)), |_| {}),
+        )?;
         return Ok(sink.finish());
     }
-    // Read ahead on another thread while this one hashes; at most two batches wait, so memory
-    // stays bounded whatever the path's size. The readers are plain threads, not the rayon
-    // pool: this function runs inside rayon tasks that block on the channel, and borrowing
-    // the pool from them could leave no worker to read.
+    // Read ahead on another thread while this one hashes; at most three batch buffers exist
+    // (one read, one waiting, one hashed) and they are reused, so memory stays bounded whatever
+    // the path's size and no page is faulted in twice. The readers are plain threads, not the
+    // rayon pool: this function runs inside rayon tasks that block on the channel, and
+    // borrowing the pool from them could leave no worker to read.
     std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Vec<u8>>>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let chunks = &chunks;
         let batches = &batches;
         s.spawn(move || {
             for b in batches {
-                let r = read_parallel(entries, &chunks[b.clone()]);
+                let mut buf = free_rx.try_recv().unwrap_or_default();
+                let r = read_parallel(entries, &chunks[b.clone()], &mut buf).map(|()| buf);
                 let failed = r.is_err();
                 if tx.send(r).is_err() || failed {
                     return;
                 }
             }
         });
-        emit(entries, &mut sink, rx.into_iter())
+        emit(
+            entries,
+            &mut sink,
+            &mut Stream::new(rx.into_iter(), move |b| {
+                let _ = free_tx.send(b);
+            }),
+        )
     })?;
     Ok(sink.finish())
 }
 
-/// Reads a batch with one thread per core, each a contiguous share of the chunks.
-fn read_parallel(entries: &[Entry], chunks: &[Chunk]) -> Result<Vec<Vec<u8>>> {
+/// A rayon pool of one thread per core whose threads (and the reader threads they start,
+/// which inherit it) run 10 nice levels below the thread that builds it: work that should use
+/// the cores the rest of the build leaves idle. `None` when no thread can be started (the
+/// caller then runs on the current pool).
+fn background_pool() -> Option<rayon::ThreadPool> {
+    use rustix::process::{getpriority_process, setpriority_process};
+    // On Linux the nice value is per thread (PRIO_PROCESS with pid 0 names the calling
+    // thread), and a new thread starts with its creator's.
+    let base = getpriority_process(None).unwrap_or(0);
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("imagetool-verify-{i}"))
+        .start_handler(move |_| {
+            // Failing to lower it only costs speed.
+            let _ = setpriority_process(None, (base + 10).min(19));
+        })
+        .build()
+        .ok()
+}
+
+/// Reads a batch's chunks back to back into `buf` (resized to their total; its earlier
+/// capacity is reused), with one thread per core, each a contiguous share of the chunks.
+fn read_parallel(entries: &[Entry], chunks: &[Chunk], buf: &mut Vec<u8>) -> Result<()> {
+    let total: u64 = chunks.iter().map(|c| c.len).sum();
+    let total = usize::try_from(total)
+        .map_err(|_| Error::new(ErrorKind::Overflow, "a batch does not fit in memory"))?;
+    buf.resize(total, 0);
     let cores = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(8);
     let per = chunks.len().div_ceil(cores).max(64);
     if chunks.len() <= per {
-        return read_batch(entries, chunks);
+        return read_batch(entries, chunks, buf);
     }
-    let parts: Vec<Result<Vec<Vec<u8>>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .chunks(per)
-            .map(|part| s.spawn(move || read_batch(entries, part)))
-            .collect();
-        handles
+    // Each share's chunks and the slice of the buffer they fill.
+    let mut shares = Vec::new();
+    let mut rest: &mut [u8] = buf;
+    for part in chunks.chunks(per) {
+        let len: u64 = part.iter().map(|c| c.len).sum();
+        let (mine, tail) = rest.split_at_mut(usize::try_from(len).unwrap_or(usize::MAX));
+        shares.push((part, mine));
+        rest = tail;
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = shares
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::new(ErrorKind::Io, "a reading thread panicked")))
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(chunks.len());
-    for p in parts {
-        out.extend(p?);
-    }
-    Ok(out)
-}
-
-fn read_batch(entries: &[Entry], chunks: &[Chunk]) -> Result<Vec<Vec<u8>>> {
-    chunks
-        .iter()
-        .map(|c| {
-            let path = &entries[c.entry].host;
-            let file = File::open(path).map_err(|e| Error::io(path, e))?;
-            let len = usize::try_from(c.len).map_err(|_| {
-                Error::new(ErrorKind::Overflow, "chunk does not fit in memory").with_path(path)
-            })?;
-            let mut buf = vec![0u8; len];
-            let mut done = 0;
-            while done < len {
-                let n = file
-                    .read_at(&mut buf[done..], c.offset + done as u64)
-                    .map_err(|e| Error::io(path, e))?;
-                if n == 0 {
-                    return Err(Error::new(
-                        ErrorKind::Io,
-                        "the file shrank after it was listed (it changed during the build)",
-                    )
-                    .with_path(path));
-                }
-                done += n;
-            }
-            Ok(buf)
+            .map(|(part, out)| s.spawn(move || read_batch(entries, part, out)))
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::new(ErrorKind::Io, "a reading thread panicked")))
         })
-        .collect()
+    })
 }
 
-/// Feeds the NAR of `entries` to `sink`, file contents from `batches` (the chunks in order).
-fn emit(
+/// Reads `chunks` back to back into `out` (exactly their total length), opening each file
+/// once for its consecutive chunks.
+fn read_batch(entries: &[Entry], chunks: &[Chunk], out: &mut [u8]) -> Result<()> {
+    let mut open: Option<(usize, File)> = None;
+    let mut at = 0usize;
+    for c in chunks {
+        let path = &entries[c.entry].host;
+        let file = match &open {
+            Some((i, f)) if *i == c.entry => f,
+            _ => {
+                let f = File::open(path).map_err(|e| Error::io(path, e))?;
+                &open.insert((c.entry, f)).1
+            }
+        };
+        let len = usize::try_from(c.len).map_err(|_| {
+            Error::new(ErrorKind::Overflow, "chunk does not fit in memory").with_path(path)
+        })?;
+        let buf = &mut out[at..at + len];
+        let mut done = 0;
+        while done < len {
+            let n = file
+                .read_at(&mut buf[done..], c.offset + done as u64)
+                .map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    "the file shrank after it was listed (it changed during the build)",
+                )
+                .with_path(path));
+            }
+            done += n;
+        }
+        at += len;
+    }
+    Ok(())
+}
+
+/// The file contents of a store path in NAR order, as a stream over batch buffers; each
+/// buffer, once consumed, goes back to the reader through `recycle`.
+struct Stream<I, R> {
+    batches: I,
+    recycle: R,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl<I: Iterator<Item = Result<Vec<u8>>>, R: FnMut(Vec<u8>)> Stream<I, R> {
+    fn new(batches: I, recycle: R) -> Self {
+        Self {
+            batches,
+            recycle,
+            current: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// Feeds the next `n` bytes of the stream to `sink`.
+    fn feed(&mut self, sink: &mut Hasher, mut n: u64) -> Result<()> {
+        while n > 0 {
+            if self.pos == self.current.len() {
+                let next = match self.batches.next() {
+                    Some(b) => b?,
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::Io,
+                            "internal: fewer file bytes than the listing",
+                        ));
+                    }
+                };
+                let used = std::mem::replace(&mut self.current, next);
+                (self.recycle)(used);
+                self.pos = 0;
+                continue;
+            }
+            let take =
+                (self.current.len() - self.pos).min(usize::try_from(n).unwrap_or(usize::MAX));
+            sink.raw(&self.current[self.pos..self.pos + take]);
+            self.pos += take;
+            n -= take as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Feeds the NAR of `entries` to `sink`, file contents from `stream` (the chunks in order).
+fn emit<I: Iterator<Item = Result<Vec<u8>>>, R: FnMut(Vec<u8>)>(
     entries: &[Entry],
     sink: &mut Hasher,
-    batches: impl Iterator<Item = Result<Vec<Vec<u8>>>>,
+    stream: &mut Stream<I, R>,
 ) -> Result<()> {
-    let mut batches = batches;
-    let mut current = Vec::new().into_iter();
-    let mut next_chunk = || -> Result<Vec<u8>> {
-        loop {
-            if let Some(c) = current.next() {
-                return Ok(c);
-            }
-            match batches.next() {
-                Some(b) => current = b?.into_iter(),
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::Io,
-                        "internal: fewer file chunks than the listing",
-                    ));
-                }
-            }
-        }
-    };
     sink.str(NAR_MAGIC.as_bytes());
     // Open directories, by depth: each is closed when an entry of its depth or less comes.
     let mut open: Vec<u32> = Vec::new();
@@ -386,12 +460,7 @@ fn emit(
                 }
                 sink.str(b"contents");
                 sink.raw(&size.to_le_bytes());
-                let mut left = *size;
-                while left > 0 {
-                    let c = next_chunk()?;
-                    sink.raw(&c);
-                    left = left.saturating_sub(c.len() as u64);
-                }
+                stream.feed(sink, *size)?;
                 sink.pad(*size);
             }
             EntryKind::Symlink(target) => {
@@ -497,33 +566,43 @@ impl Snapshot {
     /// match its registration; I/O errors naming the file.
     pub fn verify_hashes(&self, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
         use std::sync::atomic::Ordering;
-        let bad = self
-            .deferred
-            .par_iter()
-            .map(|d| {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                let (hash, size) = nar_hash(&d.entries)?;
-                if (hash, size) == (d.nar_hash, d.nar_size) {
-                    return Ok(());
-                }
-                Err(Error::new(
-                    ErrorKind::Corrupt,
-                    format!(
-                        "{}: the store contents do not match the registration: narHash \
+        let hash_all = || {
+            self.deferred
+                .par_iter()
+                .map(|d| {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    let (hash, size) = nar_hash(&d.entries)?;
+                    if (hash, size) == (d.nar_hash, d.nar_size) {
+                        return Ok(());
+                    }
+                    Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "{}: the store contents do not match the registration: narHash \
                          sha256:{} ({} bytes) registered, sha256:{} ({} bytes) found \
                          (skip this check with --no-verify)",
-                        d.path,
-                        crate::base32::encode(&d.nar_hash),
-                        d.nar_size,
-                        crate::base32::encode(&hash),
-                        size
-                    ),
-                )
-                .with_path(&d.host))
-            })
-            .collect::<Vec<Result<()>>>();
+                            d.path,
+                            crate::base32::encode(&d.nar_hash),
+                            d.nar_size,
+                            crate::base32::encode(&hash),
+                            size
+                        ),
+                    )
+                    .with_path(&d.host))
+                })
+                .collect::<Vec<Result<()>>>()
+        };
+        // A pool of its own, at a lower priority: each task blocks while its readers work, so
+        // on the global pool it would hold the threads the image writer's tasks need, and at
+        // the same priority it would take the cores the writer's critical path needs. This
+        // way the hashing fills the cores the writer leaves idle (I/O waits) and is joined
+        // before the commit (docs/performance.md has the figures).
+        let bad = match background_pool() {
+            Some(pool) => pool.install(hash_all),
+            None => hash_all(),
+        };
         bad.into_iter().collect()
     }
 

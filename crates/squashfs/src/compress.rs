@@ -1,5 +1,6 @@
 //! The four compressors and their superblock options, as mksquashfs writes them.
 
+#[cfg(feature = "zstd")]
 use std::cell::RefCell;
 use std::io::Write;
 use std::str::FromStr;
@@ -152,6 +153,7 @@ pub(crate) struct Codec {
 }
 
 thread_local! {
+    #[cfg(feature = "zstd")]
     static ZSTD: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
 }
 
@@ -180,6 +182,13 @@ impl Codec {
             }
             (Some(_), l) => l.or(comp.default_level()).unwrap_or(0),
         };
+        if comp == Compression::Zstd && !cfg!(feature = "zstd") {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "compression zstd",
+                "imagetool was built without the `zstd` feature",
+            ));
+        }
         if comp != Compression::Xz && !filters.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -260,6 +269,17 @@ impl Codec {
         Ok((out.len() < input.len()).then_some(out))
     }
 
+    #[cfg(not(feature = "zstd"))]
+    fn zstd(&self, _input: &[u8]) -> Result<Vec<u8>> {
+        // `Codec::new` refuses zstd in this build: never reached.
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "compression zstd",
+            "imagetool was built without the `zstd` feature",
+        ))
+    }
+
+    #[cfg(feature = "zstd")]
     fn zstd(&self, input: &[u8]) -> Result<Vec<u8>> {
         let level = self.level as i32;
         ZSTD.with(|cell| {

@@ -135,6 +135,7 @@ impl Default for Options {
 
 /// What was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// The filesystem's bytes (the superblock's `bytes_used`).
     pub bytes_used: u64,

@@ -268,6 +268,7 @@ impl Options {
 
 /// What a conversion wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// The format written.
     pub format: Format,
@@ -454,7 +455,21 @@ fn check_epoch(format: Format, epoch: u64) -> Result<u64> {
     Ok(epoch)
 }
 
+/// What a zstd request meets in a build without the `zstd` feature.
+pub(crate) const NO_ZSTD: &str =
+    "zstd-compressed qcow2: imagetool was built without the `zstd` feature";
+
 fn check_level(ctx: &Ctx) -> Result<()> {
+    if ctx.format == Format::Qcow2Compressed
+        && ctx.compression == Compression::Zstd
+        && !cfg!(feature = "zstd")
+    {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "compression zstd",
+            NO_ZSTD,
+        ));
+    }
     let max = match (ctx.format, ctx.compression) {
         (Format::Qcow2Compressed, Compression::Zstd) => 22,
         _ => 9,

@@ -438,6 +438,14 @@ impl ImageReader {
                     )
                 };
                 match self.codec {
+                    #[cfg(not(feature = "zstd"))]
+                    Codec::Zstd => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::Unsupported,
+                            format!("{}: {}", self.name, crate::NO_ZSTD),
+                        ));
+                    }
+                    #[cfg(feature = "zstd")]
                     Codec::Zstd => {
                         // The stored length is rounded to sectors: find where the frame ends
                         // and decode exactly that (qemu ignores the padding the same way).

@@ -190,6 +190,10 @@ pub struct Args {
     /// docs/imagetool-output.schema.json); progress stays on stderr.
     #[arg(long)]
     json: bool,
+    /// Plan the image and print the plan (partitions, filesystem sizes, what goes where)
+    /// without writing anything; the store is listed, not hashed.
+    #[arg(long, conflicts_with = "manifest")]
+    dry_run: bool,
 }
 
 impl Args {
@@ -283,6 +287,11 @@ pub fn run(a: Args) -> Result<()> {
     {
         super::check_output_dir("--output", o)?;
     }
+    if a.dry_run && a.format.as_deref() == Some("iso") {
+        return Err(usage!(
+            "--dry-run plans disk images; it does not plan an ISO (--format iso)"
+        ));
+    }
     if a.format.as_deref() == Some("iso") && a.spec.is_none() {
         return super::iso::run(super::iso::IsoArgs {
             toplevel: a.toplevel,
@@ -340,6 +349,11 @@ pub fn run(a: Args) -> Result<()> {
         spec.threads = t;
     }
     if spec.variant.is_some() {
+        if a.dry_run {
+            return Err(usage!(
+                "--dry-run plans disk images; it does not plan a variant's artifacts (--variant)"
+            ));
+        }
         let out_dir = match &source {
             Source::Attrs(attrs) => attrs.out.clone(),
             _ => spec
@@ -364,10 +378,35 @@ pub fn run(a: Args) -> Result<()> {
     if a.output_device {
         image.format_options.output_mode = imagetool::blockio::OutputMode::Device;
     }
+    let mode = a.progress_mode();
+    if a.dry_run {
+        let output = image.output.clone();
+        let plan = match mode {
+            ProgressMode::Plain => imagetool::build::plan(&image, &mut Plain::default()),
+            ProgressMode::Bar => imagetool::build::plan(&image, &mut Bars::default()),
+            ProgressMode::Json => imagetool::build::plan(&image, &mut Json),
+            ProgressMode::None => imagetool::build::plan(&image, &mut Quiet),
+        }
+        .with_context(|| format!("planning {}", output.display()))?;
+        if mode == ProgressMode::Json {
+            let mut doc = plan.to_json();
+            if let Some(m) = doc.as_object_mut() {
+                m.insert("event".into(), "plan".into());
+            }
+            emit(&doc);
+            return Ok(());
+        }
+        if a.json {
+            return super::json_out("build", plan.to_json());
+        }
+        return super::out(format_args!(
+            "{}",
+            super::build_plan::text(&plan).trim_end()
+        ));
+    }
     super::cancel_on_signals()?;
     let cancel = super::cancel();
 
-    let mode = a.progress_mode();
     let output = image.output.clone();
     let result = match mode {
         ProgressMode::Plain => build_cancellable(&image, &mut Plain::default(), cancel),

@@ -37,14 +37,11 @@ pub fn run(a: Args) -> Result<()> {
     };
     let layout = a.layout.options()?;
     super::check_output_dir("--output", &a.output)?;
-    let spec = DiskSpec {
-        layout,
-        root_fs: a.root_fs.clone(),
-        esp: tree(&a.esp_dir, "--esp-dir")?,
-        boot: tree(&a.boot_dir, "--boot-dir")?,
-        timestamp: super::source_date_epoch()?,
-        output: a.output.clone(),
-    };
+    let mut spec = DiskSpec::new(a.root_fs.clone(), a.output.clone());
+    spec.layout = layout;
+    spec.esp = tree(&a.esp_dir, "--esp-dir")?;
+    spec.boot = tree(&a.boot_dir, "--boot-dir")?;
+    spec.timestamp = super::source_date_epoch()?;
     super::cancel_on_signals()?;
     let meter = super::progress::Meter::spinner("disk");
     let report = build_disk_cancellable(&spec, super::cancel())

@@ -36,7 +36,7 @@ pub fn run(a: &Args) -> Result<()> {
 }
 
 /// A size as sfdisk prints it: the largest binary unit, one decimal when not whole.
-fn human(bytes: u64) -> String {
+pub(super) fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
     let mut unit = 0;
     let mut v = bytes as f64;
@@ -113,33 +113,16 @@ fn text(name: &str, container: &str, r: &Inspection) -> String {
             p.fs.uuid.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..11)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
     // Numbers right-aligned, text left-aligned, as sfdisk.
     let right = [
         false, false, true, true, true, true, false, false, false, false, false,
     ];
-    for row in &rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c > 0 {
-                line.push(' ');
-            }
-            let w = widths[c];
-            if right[c] {
-                let _ = write!(line, "{cell:>w$}");
-            } else {
-                let _ = write!(line, "{cell:<w$}");
-            }
-        }
-        let _ = writeln!(o, "{}", line.trim_end());
-    }
+    o.push_str(&super::table::render(&rows, &right));
     o
 }
 
 fn fs_text(f: &FsInfo) -> String {
-    if f.kind == "unknown" {
+    if f.kind == imagetool::probe::FsKind::Unknown {
         return "unknown".into();
     }
     format!(

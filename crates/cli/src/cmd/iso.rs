@@ -86,17 +86,13 @@ pub fn run(a: IsoArgs) -> Result<()> {
         ));
     }
     super::check_output_dir("--output", &output)?;
-    let spec = IsoSpec {
-        closure,
-        store_root: a.store_root,
-        toplevel,
-        output: output.clone(),
-        volume_id: a.volume_id,
-        store_image,
-        epoch: super::source_date_epoch()?,
-        timeout: a.timeout.unwrap_or(10),
-        compress,
-    };
+    let mut spec = IsoSpec::new(toplevel, closure, output.clone());
+    spec.store_root = a.store_root;
+    spec.volume_id = a.volume_id;
+    spec.store_image = store_image;
+    spec.epoch = super::source_date_epoch()?;
+    spec.timeout = a.timeout.unwrap_or(10);
+    spec.compress = compress;
     super::cancel_on_signals()?;
     let meter = super::progress::Meter::spinner("iso");
     let r = build_iso_cancellable(&spec, super::cancel())

@@ -81,25 +81,22 @@ pub fn run(a: Ext4Args) -> Result<()> {
     if a.offset.is_none() {
         super::check_output_dir("--output", &a.output)?;
     }
-    let job = Ext4Job {
-        offset: a
-            .offset
-            .as_deref()
-            .map(|o| bytes("--offset", o))
-            .transpose()?,
-        root_owner: a.root_owner,
-        epoch: source_date_epoch().map_err(|e| usage!("{e}"))?,
-        options: Options {
-            size,
-            label: a.label.into_bytes(),
-            uuid: uuid("--uuid", a.uuid.as_deref())?,
-            hash_seed: uuid("--hash-seed", a.hash_seed.as_deref())?,
-            reserved_percent: a.reserved_percent,
-            threads: a.threads,
-            ..Options::default()
-        },
-        source: a.source,
-        output: a.output,
+    let mut job = Ext4Job::new(a.source, a.output);
+    job.offset = a
+        .offset
+        .as_deref()
+        .map(|o| bytes("--offset", o))
+        .transpose()?;
+    job.root_owner = a.root_owner;
+    job.epoch = source_date_epoch().map_err(|e| usage!("{e}"))?;
+    job.options = Options {
+        size,
+        label: a.label.into_bytes(),
+        uuid: uuid("--uuid", a.uuid.as_deref())?,
+        hash_seed: uuid("--hash-seed", a.hash_seed.as_deref())?,
+        reserved_percent: a.reserved_percent,
+        threads: a.threads,
+        ..Options::default()
     };
     super::cancel_on_signals()?;
     let meter = super::progress::Meter::spinner("mkfs ext4");

@@ -101,25 +101,22 @@ pub fn run(a: SquashfsArgs) -> Result<()> {
         return Err(usage!("--xz-bcj applies to --comp xz only"));
     }
     super::check_output_dir("OUTPUT", &a.output)?;
-    let job = SquashfsJob {
-        source: a.source,
-        output: a.output,
-        root_owner: a.all_root,
-        epoch: source_date_epoch().map_err(|e| usage!("{e}"))?,
-        options: Options {
-            compression,
-            level: a.level,
-            xz_filters,
-            block_size,
-            fragments: !a.no_fragments,
-            always_fragments: a.always_use_fragments,
-            dedup: !a.no_duplicates,
-            hard_links: !a.no_hardlinks,
-            exports: !a.no_exports,
-            xattrs: !a.no_xattrs,
-            threads: a.threads,
-            ..Options::default()
-        },
+    let mut job = SquashfsJob::new(a.source, a.output);
+    job.root_owner = a.all_root;
+    job.epoch = source_date_epoch().map_err(|e| usage!("{e}"))?;
+    job.options = Options {
+        compression,
+        level: a.level,
+        xz_filters,
+        block_size,
+        fragments: !a.no_fragments,
+        always_fragments: a.always_use_fragments,
+        dedup: !a.no_duplicates,
+        hard_links: !a.no_hardlinks,
+        exports: !a.no_exports,
+        xattrs: !a.no_xattrs,
+        threads: a.threads,
+        ..Options::default()
     };
     super::cancel_on_signals()?;
     let meter = super::progress::Meter::spinner("mkfs squashfs");

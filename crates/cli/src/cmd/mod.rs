@@ -2,6 +2,7 @@
 
 mod assets;
 mod build;
+mod build_plan;
 mod build_progress;
 mod convert;
 mod disk;
@@ -12,6 +13,7 @@ mod mkfs;
 mod mkfs_ext4;
 mod mkfs_squashfs;
 mod progress;
+mod table;
 mod variants;
 
 use anyhow::Result;

@@ -11,6 +11,15 @@ use imagetool_ptable::{DiskLayout, Role, TableType};
 use crate::build::BuildError;
 
 /// What a make-disk-image table type offers the bootloader, and where `/boot` is.
+///
+/// ```
+/// use imagetool::bootloader::disk_for;
+/// use imagetool::ptable::TableType;
+///
+/// let d = disk_for(TableType::Hybrid);
+/// assert!(d.esp && d.bios.is_some()); // an ESP and a BIOS boot partition
+/// assert!(!disk_for(TableType::Legacy).esp);
+/// ```
 #[must_use]
 pub fn disk_for(table: TableType) -> boot::Disk {
     let (esp, xbootldr, bios, boot_mount) = match table {
@@ -46,12 +55,23 @@ pub fn disk_for(table: TableType) -> boot::Disk {
 }
 
 /// A FAT volume id as blkid and GRUB print it (`1234-ABCD`).
+///
+/// ```
+/// assert_eq!(imagetool::bootloader::fat_uuid(0x1234_abcd), "1234-ABCD");
+/// ```
 #[must_use]
 pub fn fat_uuid(volume_id: u32) -> String {
     format!("{:04X}-{:04X}", volume_id >> 16, volume_id & 0xffff)
 }
 
 /// A 16-byte UUID in canonical lower-case text.
+///
+/// ```
+/// assert_eq!(
+///     imagetool::bootloader::uuid_text(&[0xab; 16]),
+///     "abababab-abab-abab-abab-abababababab"
+/// );
+/// ```
 #[must_use]
 pub fn uuid_text(u: &[u8; 16]) -> String {
     let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
@@ -66,6 +86,19 @@ pub fn uuid_text(u: &[u8; 16]) -> String {
 }
 
 /// The files of one FAT filesystem.
+///
+/// ```
+/// use imagetool::boot::{BootFile, FileSource};
+/// use imagetool::bootloader::fat_tree;
+///
+/// let files = [BootFile {
+///     path: "loader/loader.conf".into(),
+///     source: FileSource::Bytes(b"timeout 3\n".to_vec()),
+/// }];
+/// let tree = fat_tree(&files, "ESP")?; // ready for `disk::mkfs_vfat` or `fat::plan`
+/// # let _ = tree;
+/// # Ok::<(), imagetool::build::BuildError>(())
+/// ```
 ///
 /// # Errors
 /// The FAT tree's errors (a bad name, a file where a directory must be).
@@ -83,6 +116,22 @@ pub fn fat_tree(files: &[BootFile], what: &'static str) -> Result<fat::Tree, Bui
 
 /// Adds the root filesystem's bootloader files (`boot/grub/…`) to the root tree: directories
 /// 0755, files 0644, root-owned, at the build timestamp.
+///
+/// ```
+/// use imagetool::boot::{BootFile, FileSource};
+/// use imagetool::bootloader::add_to_root;
+/// use imagetool::fstree::{Meta, Tree};
+///
+/// let mut root = Tree::new(Meta::dir(0o755));
+/// let files = [BootFile {
+///     path: "boot/grub/grub.cfg".into(),
+///     source: FileSource::Bytes(b"set timeout=5\n".to_vec()),
+/// }];
+/// add_to_root(&mut root, &files, 315_532_800)?;
+/// assert!(root.lookup(b"boot/grub").is_some());
+/// assert!(root.lookup(b"boot/grub/grub.cfg").is_some());
+/// # Ok::<(), imagetool::build::BuildError>(())
+/// ```
 ///
 /// # Errors
 /// `InvalidInput` when a path collides with the tree (a `contents` entry at `/boot/grub`).

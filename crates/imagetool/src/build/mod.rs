@@ -34,18 +34,48 @@ use imagetool_ptable::{
 use imagetool_vdisk::{self as vdisk, Format};
 
 pub mod bootloader;
+mod dry_run;
 mod error;
 mod meter;
 mod outputs;
 mod progress;
 
 pub use crate::spec::{DEFAULT_ROOT_GUID, ImageSpec, parse_uuid};
+pub use dry_run::{BuildPlan, FatFsPlan, RootFsPlan};
 pub use error::BuildError;
 use error::io;
 use meter::{Counted, timed, timed_bytes};
 pub use progress::{BuildReport, NoProgress, Phase, Progress};
 
 /// Builds the image `spec` describes.
+///
+/// ```
+/// use imagetool::boot::Bootloader;
+/// use imagetool::build::{ImageSpec, NoProgress, build};
+/// use imagetool::nix::closure::ClosureInput;
+/// use imagetool::ptable::TableType;
+/// use imagetool::vdisk::Format;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let closure = scratch.closure()?;
+/// # let (toplevel, closure_info, store_root) =
+/// #     (closure.path, closure.closure_info, closure.store_root);
+/// # let output = scratch.path("nixos.qcow2");
+/// // `closure_info` is a closureInfo output (`store-paths`, `registration`); `store_root`
+/// // the directory holding its `nix/store` (`/` for the host's store).
+/// let spec = ImageSpec::new(Some(toplevel), ClosureInput::ClosureInfo(closure_info), output)
+///     .store_root(store_root)
+///     .partition(TableType::Efi)
+///     .bootloader(Bootloader::None)
+///     .format(Format::Qcow2)
+///     .label("nixos");
+/// let report = build(&spec, &mut NoProgress)?;
+/// assert_eq!(report.store_paths, 1);
+/// assert!(report.output.exists());
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// [`BuildError`] naming the option, file or store path at fault; nothing is left at
@@ -64,6 +94,30 @@ pub fn build(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildRepor
 /// file is refused before any work unless `spec.format_options.output_mode` is
 /// [`OutputMode::Device`](imagetool_blockio::OutputMode::Device).
 ///
+/// ```
+/// use imagetool::blockio::Cancel;
+/// use imagetool::build::{BuildError, ImageSpec, NoProgress, build_cancellable};
+/// use imagetool::nix::closure::ClosureInput;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let closure = scratch.closure()?;
+/// # let output = scratch.path("nixos.img");
+/// let spec = ImageSpec::new(
+///     Some(closure.path),
+///     ClosureInput::ClosureInfo(closure.closure_info),
+///     output.clone(),
+/// )
+/// .store_root(closure.store_root);
+/// let cancel = Cancel::new();
+/// cancel.cancel(); // as a Ctrl-C handler would, from another thread
+/// let err = build_cancellable(&spec, &mut NoProgress, &cancel).unwrap_err();
+/// assert!(matches!(err, BuildError::Cancelled));
+/// assert!(!output.exists()); // nothing committed
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// As [`build`]; [`BuildError::Cancelled`] when cancelled.
 pub fn build_cancellable(
@@ -77,13 +131,122 @@ pub fn build_cancellable(
     }
 }
 
-/// The pipeline's steps, in order; each is a method of [`Pipeline`] below.
+/// Plans the image `spec` describes and writes nothing: the closure is read, the root tree
+/// listed, the bootloader, the root filesystem, the partition table and the FAT filesystems
+/// planned exactly as [`build`] plans them, and the plan returned (`imagetool build
+/// --dry-run`). No output is created (their names are checked), and the store is not hashed:
+/// a store whose contents differ from the registration fails [`build`], not this.
+///
+/// ```
+/// use imagetool::boot::Bootloader;
+/// use imagetool::build::{ImageSpec, NoProgress, plan};
+/// use imagetool::nix::closure::ClosureInput;
+/// use imagetool::ptable::{Role, TableType};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let scratch = imagetool::doc_support::Scratch::new()?;
+/// # let c = scratch.closure()?;
+/// let output = scratch.path("nixos.img");
+/// let spec = ImageSpec::new(Some(c.path), ClosureInput::ClosureInfo(c.closure_info), output.clone())
+///     .store_root(c.store_root)
+///     .partition(TableType::Efi)
+///     .bootloader(Bootloader::None);
+/// let p = plan(&spec, &mut NoProgress)?;
+/// assert_eq!(p.store_paths, 1);
+/// assert!(p.layout.partition(Role::Esp).is_some());
+/// assert!(!output.exists()); // nothing written
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// [`BuildError`] naming the option, file or store path at fault, as [`build`] would before
+/// writing.
+pub fn plan(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildPlan, BuildError> {
+    // 1. The outputs' names, and touchEFIVars' table (nothing is created).
+    let outputs: Vec<(Format, std::path::PathBuf)> =
+        std::iter::once((spec.format, spec.output.clone()))
+            .chain(spec.also.iter().cloned())
+            .collect();
+    for (format, path) in &outputs {
+        vdisk::check_output_name(*format, path)?;
+    }
+    if spec.efi_vars.is_some() {
+        crate::efi_vars::check_table(spec.layout.table)?;
+    }
+    // 2.–5. As `build_inner`, with the store listed but not hashed.
+    let spec = &ImageSpec {
+        verify: false,
+        ..spec.clone()
+    };
+    let roots = Roots::parse(spec)?;
+    let cancel = Cancel::new();
+    let mut run = Pipeline {
+        spec,
+        progress,
+        cancel: &cancel,
+        timings: Vec::new(),
+    };
+    let closure = run.closure(&roots)?;
+    let (mut tree, _) = run.root_tree(&closure, &roots)?;
+    let (root_uuid, ext4_opts) = root_fs_options(spec)?;
+    let label = String::from_utf8_lossy(&ext4_opts.label).into_owned();
+    let plan = run.plan(
+        &closure,
+        roots.toplevel.as_ref(),
+        &mut tree,
+        ext4_opts,
+        &root_uuid,
+    )?;
+    let fs = &plan.fs_plan;
+    let fats = plan
+        .fats
+        .iter()
+        .map(|(r, what, p)| {
+            let role = plan
+                .layout
+                .partitions
+                .iter()
+                .find(|part| part.byte_range() == *r)
+                .map_or(Role::Esp, |part| part.role);
+            FatFsPlan {
+                role,
+                label: (*what).to_string(),
+                fat_type: format!("FAT{}", p.params().fat_type.bits()),
+                size: r.end - r.start,
+                used: u64::from(p.used_clusters()).saturating_mul(p.params().cluster_bytes()),
+                files: p.files().iter().map(|f| (f.path.clone(), f.len)).collect(),
+            }
+        })
+        .collect();
+    Ok(BuildPlan {
+        outputs,
+        root: RootFsPlan {
+            role: Role::Root,
+            size: fs.size_bytes(),
+            used: fs
+                .size_bytes()
+                .saturating_sub(fs.free_blocks().saturating_mul(ext4::BLOCK_SIZE)),
+            inodes: fs.inode_count(),
+            entries: tree.len(),
+            label,
+            uuid: root_uuid,
+        },
+        fats,
+        bootloader: plan.boot.describe(),
+        store_paths: closure.len(),
+        nar_size: closure.total_nar_size(),
+        layout: plan.layout,
+    })
+}
+
 fn build_inner(
     spec: &ImageSpec,
     progress: &mut dyn Progress,
     cancel: &Cancel,
 ) -> Result<BuildReport, BuildError> {
     let stop = || cancel.check().map_err(|_| BuildError::Cancelled);
+    crate::features::check_build(spec)?;
     // 1. The outputs, before any work.
     let outs = Outputs::create(spec)?;
     // 2. The store paths the spec names.

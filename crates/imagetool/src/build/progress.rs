@@ -60,6 +60,7 @@ impl Progress for NoProgress {}
 
 /// What a build produced.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BuildReport {
     /// The image file.
     pub output: PathBuf,

@@ -162,6 +162,17 @@ impl StructuredAttrs {
 /// `$NIX_ATTRS_JSON_FILE`, or `$NIX_BUILD_TOP/.attrs.json`. The fallback matters: in a
 /// sandboxed build, Nix 2.8 sets `NIX_ATTRS_JSON_FILE` to the build directory's path outside
 /// the sandbox, which does not exist inside it.
+///
+/// ```
+/// use imagetool::spec::{StructuredAttrs, attrs_file_from_env};
+///
+/// // Inside a `__structuredAttrs = true` derivation: its attributes are the build's spec.
+/// if let Some(file) = attrs_file_from_env() {
+///     let attrs = StructuredAttrs::read(&file)?;
+///     # let _ = attrs;
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use]
 pub fn attrs_file_from_env() -> Option<PathBuf> {
     let named = std::env::var_os("NIX_ATTRS_JSON_FILE").map(PathBuf::from);

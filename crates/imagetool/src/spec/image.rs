@@ -76,6 +76,15 @@ pub struct ImageSpec {
 ///
 /// # Errors
 /// A message naming the text.
+///
+/// ```
+/// use imagetool::spec::parse_uuid;
+///
+/// let u = parse_uuid("12345678-9abc-def0-0001-020304050607")?;
+/// assert_eq!(imagetool::uuid_text(&u), "12345678-9abc-def0-0001-020304050607");
+/// assert!(parse_uuid("12345678").unwrap_err().contains("\"12345678\" is not a UUID"));
+/// # Ok::<(), String>(())
+/// ```
 pub fn parse_uuid(text: &str) -> Result<[u8; 16], String> {
     let hex: String = text.chars().filter(|c| *c != '-').collect();
     let groups: Vec<usize> = text.split('-').map(str::len).collect();

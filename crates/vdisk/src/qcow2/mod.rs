@@ -383,6 +383,7 @@ thread_local! {
     /// One compressor per worker thread, reset between clusters (allocating one per cluster
     /// costs more than compressing a small cluster).
     static DEFLATE: RefCell<Option<(u32, Compress)>> = const { RefCell::new(None) };
+    #[cfg(feature = "zstd")]
     static ZSTD: RefCell<Option<(u32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
 }
 
@@ -410,6 +411,11 @@ fn compress(c: Compression, level: u32, data: &[u8]) -> Result<Packed> {
                 Err(e) => Err(Error::new(ErrorKind::Io, "deflate", e.to_string())),
             }
         })?,
+        #[cfg(not(feature = "zstd"))]
+        Compression::Zstd => {
+            return Err(Error::new(ErrorKind::Unsupported, "zstd", crate::NO_ZSTD));
+        }
+        #[cfg(feature = "zstd")]
         Compression::Zstd => ZSTD.with(|cell| {
             let mut slot = cell.borrow_mut();
             let z = match &mut *slot {

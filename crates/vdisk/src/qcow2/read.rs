@@ -105,7 +105,8 @@ pub(crate) fn open(file: File, name: &str, flen: u64) -> Result<ImageReader> {
                 .map_err(|e| Error::io(format!("{name} (qcow2 header)"), e))?;
             codec = match h[104] {
                 0 => Codec::RawDeflate,
-                1 => Codec::Zstd,
+                1 if cfg!(feature = "zstd") => Codec::Zstd,
+                1 => return Err(unsupported(crate::NO_ZSTD.into())),
                 t => return Err(unsupported(format!("qcow2 compression type {t}"))),
             };
         }
