@@ -11,13 +11,9 @@ fn imagetool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
     Imagetool::new(env!("CARGO_BIN_EXE_imagetool")).run(args)
 }
 
-fn build_args(
-    fx: &imagetool_fixture::Fixture,
-    table: &str,
-    format: &str,
-    out: &Path,
-) -> Vec<String> {
-    [
+/// `build` with the fixture's closure, then `rest`.
+fn fixture_args(fx: &imagetool_fixture::Fixture, rest: &[&str]) -> Vec<String> {
+    let head = [
         "build",
         "--toplevel",
         &fx.toplevel,
@@ -25,17 +21,29 @@ fn build_args(
         fx.dir.to_str().unwrap(),
         "--store-root",
         fx.store_root.to_str().unwrap(),
-        "--partition",
-        table,
-        "--format",
-        format,
-        "--output",
-        out.to_str().unwrap(),
-        "-q",
-    ]
-    .iter()
-    .map(|s| (*s).to_string())
-    .collect()
+    ];
+    head.iter().chain(rest).map(|s| (*s).to_string()).collect()
+}
+
+fn build_args(
+    fx: &imagetool_fixture::Fixture,
+    table: &str,
+    format: &str,
+    out: &Path,
+) -> Vec<String> {
+    let out = out.to_str().unwrap();
+    fixture_args(
+        fx,
+        &[
+            "--partition",
+            table,
+            "--format",
+            format,
+            "--output",
+            out,
+            "-q",
+        ],
+    )
 }
 
 fn u(v: &Value, key: &str) -> u64 {
@@ -215,20 +223,16 @@ fn test_dry_run_text_and_refusals() {
     assert!(err.contains("disk"), "{err}");
     assert!(!out.exists());
     // Not for variants: a usage error (status 2).
-    let o = imagetool(&[
-        "build",
-        "--variant",
-        "amazon",
-        "--toplevel",
-        &fx.toplevel,
-        "--closure-info",
-        fx.dir.to_str().unwrap(),
-        "--store-root",
-        fx.store_root.to_str().unwrap(),
-        "--output",
-        tmp.path().to_str().unwrap(),
-        "--dry-run",
-    ]);
+    let o = imagetool(&fixture_args(
+        &fx,
+        &[
+            "--variant",
+            "amazon",
+            "--output",
+            tmp.path().to_str().unwrap(),
+            "--dry-run",
+        ],
+    ));
     assert_eq!(
         o.status.code(),
         Some(2),
