@@ -261,6 +261,24 @@ impl Args {
         })
     }
 
+    /// The ISO command's arguments (`--format iso` from flags).
+    fn iso_args(self) -> super::iso::IsoArgs {
+        super::iso::IsoArgs {
+            toplevel: self.toplevel,
+            closure_info: self.closure_info,
+            references_graph: self.references_graph,
+            store_root: self.store_root,
+            output: self.output,
+            volume_id: self.volume_id,
+            store_image: self.store_image,
+            squashfs_comp: self.squashfs_comp,
+            squashfs_level: self.squashfs_level,
+            compression: self.compression,
+            timeout: self.menu_timeout,
+            json: self.json,
+        }
+    }
+
     /// Whether any settings flag was given (then `$NIX_ATTRS_JSON_FILE` is not used).
     fn has_settings(&self) -> bool {
         self.toplevel.is_some() || self.closure_info.is_some() || self.references_graph.is_some()
@@ -275,6 +293,81 @@ enum Source {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    // 1. Checks that need no input.
+    check_flags(&a)?;
+    // 2. An ISO from flags has its own command.
+    if a.format.as_deref() == Some("iso") && a.spec.is_none() {
+        return super::iso::run(a.iso_args());
+    }
+    // 3. The settings: flags, a spec file or a Nix build's structured attributes.
+    let (spec, source) = settings(&a)?;
+    // 4. A variant: its own artifacts.
+    if spec.variant.is_some() {
+        let out_dir = match &source {
+            Source::Attrs(attrs) => attrs.out.clone(),
+            _ => spec
+                .output
+                .clone()
+                .ok_or_else(|| usage!("--output DIR is required with --variant"))?,
+        };
+        return super::variants::run_build(
+            &spec,
+            &out_dir,
+            a.progress_mode(),
+            a.manifest.as_deref(),
+            a.json,
+        );
+    }
+    // 5. The image: planned only (--dry-run) or built.
+    let mut image = spec
+        .resolve(super::source_date_epoch()?)
+        .map_err(|e| match source {
+            Source::Flags => name_flag(e),
+            _ => e.into(),
+        })?;
+    if a.output_device {
+        image.format_options.output_mode = imagetool::blockio::OutputMode::Device;
+    }
+    let mode = a.progress_mode();
+    if a.dry_run {
+        return dry_run(&image, mode, a.json);
+    }
+    super::cancel_on_signals()?;
+    let cancel = super::cancel();
+    let output = image.output.clone();
+    let result = match mode {
+        ProgressMode::Plain => build_cancellable(&image, &mut Plain::default(), cancel),
+        ProgressMode::Bar => build_cancellable(&image, &mut Bars::default(), cancel),
+        ProgressMode::Json => build_cancellable(&image, &mut Json, cancel),
+        ProgressMode::None => build_cancellable(&image, &mut Quiet, cancel),
+    };
+    let report = result.with_context(|| format!("building {}", output.display()))?;
+    // 6. What the build leaves beside the image, and the report.
+    if let Source::Attrs(attrs) = &source {
+        attrs.write_build_products()?;
+    }
+    if let Some(path) = &a.manifest {
+        write_manifest(&image, &report, path)?;
+    }
+    if a.json {
+        super::json_out("build", report.to_json())
+    } else if mode == ProgressMode::Json {
+        emit(&report_json(&report));
+        Ok(())
+    } else {
+        super::out(format_args!(
+            "{}: {} {} table, {} MiB, {} store paths",
+            report.output.display(),
+            report.format,
+            report.layout.table,
+            report.disk_size >> 20,
+            report.store_paths
+        ))
+    }
+}
+
+/// The checks of the flags alone, before any input is read.
+fn check_flags(a: &Args) -> Result<()> {
     if a.json && a.progress == Some(ProgressMode::Json) {
         return Err(usage!(
             "--json and --progress json both write to stdout: give one (--progress json ends \
@@ -292,22 +385,12 @@ pub fn run(a: Args) -> Result<()> {
             "--dry-run plans disk images; it does not plan an ISO (--format iso)"
         ));
     }
-    if a.format.as_deref() == Some("iso") && a.spec.is_none() {
-        return super::iso::run(super::iso::IsoArgs {
-            toplevel: a.toplevel,
-            closure_info: a.closure_info,
-            references_graph: a.references_graph,
-            store_root: a.store_root,
-            output: a.output,
-            volume_id: a.volume_id,
-            store_image: a.store_image,
-            squashfs_comp: a.squashfs_comp,
-            squashfs_level: a.squashfs_level,
-            compression: a.compression,
-            timeout: a.menu_timeout,
-            json: a.json,
-        });
-    }
+    Ok(())
+}
+
+/// The spec from `--spec FILE`, `$NIX_ATTRS_JSON_FILE` or the flags, with `--output` and
+/// `--threads` applied, and where it came from.
+fn settings(a: &Args) -> Result<(Spec, Source)> {
     let attrs_env = imagetool::spec::attrs_file_from_env();
     let spec_file = match (&a.spec, attrs_env) {
         (Some(p), _) => Some(p.clone()),
@@ -348,105 +431,57 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(t) = a.threads {
         spec.threads = t;
     }
-    if spec.variant.is_some() {
-        if a.dry_run {
-            return Err(usage!(
-                "--dry-run plans disk images; it does not plan a variant's artifacts (--variant)"
-            ));
-        }
-        let out_dir = match &source {
-            Source::Attrs(attrs) => attrs.out.clone(),
-            _ => spec
-                .output
-                .clone()
-                .ok_or_else(|| usage!("--output DIR is required with --variant"))?,
-        };
-        return super::variants::run_build(
-            &spec,
-            &out_dir,
-            a.progress_mode(),
-            a.manifest.as_deref(),
-            a.json,
-        );
-    }
-    let mut image = spec
-        .resolve(super::source_date_epoch()?)
-        .map_err(|e| match source {
-            Source::Flags => name_flag(e),
-            _ => e.into(),
-        })?;
-    if a.output_device {
-        image.format_options.output_mode = imagetool::blockio::OutputMode::Device;
-    }
-    let mode = a.progress_mode();
-    if a.dry_run {
-        let output = image.output.clone();
-        let plan = match mode {
-            ProgressMode::Plain => imagetool::build::plan(&image, &mut Plain::default()),
-            ProgressMode::Bar => imagetool::build::plan(&image, &mut Bars::default()),
-            ProgressMode::Json => imagetool::build::plan(&image, &mut Json),
-            ProgressMode::None => imagetool::build::plan(&image, &mut Quiet),
-        }
-        .with_context(|| format!("planning {}", output.display()))?;
-        if mode == ProgressMode::Json {
-            let mut doc = plan.to_json();
-            if let Some(m) = doc.as_object_mut() {
-                m.insert("event".into(), "plan".into());
-            }
-            emit(&doc);
-            return Ok(());
-        }
-        if a.json {
-            return super::json_out("build", plan.to_json());
-        }
-        return super::out(format_args!(
-            "{}",
-            super::build_plan::text(&plan).trim_end()
+    if a.dry_run && spec.variant.is_some() {
+        return Err(usage!(
+            "--dry-run plans disk images; it does not plan a variant's artifacts (--variant)"
         ));
     }
-    super::cancel_on_signals()?;
-    let cancel = super::cancel();
+    Ok((spec, source))
+}
 
-    let output = image.output.clone();
-    let result = match mode {
-        ProgressMode::Plain => build_cancellable(&image, &mut Plain::default(), cancel),
-        ProgressMode::Bar => build_cancellable(&image, &mut Bars::default(), cancel),
-        ProgressMode::Json => build_cancellable(&image, &mut Json, cancel),
-        ProgressMode::None => build_cancellable(&image, &mut Quiet, cancel),
-    };
-    let report = result.with_context(|| format!("building {}", output.display()))?;
-    if let Source::Attrs(attrs) = &source {
-        attrs.write_build_products()?;
+/// `--dry-run`: the plan as text, as `--json`, or as a `plan` event (`--progress json`).
+fn dry_run(image: &imagetool::build::ImageSpec, mode: ProgressMode, json: bool) -> Result<()> {
+    let plan = match mode {
+        ProgressMode::Plain => imagetool::build::plan(image, &mut Plain::default()),
+        ProgressMode::Bar => imagetool::build::plan(image, &mut Bars::default()),
+        ProgressMode::Json => imagetool::build::plan(image, &mut Json),
+        ProgressMode::None => imagetool::build::plan(image, &mut Quiet),
     }
-    if let Some(path) = &a.manifest {
-        let outputs: Vec<imagetool::manifest::Output> =
-            std::iter::once((image.format, image.output.clone()))
-                .chain(image.also.iter().cloned())
-                .map(|(f, file)| imagetool::manifest::Output {
-                    file,
-                    format: f.name().to_string(),
-                    variant: None,
-                })
-                .collect();
-        let m = imagetool::manifest::manifest(&report, &outputs)?;
-        std::fs::write(path, format!("{m:#}\n"))
-            .with_context(|| format!("writing {}", path.display()))?;
+    .with_context(|| format!("planning {}", image.output.display()))?;
+    if mode == ProgressMode::Json {
+        let mut doc = plan.to_json();
+        if let Some(m) = doc.as_object_mut() {
+            m.insert("event".into(), "plan".into());
+        }
+        emit(&doc);
+        return Ok(());
     }
-    if a.json {
-        super::json_out("build", report.to_json())?;
-    } else if mode == ProgressMode::Json {
-        emit(&report_json(&report));
-    } else {
-        super::out(format_args!(
-            "{}: {} {} table, {} MiB, {} store paths",
-            report.output.display(),
-            report.format,
-            report.layout.table,
-            report.disk_size >> 20,
-            report.store_paths
-        ))?;
+    if json {
+        return super::json_out("build", plan.to_json());
     }
-    Ok(())
+    super::out(format_args!(
+        "{}",
+        super::build_plan::text(&plan).trim_end()
+    ))
+}
+
+/// `--manifest FILE`: every output with its format, sizes, sha256 and partitions.
+fn write_manifest(
+    image: &imagetool::build::ImageSpec,
+    report: &BuildReport,
+    path: &std::path::Path,
+) -> Result<()> {
+    let outputs: Vec<imagetool::manifest::Output> =
+        std::iter::once((image.format, image.output.clone()))
+            .chain(image.also.iter().cloned())
+            .map(|(f, file)| imagetool::manifest::Output {
+                file,
+                format: f.name().to_string(),
+                variant: None,
+            })
+            .collect();
+    let m = imagetool::manifest::manifest(report, &outputs)?;
+    std::fs::write(path, format!("{m:#}\n")).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The flag of each spec key a flag fills (the library names keys; the CLI names flags).
