@@ -155,8 +155,8 @@ fn build(fx: &Fixture, table: TableType, platform: Platform, out: &Path) -> Path
     }
     let opts = Options {
         label: b"nixos".to_vec(),
-        uuid: Some(ROOT_UUID),
-        timestamp: 1,
+        uuid: Some(ROOT_UUID.into()),
+        timestamp: 1.into(),
         ..Options::default()
     };
     let p = plan(&tree, &opts).unwrap();

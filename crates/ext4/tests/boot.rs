@@ -26,11 +26,14 @@ fn test_fixture_boots_from_an_imagetool_ext4_root() {
     let tree = Tree::from_host_dir(&fx.store_root, &HostOptions::default()).unwrap();
     let opts = Options {
         label: b"nixos".to_vec(),
-        uuid: Some([
-            0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88,
-            0x88, 0x88,
-        ]),
-        timestamp: 1,
+        uuid: Some(
+            [
+                0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88,
+                0x88, 0x88,
+            ]
+            .into(),
+        ),
+        timestamp: 1.into(),
         ..Options::default()
     };
     let p = plan(&tree, &opts).unwrap();

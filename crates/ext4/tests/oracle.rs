@@ -52,8 +52,8 @@ fn bytes(b: &[u8]) -> Source {
 
 fn opts() -> Options {
     Options {
-        timestamp: 1_700_000_000,
-        uuid: Some([7; 16]),
+        timestamp: 1_700_000_000.into(),
+        uuid: Some([7; 16].into()),
         ..Options::default()
     }
 }

@@ -43,5 +43,6 @@ pub use format::{
     DOS_MAX, DOS_MIN, FileJob, FormatOptions, Plan, civil_date, derive_volume_id, dos_datetime,
     format, label_bytes, plan,
 };
+pub use imagetool_fstree::Timestamp;
 pub use params::{FatType, Params, SECTOR};
 pub use tree::{Node, Source, Tree};

@@ -86,7 +86,7 @@ fn esp_opts() -> FormatOptions {
     FormatOptions {
         label: Some("ESP".into()),
         volume_id: 0x2f6a_91c4,
-        timestamp: 1_700_000_000,
+        timestamp: 1_700_000_000.into(),
         ..FormatOptions::default()
     }
 }

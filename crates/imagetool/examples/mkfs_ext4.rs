@@ -56,7 +56,7 @@ fn run(
         &tree,
         &ext4::Options {
             label: label.unwrap_or_default().into_bytes(),
-            timestamp,
+            timestamp: timestamp.into(),
             ..ext4::Options::default()
         },
     )?;

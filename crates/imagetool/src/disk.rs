@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use imagetool_blockio::{
     AtomicFile, Cancel, Cancellable, Extents, SparseFile, Tracked, Window, WriteAt,
 };
-use imagetool_fat::{self as fat, FormatOptions, Tree};
+use imagetool_fat::{self as fat, FormatOptions, Timestamp, Tree};
 use imagetool_ptable::{
     self as ptable, DiskLayout, Identifiers, LayoutOptions, Requirements, Role,
 };
@@ -73,8 +73,8 @@ pub struct DiskSpec {
     pub esp: Option<Tree>,
     /// Contents of the BOOT partition (`efixbootldr`, `legacy+boot`); empty when `None`.
     pub boot: Option<Tree>,
-    /// Timestamp for FAT entries (seconds since the Unix epoch).
-    pub timestamp: i64,
+    /// Timestamp for FAT entries (whole seconds).
+    pub timestamp: Timestamp,
     /// The output file.
     pub output: PathBuf,
 }
@@ -89,7 +89,7 @@ impl DiskSpec {
             root_fs,
             esp: None,
             boot: None,
-            timestamp: 315_532_800,
+            timestamp: crate::mkfs::DEFAULT_EPOCH,
             output,
         }
     }

@@ -111,7 +111,7 @@ pub struct IsoSpec {
     /// The store image.
     pub store_image: StoreImage,
     /// `SOURCE_DATE_EPOCH`: every date in the image.
-    pub epoch: i64,
+    pub epoch: Timestamp,
     /// `boot.loader.timeout` in seconds (upstream's ISO: 10; 0 boots the default at once).
     pub timeout: u32,
     /// `isoImage.compressImage`: zstd the finished image.
@@ -131,7 +131,7 @@ impl IsoSpec {
             output,
             volume_id: None,
             store_image: StoreImage::native_default(),
-            epoch: 315_532_800,
+            epoch: crate::mkfs::DEFAULT_EPOCH,
             timeout: 10,
             compress: false,
         }
@@ -360,7 +360,7 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
         })?;
     let grub = boot::grub::GrubTools::find(boot::grub::Platform::X86_64Efi, &host_paths)?;
 
-    let t = Timestamp::from_secs(spec.epoch);
+    let t = spec.epoch.whole_secs();
     let file_meta = |exec: bool| Meta::file(if exec { 0o555 } else { 0o444 }).at(t);
     let dir_meta = Meta::dir(0o555).at(t);
     let mut tree = Tree::new(dir_meta.clone());
@@ -448,7 +448,7 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
     // EFI: GRUB with its modules built in, finding the ISO by the date-based UUID GRUB gives
     // ISO 9660 volumes, and grub.cfg under /EFI/boot.
     let mut image_opts =
-        boot::grub::ImageOptions::new(&iso9660::grub_uuid(spec.epoch), "/EFI/boot");
+        boot::grub::ImageOptions::new(&iso9660::grub_uuid(spec.epoch.secs), "/EFI/boot");
     image_opts.extra_modules = GRUB_EFI_MODULES
         .iter()
         .filter(|m| grub.moddir().join(format!("{m}.mod")).is_file())
@@ -478,7 +478,7 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
         file_meta(false),
     )?;
 
-    let mut opts = iso9660::Options::new(&volume_id, spec.epoch);
+    let mut opts = iso9660::Options::new(&volume_id, spec.epoch.secs);
     opts.publisher = "nixos".into();
     opts.application = "nixos".into();
     opts.bios = Some(iso9660::BiosBoot {
@@ -488,7 +488,7 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
     });
     opts.efi_image = Some(b"boot/efi.img".to_vec());
     opts.catalog_path = b".boot.cat".to_vec();
-    let seed = format!("{volume_id}\0{}\0{}", spec.epoch, toplevel.as_str());
+    let seed = format!("{volume_id}\0{}\0{}", spec.epoch.secs, toplevel.as_str());
     let h = nix::sha256(seed.as_bytes());
     let mut guid = [0u8; 16];
     guid.copy_from_slice(&h[..16]);
@@ -497,7 +497,8 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
     opts.hybrid = Some(iso9660::Hybrid {
         mbr_code,
         gpt: true,
-        disk_guid: guid,
+        // The bytes above are GPT's on-disk (mixed-endian) form.
+        disk_guid: imagetool_ptable::Guid::from_disk_bytes(guid).uuid(),
     });
 
     let plan = if spec.compress {
@@ -567,10 +568,10 @@ fn native_store_image(
     cancel: &Cancel,
 ) -> Result<(imagetool_blockio::AtomicFile, PathBuf, u64), IsoError> {
     use std::os::fd::AsRawFd;
-    let tree = store_tree(closure, spec.epoch)?;
+    let tree = store_tree(closure, spec.epoch.secs)?;
     let mut opts = opts.clone();
     opts.hard_links = false;
-    opts.mkfs_time = u32::try_from(spec.epoch.max(0)).unwrap_or(u32::MAX);
+    opts.mkfs_time = spec.epoch.whole_secs();
 
     let name = spec
         .output
@@ -703,7 +704,7 @@ fn efi_image(efi: &[u8], cfg: &[u8]) -> Result<Vec<u8>, IsoError> {
     let opts = fat::FormatOptions {
         label: Some("EFIBOOT".into()),
         volume_id: 0x1234_5678,
-        timestamp: 946_684_800,
+        timestamp: Timestamp::from_secs(946_684_800),
         ..fat::FormatOptions::default()
     };
     fat::format(&t, &img, &opts)?;

@@ -333,7 +333,7 @@ pub(crate) fn root_tree(
         &loaded.closure,
         &RootOptions {
             toplevel: Some(loaded.toplevel.clone()),
-            timestamp: spec.timestamp,
+            timestamp: spec.timestamp.secs,
             config_file: spec.config_file.clone(),
             channel,
             contents: spec.contents.clone(),

@@ -73,7 +73,7 @@ fn test_direct_container_builds_equal_raw_then_convert() {
             // The build puts the spec's timestamp in the container headers (VHD's footer).
             let opts = vdisk::Options {
                 threads,
-                source_date_epoch: Some(u64::try_from(s.timestamp).unwrap()),
+                source_date_epoch: Some(s.timestamp),
                 ..vdisk::Options::default()
             };
             vdisk::convert(&src, format, &converted, &opts).unwrap();

@@ -46,6 +46,7 @@ use imagetool_blockio::ReadAt;
 
 pub use error::{Error, ErrorKind, Result};
 pub use guid::Guid;
+pub use imagetool_fstree::Uuid;
 pub use layout::{
     BootSizeRounding, DEFAULT_ROOT_GUID, DiskLayout, DiskSize, Identifiers, LayoutOptions,
     MAX_DISK_BYTES, MDI_DISK_GUID, MDI_PART1_GUID, MDI_PART2_GUID, MIB, PartType, Partition,

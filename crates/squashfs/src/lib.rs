@@ -40,7 +40,7 @@ use std::path::Path;
 
 pub use compress::{Compression, XzFilter};
 pub use imagetool_blockio::WriteAt;
-pub use imagetool_fstree::Tree;
+pub use imagetool_fstree::{Timestamp, Tree};
 
 /// The superblock's size in bytes.
 pub const SUPERBLOCK_SIZE: u64 = 96;
@@ -135,9 +135,9 @@ pub struct Options {
     pub xz_filters: Vec<XzFilter>,
     /// Data block size (`-b`): a power of two from 4 KiB to 1 MiB; default 128 KiB.
     pub block_size: u32,
-    /// The superblock's creation time (seconds; `SOURCE_DATE_EPOCH`); inode times come from
-    /// the tree.
-    pub mkfs_time: u32,
+    /// The superblock's creation time (`SOURCE_DATE_EPOCH`; whole seconds, clamped to the
+    /// field's unsigned 32 bits, [`Timestamp::clamp_u32`]); inode times come from the tree.
+    pub mkfs_time: Timestamp,
     /// Pack files smaller than a block into fragment blocks (mksquashfs' default; off is
     /// `-no-fragments`).
     pub fragments: bool,
@@ -163,7 +163,7 @@ impl Default for Options {
             level: None,
             xz_filters: Vec::new(),
             block_size: DEFAULT_BLOCK_SIZE,
-            mkfs_time: 0,
+            mkfs_time: Timestamp::EPOCH,
             fragments: true,
             always_fragments: false,
             dedup: true,
@@ -352,7 +352,7 @@ fn write_in_pool<W: WriteAt + ?Sized>(
     let mut sb = Vec::with_capacity(SUPERBLOCK_SIZE as usize);
     sb.extend_from_slice(&MAGIC.to_le_bytes());
     sb.extend_from_slice(&t.inode_count.to_le_bytes());
-    sb.extend_from_slice(&opts.mkfs_time.to_le_bytes());
+    sb.extend_from_slice(&opts.mkfs_time.clamp_u32().to_le_bytes());
     sb.extend_from_slice(&opts.block_size.to_le_bytes());
     sb.extend_from_slice(&fragment_count.to_le_bytes());
     sb.extend_from_slice(&codec.compression().id().to_le_bytes());

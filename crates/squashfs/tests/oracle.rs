@@ -219,7 +219,7 @@ fn compare(expected: &Expected, actual: &Expected, what: &str) {
 fn opts(c: Compression) -> Options {
     Options {
         compression: c,
-        mkfs_time: 1_234_567_890,
+        mkfs_time: 1_234_567_890.into(),
         ..Options::default()
     }
 }

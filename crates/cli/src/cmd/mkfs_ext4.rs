@@ -57,7 +57,7 @@ fn bytes(flag: &str, text: &str) -> Result<u64> {
     crate::size::parse(flag, text).map_err(|e| usage!("{e}"))
 }
 
-fn uuid(flag: &str, text: Option<&str>) -> Result<Option<[u8; 16]>> {
+fn uuid(flag: &str, text: Option<&str>) -> Result<Option<imagetool::Uuid>> {
     text.map(parse_uuid)
         .transpose()
         .map_err(|e| usage!("{flag}: {e}"))

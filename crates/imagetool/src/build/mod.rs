@@ -25,6 +25,7 @@ use imagetool_blockio::{Cancel, Cancellable, Overlay, ReadAt, Tracked, Window, W
 use imagetool_boot::{self as boot, Bootloader};
 use imagetool_ext4 as ext4;
 use imagetool_fat as fat;
+use imagetool_fstree::Uuid;
 use imagetool_nix::closure::LoadOptions;
 use imagetool_nix::root::RootOptions;
 use imagetool_nix::{self as nix, StorePath};
@@ -414,13 +415,10 @@ impl Roots {
 
 /// The root filesystem's UUID (`rootFSUID`, or its default) and its ext4 options before
 /// sizing: the label (`label`, or the image kind's) and the spec's timestamp and threads.
-fn root_fs_options(spec: &ImageSpec) -> Result<([u8; 16], ext4::Options), BuildError> {
-    let root_uuid = parse_uuid(
-        spec.root_fs_uuid
-            .as_deref()
-            .unwrap_or(&default_fs_uuid(&spec.layout)),
-    )
-    .map_err(|e| BuildError::InvalidInput(format!("rootFSUID: {e}")))?;
+fn root_fs_options(spec: &ImageSpec) -> Result<(Uuid, ext4::Options), BuildError> {
+    let root_uuid = spec
+        .root_fs_uuid
+        .unwrap_or_else(|| default_fs_uuid(&spec.layout));
     let label = spec.label.clone().unwrap_or_else(|| {
         if spec.only_nix_store {
             "nix-store"
@@ -495,7 +493,7 @@ impl Pipeline<'_> {
                 closure,
                 &RootOptions {
                     toplevel: roots.toplevel.clone(),
-                    timestamp: spec.timestamp,
+                    timestamp: spec.timestamp.secs,
                     config_file: spec.config_file.clone(),
                     channel: roots.channel.clone(),
                     contents: spec.contents.clone(),
@@ -526,12 +524,12 @@ impl Pipeline<'_> {
         toplevel: Option<&StorePath>,
         tree: &mut ext4::Tree,
         mut ext4_opts: ext4::Options,
-        root_uuid: &[u8; 16],
+        root_uuid: &Uuid,
     ) -> Result<DiskPlan, BuildError> {
         let spec = self.spec;
         timed(self.progress, &mut self.timings, Phase::Plan, || {
             let boot_plan = plan_bootloader(spec, closure, toplevel, root_uuid)?;
-            bootloader::add_to_root(tree, &boot_plan.root, spec.timestamp)?;
+            bootloader::add_to_root(tree, &boot_plan.root, spec.timestamp.secs)?;
             let minimal = ext4::plan(tree, &ext4_opts)?;
             let mut layout = ptable::plan(
                 &spec.layout,
@@ -630,7 +628,7 @@ impl Pipeline<'_> {
                 opts.threads = spec.threads;
                 // The spec's timestamp, not the environment's, in the container headers (VHD).
                 if opts.source_date_epoch.is_none() {
-                    opts.source_date_epoch = Some(u64::try_from(spec.timestamp).unwrap_or(0));
+                    opts.source_date_epoch = Some(spec.timestamp);
                 }
                 let src = Counted::new(disk, count);
                 if let [(format, out)] = outs
@@ -797,7 +795,7 @@ fn plan_bootloader(
     spec: &ImageSpec,
     closure: &nix::closure::Closure,
     toplevel: Option<&StorePath>,
-    root_uuid: &[u8; 16],
+    root_uuid: &Uuid,
 ) -> Result<boot::Plan, BuildError> {
     let disk = bootloader::disk_for(spec.layout.table);
     let bootloader = match (spec.bootloader, spec.layout.table) {
@@ -835,21 +833,21 @@ fn plan_bootloader(
         closure: &store,
         toplevel: toplevel.as_str(),
         root_fs: boot::FsId {
-            uuid: bootloader::uuid_text(root_uuid),
+            uuid: root_uuid.to_string(),
         },
         esp_fs: fat_id(disk.esp, "ESP"),
         boot_fs: fat_id(has_boot, "BOOT"),
         timeout: 5,
-        timestamp: spec.timestamp,
+        timestamp: spec.timestamp.secs,
     };
     Ok(boot::plan(&req)?)
 }
 
 /// `rootFSUID`'s default: `rootGPUID` (make-disk-image), or the seeded root GUID.
-fn default_fs_uuid(layout: &LayoutOptions) -> String {
+fn default_fs_uuid(layout: &LayoutOptions) -> Uuid {
     match &layout.ids {
-        ptable::Identifiers::MakeDiskImage { root } => root.to_string(),
-        ptable::Identifiers::Seeded(seed) => Guid::derive(seed, "root-fs-uuid").to_string(),
+        ptable::Identifiers::MakeDiskImage { root } => root.uuid(),
+        ptable::Identifiers::Seeded(seed) => Guid::derive(seed, "root-fs-uuid").uuid(),
     }
 }
 
@@ -904,7 +902,7 @@ mod tests {
         .unwrap();
         let mut opts = ext4::Options {
             size: ext4::Size::Auto { reserve: 0 },
-            timestamp: 1,
+            timestamp: 1.into(),
             ..ext4::Options::default()
         };
         let minimal = ext4::plan(&tree, &opts).unwrap();
@@ -964,8 +962,8 @@ mod tests {
     #[test]
     fn test_parse_uuid_canonical_order() {
         let u = parse_uuid(DEFAULT_ROOT_GUID).unwrap();
-        assert_eq!(u[0], 0xF2);
-        assert_eq!(u[15], 0x7F);
+        assert_eq!(u.as_bytes()[0], 0xF2);
+        assert_eq!(u.as_bytes()[15], 0x7F);
         assert!(parse_uuid("F222513B-DED1-49FA-B591-20CE86A2FE7").is_err());
         assert!(parse_uuid("F222513BDED149FAB59120CE86A2FE7F").is_err());
     }
