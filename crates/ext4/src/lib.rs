@@ -129,6 +129,7 @@ pub enum Size {
 }
 
 /// Filesystem options. Every field has a deterministic default.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Size of the filesystem.

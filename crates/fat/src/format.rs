@@ -26,6 +26,7 @@ const BACKUP_BOOT: u32 = 6;
 const NO_NAME: [u8; 11] = *b"NO NAME    ";
 
 /// Options of the formatter.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatOptions {
     /// Volume label (up to 11 ASCII characters; `None` for "NO NAME" and no label entry).

@@ -222,13 +222,11 @@ fn build_disk_inner(spec: &DiskSpec, cancel: &Cancel) -> Result<DiskReport, Disk
             continue;
         };
         let r = p.byte_range();
-        let opts = FormatOptions {
-            label: Some(what.to_string()),
-            volume_id: volume_id(&spec.layout.ids, what),
-            hidden_sectors: u32::try_from(p.first_lba).unwrap_or(u32::MAX),
-            timestamp: spec.timestamp,
-            ..FormatOptions::default()
-        };
+        let mut opts = FormatOptions::default();
+        opts.label = Some(what.to_string());
+        opts.volume_id = volume_id(&spec.layout.ids, what);
+        opts.hidden_sectors = u32::try_from(p.first_lba).unwrap_or(u32::MAX);
+        opts.timestamp = spec.timestamp;
         let empty = Tree::new();
         let tree = contents.as_ref().unwrap_or(&empty);
         let plan = fat::plan(tree, r.end - r.start, &opts)

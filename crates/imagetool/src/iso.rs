@@ -80,17 +80,18 @@ pub fn native_options(
     level: Option<u32>,
 ) -> crate::squashfs::Options {
     use crate::squashfs::{Compression, XzFilter};
-    crate::squashfs::Options {
-        compression,
-        level,
-        xz_filters: if compression == Compression::Xz {
+    {
+        let mut o = crate::squashfs::Options::default();
+        o.compression = compression;
+        o.level = level;
+        o.xz_filters = if compression == Compression::Xz {
             vec![XzFilter::X86]
         } else {
             Vec::new()
-        },
-        block_size: 1 << 20,
-        hard_links: false,
-        ..crate::squashfs::Options::default()
+        };
+        o.block_size = 1 << 20;
+        o.hard_links = false;
+        o
     }
 }
 
@@ -290,15 +291,14 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
     }
     let toplevel = StorePath::parse(&spec.toplevel)
         .map_err(|e| IsoError::InvalidInput(format!("toplevel: {e}")))?;
-    let closure = nix::closure::load(
-        &spec.closure,
-        &LoadOptions {
-            store_root: spec.store_root.clone(),
-            roots: vec![toplevel.clone()],
-            additional_paths: Vec::new(),
-            verify: false,
-        },
-    )?;
+    let closure = nix::closure::load(&spec.closure, &{
+        let mut o = LoadOptions::default();
+        o.store_root = spec.store_root.clone();
+        o.roots = vec![toplevel.clone()];
+        o.additional_paths = Vec::new();
+        o.verify = false;
+        o
+    })?;
     let paths: Vec<String> = closure
         .infos()
         .map(|i| i.path.as_str().to_string())
@@ -537,14 +537,12 @@ impl imagetool_blockio::WriteAt for Growing<'_> {
 /// and `nix-path-registration` (0444) under a root directory (0755, owner 0), generated
 /// entries at `epoch`. The ISO and the netboot initrd carry it.
 pub(crate) fn store_tree(closure: &nix::closure::Closure, epoch: i64) -> Result<Tree, IsoError> {
-    let mut tree = nix::root::root_tree(
-        closure,
-        &nix::root::RootOptions {
-            timestamp: epoch,
-            only_nix_store: true,
-            ..nix::root::RootOptions::default()
-        },
-    )?;
+    let mut tree = nix::root::root_tree(closure, &{
+        let mut o = nix::root::RootOptions::default();
+        o.timestamp = epoch;
+        o.only_nix_store = true;
+        o
+    })?;
     let t = Timestamp::from_secs(epoch);
     let root = tree.meta_mut(imagetool_fstree::NodeId::ROOT);
     *root = Meta::dir(0o755).at(t);
@@ -616,15 +614,14 @@ pub fn registration(
 ) -> Result<String, IsoError> {
     let top =
         StorePath::parse(toplevel).map_err(|e| IsoError::InvalidInput(format!("toplevel: {e}")))?;
-    let c = nix::closure::load(
-        closure,
-        &LoadOptions {
-            store_root: store_root.to_path_buf(),
-            roots: vec![top],
-            additional_paths: Vec::new(),
-            verify: false,
-        },
-    )?;
+    let c = nix::closure::load(closure, &{
+        let mut o = LoadOptions::default();
+        o.store_root = store_root.to_path_buf();
+        o.roots = vec![top];
+        o.additional_paths = Vec::new();
+        o.verify = false;
+        o
+    })?;
     let infos: Vec<closure_info::PathInfo> = c.infos().cloned().collect();
     Ok(closure_info::write_registration(&infos))
 }
@@ -701,12 +698,10 @@ fn efi_image(efi: &[u8], cfg: &[u8]) -> Result<Vec<u8>, IsoError> {
     let usage = (efi.len() as u64 + cfg.len() as u64).div_ceil(MIB) * MIB;
     let size = (usage * 110 / 100 / MIB + 1) * MIB;
     let img = imagetool_blockio::MemImage::new(size);
-    let opts = fat::FormatOptions {
-        label: Some("EFIBOOT".into()),
-        volume_id: 0x1234_5678,
-        timestamp: Timestamp::from_secs(946_684_800),
-        ..fat::FormatOptions::default()
-    };
+    let mut opts = fat::FormatOptions::default();
+    opts.label = Some("EFIBOOT".into());
+    opts.volume_id = 0x1234_5678;
+    opts.timestamp = Timestamp::from_secs(946_684_800);
     fat::format(&t, &img, &opts)?;
     img.to_vec().map_err(io(Path::new("(EFI boot image)")))
 }

@@ -47,12 +47,12 @@
 //! tree.add_symlink(b"/etc/localtime", b"/etc/zoneinfo/UTC", Meta::symlink().at(t))?;
 //!
 //! // Plan first (sizes, inode numbers, block placement), then write.
-//! let plan = ext4::plan(&tree, &ext4::Options {
-//!     label: b"nixos".to_vec(),
-//!     uuid: Some([7; 16].into()),
-//!     timestamp: t,
-//!     ..ext4::Options::default()
-//! })?;
+//! // Option structs are `#[non_exhaustive]`: start from the default and set fields.
+//! let mut opts = ext4::Options::default();
+//! opts.label = b"nixos".to_vec();
+//! opts.uuid = Some([7; 16].into());
+//! opts.timestamp = t;
+//! let plan = ext4::plan(&tree, &opts)?;
 //! let image = MemImage::new(plan.size_bytes());
 //! plan.write(&tree, &image)?;
 //!

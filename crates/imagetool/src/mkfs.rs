@@ -98,7 +98,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
 /// Makes the filesystem `job` describes; returns its plan (size, inode count).
 ///
 /// ```
-/// use imagetool::ext4::Options;
 /// use imagetool::mkfs::{Ext4Job, mkfs_ext4};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -109,7 +108,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
 /// let mut job = Ext4Job::new(dir, output.clone());
 /// job.root_owner = true;
 /// job.epoch = Some(315_532_800.into());
-/// job.options = Options { label: b"nixos".to_vec(), ..Options::default() };
+/// job.options.label = b"nixos".to_vec();
 /// let plan = mkfs_ext4(&job)?;
 /// let img = std::fs::read(&output)?;
 /// assert_eq!(img.len() as u64, plan.size_bytes());
@@ -155,12 +154,10 @@ fn mkfs_ext4_inner(job: &Ext4Job, cancel: &Cancel) -> Result<ext4::Plan, MkfsErr
         path: job.source.clone(),
         source,
     })?;
-    let opts = Options {
-        timestamp: job.epoch.unwrap_or(Timestamp::EPOCH),
-        // A fresh sparse file reads as zeros; an existing image may hold anything.
-        target_zeroed: job.offset.is_none(),
-        ..job.options.clone()
-    };
+    let mut opts = job.options.clone();
+    opts.timestamp = job.epoch.unwrap_or(Timestamp::EPOCH);
+    // A fresh sparse file reads as zeros; an existing image may hold anything.
+    opts.target_zeroed = job.offset.is_none();
     let plan = ext4::plan(&tree, &opts)?;
     let out = &job.output;
     match job.offset {
@@ -246,7 +243,7 @@ impl SquashfsJob {
 ///
 /// ```
 /// use imagetool::mkfs::{SquashfsJob, mkfs_squashfs};
-/// use imagetool::squashfs::{Compression, Options};
+/// use imagetool::squashfs::Compression;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let scratch = imagetool::doc_support::Scratch::new()?;
@@ -255,7 +252,7 @@ impl SquashfsJob {
 /// let mut job = SquashfsJob::new(dir, output.clone());
 /// job.root_owner = true;
 /// job.epoch = Some(315_532_800.into());
-/// job.options = Options { compression: Compression::Xz, ..Options::default() };
+/// job.options.compression = Compression::Xz;
 /// mkfs_squashfs(&job)?;
 /// assert_eq!(&std::fs::read(&output)?[..4], b"hsqs");
 /// # Ok(())
@@ -302,10 +299,8 @@ fn mkfs_squashfs_inner(
         source,
     })?;
     let epoch = job.epoch.unwrap_or(DEFAULT_EPOCH);
-    let opts = imagetool_squashfs::Options {
-        mkfs_time: epoch,
-        ..job.options.clone()
-    };
+    let mut opts = job.options.clone();
+    opts.mkfs_time = epoch;
     // `squashfs::write_file`, with every write checking `cancel` and a last check before the
     // rename.
     let out = &job.output;

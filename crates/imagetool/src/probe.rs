@@ -383,10 +383,11 @@ mod tests {
         };
         // A valid GPT disk to corrupt.
         let layout = ptable::plan(
-            &ptable::LayoutOptions {
-                table: ptable::TableType::Hybrid,
-                disk_size: ptable::DiskSize::Mib(300),
-                ..ptable::LayoutOptions::default()
+            &{
+                let mut o = ptable::LayoutOptions::default();
+                o.table = ptable::TableType::Hybrid;
+                o.disk_size = ptable::DiskSize::Mib(300);
+                o
             },
             ptable::Requirements::default(),
         )

@@ -23,7 +23,8 @@
 //! let mut tree = Tree::new(Meta::dir(0o755));
 //! tree.add_file(b"hello", Source::Bytes(b"hi\n".to_vec().into()), Meta::file(0o644)).unwrap();
 //! let img = MemImage::new(1 << 20);
-//! let opts = Options { compression: Compression::Zstd, ..Options::default() };
+//! let mut opts = Options::default();
+//! opts.compression = Compression::Zstd;
 //! let report = write(&tree, &opts, &img).unwrap();
 //! assert_eq!(report.size % 4096, 0);
 //! assert_eq!(report.inodes, 2);
@@ -124,6 +125,7 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How to write the filesystem (mksquashfs' defaults unless said otherwise).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// The compressor (`-comp`); default gzip, as mksquashfs.

@@ -287,6 +287,7 @@ impl FromStr for Compression {
 }
 
 /// Conversion options. The default is deterministic with a content-derived seed.
+#[non_exhaustive]
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Codec for [`Format::Qcow2Compressed`].

@@ -429,15 +429,13 @@ fn root_fs_options(spec: &ImageSpec) -> Result<(Uuid, ext4::Options), BuildError
         }
         .to_string()
     });
-    let opts = ext4::Options {
-        size: ext4::Size::Auto { reserve: 0 },
-        label: label.into_bytes(),
-        uuid: Some(root_uuid),
-        hash_seed: Some(root_uuid),
-        timestamp: spec.timestamp,
-        threads: spec.threads,
-        ..ext4::Options::default()
-    };
+    let mut opts = ext4::Options::default();
+    opts.size = ext4::Size::Auto { reserve: 0 };
+    opts.label = label.into_bytes();
+    opts.uuid = Some(root_uuid);
+    opts.hash_seed = Some(root_uuid);
+    opts.timestamp = spec.timestamp;
+    opts.threads = spec.threads;
     Ok((root_uuid, opts))
 }
 
@@ -466,15 +464,14 @@ impl Pipeline<'_> {
     fn closure(&mut self, roots: &Roots) -> Result<nix::closure::Closure, BuildError> {
         let spec = self.spec;
         timed(self.progress, &mut self.timings, Phase::Closure, || {
-            let c = nix::closure::load(
-                &spec.closure,
-                &LoadOptions {
-                    store_root: spec.store_root.clone(),
-                    roots: roots.closure_roots(),
-                    additional_paths: roots.additional.clone(),
-                    verify: spec.verify_closure,
-                },
-            )?;
+            let c = nix::closure::load(&spec.closure, &{
+                let mut o = LoadOptions::default();
+                o.store_root = spec.store_root.clone();
+                o.roots = roots.closure_roots();
+                o.additional_paths = roots.additional.clone();
+                o.verify = spec.verify_closure;
+                o
+            })?;
             let detail = format!("{} store paths, {} NAR bytes", c.len(), c.total_nar_size());
             Ok((c, detail))
         })
@@ -489,18 +486,17 @@ impl Pipeline<'_> {
     ) -> Result<(ext4::Tree, nix::scan::Snapshot), BuildError> {
         let spec = self.spec;
         timed(self.progress, &mut self.timings, Phase::RootTree, || {
-            let t = nix::root::root_tree_checked(
-                closure,
-                &RootOptions {
-                    toplevel: roots.toplevel.clone(),
-                    timestamp: spec.timestamp.secs,
-                    config_file: spec.config_file.clone(),
-                    channel: roots.channel.clone(),
-                    contents: spec.contents.clone(),
-                    only_nix_store: spec.only_nix_store,
-                    verify: spec.verify,
-                },
-            )?;
+            let t = nix::root::root_tree_checked(closure, &{
+                let mut o = RootOptions::default();
+                o.toplevel = roots.toplevel.clone();
+                o.timestamp = spec.timestamp.secs;
+                o.config_file = spec.config_file.clone();
+                o.channel = roots.channel.clone();
+                o.contents = spec.contents.clone();
+                o.only_nix_store = spec.only_nix_store;
+                o.verify = spec.verify;
+                o
+            })?;
             let detail = format!(
                 "{} entries{}",
                 t.0.len(),
@@ -677,18 +673,14 @@ fn plan_fats(
         };
         let fat_tree = bootloader::fat_tree(files, what)?;
         let r = p.byte_range();
-        let opts = fat::FormatOptions {
-            label: Some(what.to_string()),
-            volume_id: match (&spec.layout.ids, role) {
-                (ptable::Identifiers::MakeDiskImage { .. }, Role::Firmware) => {
-                    ptable::SD_FIRMWARE_ID
-                }
-                _ => crate::disk::volume_id(&spec.layout.ids, what),
-            },
-            hidden_sectors: u32::try_from(p.first_lba).unwrap_or(u32::MAX),
-            timestamp: spec.timestamp,
-            ..fat::FormatOptions::default()
+        let mut opts = fat::FormatOptions::default();
+        opts.label = Some(what.to_string());
+        opts.volume_id = match (&spec.layout.ids, role) {
+            (ptable::Identifiers::MakeDiskImage { .. }, Role::Firmware) => ptable::SD_FIRMWARE_ID,
+            _ => crate::disk::volume_id(&spec.layout.ids, what),
         };
+        opts.hidden_sectors = u32::try_from(p.first_lba).unwrap_or(u32::MAX);
+        opts.timestamp = spec.timestamp;
         let plan = fat::plan(&fat_tree, r.end - r.start, &opts)
             .map_err(|source| BuildError::Fat { what, source })?;
         fats.push((r, what, plan));
@@ -900,20 +892,19 @@ mod tests {
             Meta::file(0o600),
         )
         .unwrap();
-        let mut opts = ext4::Options {
-            size: ext4::Size::Auto { reserve: 0 },
-            timestamp: 1.into(),
-            ..ext4::Options::default()
-        };
+        let mut opts = ext4::Options::default();
+        opts.size = ext4::Size::Auto { reserve: 0 };
+        opts.timestamp = 1.into();
         let minimal = ext4::plan(&tree, &opts).unwrap();
         let layout = ptable::plan(
-            &LayoutOptions {
-                table: TableType::Hybrid,
-                disk_size: ptable::DiskSize::Auto {
+            &{
+                let mut o = LayoutOptions::default();
+                o.table = TableType::Hybrid;
+                o.disk_size = ptable::DiskSize::Auto {
                     additional_space: 1 << 20,
-                },
-                boot_size: 8 << 20,
-                ..LayoutOptions::default()
+                };
+                o.boot_size = 8 << 20;
+                o
             },
             Requirements {
                 root_bytes: minimal.size_bytes(),

@@ -328,13 +328,15 @@ impl Spec {
         if let Some(u) = &self.root_fsuid {
             super::image::parse_uuid(u).map_err(|e| Error::invalid("rootFSUID", e))?;
         }
-        Ok(LayoutOptions {
-            table,
-            disk_size,
-            boot_size: size("bootSize", &self.boot_size)?,
-            boot_rounding,
-            ids,
-            mbr_signature: None,
+        Ok({
+            let mut o = LayoutOptions::default();
+            o.table = table;
+            o.disk_size = disk_size;
+            o.boot_size = size("bootSize", &self.boot_size)?;
+            o.boot_rounding = boot_rounding;
+            o.ids = ids;
+            o.mbr_signature = None;
+            o
         })
     }
 }
