@@ -69,11 +69,9 @@ fn qcow2_compress_16mib(b: Bencher<'_, '_>, compression: &str) {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let dest = dir.path().join("out.qcow2");
-    let opts = imagetool_vdisk::Options {
-        compression: compression.parse().expect("compression"),
-        threads: 1,
-        ..imagetool_vdisk::Options::default()
-    };
+    let mut opts = imagetool_vdisk::Options::default();
+    opts.compression = compression.parse().expect("compression");
+    opts.threads = 1;
     b.counter(divan::counter::BytesCount::new(size / 2))
         .bench(|| {
             imagetool_vdisk::convert(
@@ -90,12 +88,10 @@ fn qcow2_compress_16mib(b: Bencher<'_, '_>, compression: &str) {
 #[divan::bench(sample_count = 10)]
 fn squashfs_write_2k(b: Bencher<'_, '_>) {
     let tree = store_like_tree(2_000);
-    let opts = imagetool_squashfs::Options {
-        compression: imagetool_squashfs::Compression::Zstd,
-        level: Some(3),
-        threads: 1,
-        ..imagetool_squashfs::Options::default()
-    };
+    let mut opts = imagetool_squashfs::Options::default();
+    opts.compression = imagetool_squashfs::Compression::Zstd;
+    opts.level = Some(3);
+    opts.threads = 1;
     b.bench(|| {
         let out = MemImage::new(64 << 20);
         imagetool_squashfs::write(black_box(&tree), &opts, &out).expect("write")

@@ -97,10 +97,8 @@ pub fn references_graph(data: &[u8]) {
     let _ = std::fs::create_dir_all(&dir);
     let file = dir.join("graph");
     if std::fs::write(&file, data).is_ok() {
-        let opts = imagetool::nix::closure::LoadOptions {
-            store_root: dir.clone(),
-            ..Default::default()
-        };
+        let mut opts = imagetool::nix::closure::LoadOptions::default();
+        opts.store_root = dir.clone();
         let _ = imagetool::nix::closure::load(
             &imagetool::nix::closure::ClosureInput::ReferencesGraph(file),
             &opts,

@@ -153,21 +153,20 @@ fn build(fx: &Fixture, table: TableType, platform: Platform, out: &Path) -> Path
     if !on_fat {
         add_to_tree(&mut tree, &gfiles);
     }
-    let opts = Options {
-        label: b"nixos".to_vec(),
-        uuid: Some(ROOT_UUID),
-        timestamp: 1,
-        ..Options::default()
-    };
+    let mut opts = Options::default();
+    opts.label = b"nixos".to_vec();
+    opts.uuid = Some(ROOT_UUID.into());
+    opts.timestamp = 1.into();
     let p = plan(&tree, &opts).unwrap();
     let layout = imagetool_ptable::plan(
-        &LayoutOptions {
-            table,
-            disk_size: DiskSize::Auto {
+        &{
+            let mut o = LayoutOptions::default();
+            o.table = table;
+            o.disk_size = DiskSize::Auto {
                 additional_space: 0,
-            },
-            boot_size: 64 << 20,
-            ..LayoutOptions::default()
+            };
+            o.boot_size = 64 << 20;
+            o
         },
         Requirements {
             root_bytes: p.size_bytes(),
@@ -198,19 +197,17 @@ fn build(fx: &Fixture, table: TableType, platform: Platform, out: &Path) -> Path
         }
         add_to_fat(&mut fat, &gfiles);
         let r = esp.byte_range();
-        let fopts = imagetool_fat::FormatOptions {
-            label: Some(
-                if table == TableType::LegacyBoot {
-                    "BOOT"
-                } else {
-                    "ESP"
-                }
-                .into(),
-            ),
-            volume_id: ESP_ID,
-            hidden_sectors: esp.first_lba as u32,
-            ..imagetool_fat::FormatOptions::default()
-        };
+        let mut fopts = imagetool_fat::FormatOptions::default();
+        fopts.label = Some(
+            if table == TableType::LegacyBoot {
+                "BOOT"
+            } else {
+                "ESP"
+            }
+            .into(),
+        );
+        fopts.volume_id = ESP_ID;
+        fopts.hidden_sectors = esp.first_lba as u32;
         imagetool_fat::format(
             &fat,
             &Window::new(&img, r.start, r.end - r.start).unwrap(),

@@ -44,7 +44,7 @@ mod xattr;
 use std::path::PathBuf;
 
 pub use imagetool_blockio::WriteAt;
-pub use imagetool_fstree::Tree;
+pub use imagetool_fstree::{Timestamp, Tree, Uuid};
 pub use plan::{MAX_TIMESTAMP, Plan, plan};
 
 /// The block size: 4 KiB, as mkfs.ext4 uses for every filesystem over 512 MiB.
@@ -83,6 +83,7 @@ pub enum Size {
 }
 
 /// Filesystem options. Every field has a deterministic default.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Size of the filesystem.
@@ -90,11 +91,14 @@ pub struct Options {
     /// Volume label (at most 16 bytes).
     pub label: Vec<u8>,
     /// Filesystem UUID; `None` derives one from the label and the tree size.
-    pub uuid: Option<[u8; 16]>,
-    /// Directory hash seed; `None` derives it from the UUID.
-    pub hash_seed: Option<[u8; 16]>,
-    /// Superblock times (creation, last write, last check): `SOURCE_DATE_EPOCH`.
-    pub timestamp: i64,
+    pub uuid: Option<Uuid>,
+    /// Directory hash seed (16 bytes that tune2fs and dumpe2fs show as a UUID); `None` derives
+    /// it from the UUID.
+    pub hash_seed: Option<Uuid>,
+    /// Superblock times (creation, last write, last check) and the root's, `lost+found`'s
+    /// and the journal's inode times: `SOURCE_DATE_EPOCH`, whole seconds, 0 to
+    /// [`MAX_TIMESTAMP`].
+    pub timestamp: Timestamp,
     /// Percentage of blocks reserved for root (mke2fs `-m`).
     pub reserved_percent: u8,
     /// Inodes to leave free beyond the tree's own; `None` picks a small headroom (and, with
@@ -114,7 +118,7 @@ impl Default for Options {
             label: Vec::new(),
             uuid: None,
             hash_seed: None,
-            timestamp: 0,
+            timestamp: Timestamp::EPOCH,
             reserved_percent: 5,
             extra_inodes: None,
             threads: 0,

@@ -130,8 +130,8 @@ impl Plan {
 
     /// The filesystem UUID.
     #[must_use]
-    pub fn uuid(&self) -> [u8; 16] {
-        self.uuid
+    pub fn uuid(&self) -> crate::Uuid {
+        crate::Uuid::from_bytes(self.uuid)
     }
 
     /// The inode number given to tree node `id`.
@@ -250,7 +250,7 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
         label: opts.label.clone(),
         hash_seed: ids.hash_seed,
         fs_seed: ids.fs_seed,
-        timestamp: opts.timestamp,
+        timestamp: opts.timestamp.secs,
         free_blocks,
         groups,
         inodes,
@@ -272,14 +272,14 @@ fn check_options(opts: &Options) -> Result<()> {
             "longer than 16 bytes",
         ));
     }
-    if !(0..=MAX_TIMESTAMP).contains(&opts.timestamp) {
+    if !opts.timestamp.within(0..=MAX_TIMESTAMP) {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             "timestamp",
             format!(
                 "{} is outside what ext4 stores (0 to {MAX_TIMESTAMP}, 2446-05-10: the \
                  superblock's times are unsigned, inode times have two extra epoch bits)",
-                opts.timestamp
+                opts.timestamp.secs
             ),
         ));
     }
@@ -303,12 +303,14 @@ struct Ids {
 impl Ids {
     /// The options' UUID and hash seed, or ones derived from the label and the tree's size.
     fn new(opts: &Options, n_nodes: u64) -> Self {
-        let uuid = opts.uuid.unwrap_or_else(|| {
-            derive_id(&[b"imagetool-ext4-uuid", &opts.label, &n_nodes.to_le_bytes()])
-        });
-        let seed_bytes = opts
-            .hash_seed
-            .unwrap_or_else(|| derive_id(&[b"imagetool-ext4-hash-seed", &uuid]));
+        let uuid = opts.uuid.map_or_else(
+            || derive_id(&[b"imagetool-ext4-uuid", &opts.label, &n_nodes.to_le_bytes()]),
+            crate::Uuid::into_bytes,
+        );
+        let seed_bytes = opts.hash_seed.map_or_else(
+            || derive_id(&[b"imagetool-ext4-hash-seed", &uuid]),
+            crate::Uuid::into_bytes,
+        );
         let mut hash_seed = [0u32; 4];
         for (k, w) in hash_seed.iter_mut().enumerate() {
             *w = u32::from_le_bytes([

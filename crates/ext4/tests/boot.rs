@@ -24,15 +24,16 @@ fn test_fixture_boots_from_an_imagetool_ext4_root() {
     let root = tmp.path().join("root.img");
     let t0 = Instant::now();
     let tree = Tree::from_host_dir(&fx.store_root, &HostOptions::default()).unwrap();
-    let opts = Options {
-        label: b"nixos".to_vec(),
-        uuid: Some([
+    let mut opts = Options::default();
+    opts.label = b"nixos".to_vec();
+    opts.uuid = Some(
+        [
             0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88,
             0x88, 0x88,
-        ]),
-        timestamp: 1,
-        ..Options::default()
-    };
+        ]
+        .into(),
+    );
+    opts.timestamp = 1.into();
     let p = plan(&tree, &opts).unwrap();
     let img = SparseFile::create(&root, p.size_bytes()).unwrap();
     p.write(&tree, &img).unwrap();

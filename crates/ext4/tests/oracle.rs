@@ -51,11 +51,10 @@ fn bytes(b: &[u8]) -> Source {
 }
 
 fn opts() -> Options {
-    Options {
-        timestamp: 1_700_000_000,
-        uuid: Some([7; 16]),
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.timestamp = 1_700_000_000.into();
+    o.uuid = Some([7; 16].into());
+    o
 }
 
 #[test]
@@ -166,10 +165,8 @@ fn test_store_like_tree_clean_readback_resize_and_deterministic() {
     std::fs::create_dir(&host).unwrap();
     let tree = store_tree(&host, 1500);
     let img = dir.path().join("s.img");
-    let o = Options {
-        threads: 1,
-        ..opts()
-    };
+    let mut o = opts();
+    o.threads = 1;
     write_image(&tree, &o, &img);
     e2fsck_clean(&img);
 
@@ -177,9 +174,10 @@ fn test_store_like_tree_clean_readback_resize_and_deterministic() {
     let img2 = dir.path().join("s2.img");
     write_image(
         &tree,
-        &Options {
-            threads: 2,
-            ..opts()
+        &{
+            let mut o = opts();
+            o.threads = 2;
+            o
         },
         &img2,
     );
@@ -493,13 +491,11 @@ fn test_fixed_size_too_small_fails_before_writing() {
     let mut tree = Tree::new(Meta::dir(0o755));
     tree.add_file(b"f", bytes(&vec![1u8; 20 << 20]), Meta::file(0o644))
         .unwrap();
-    let e = plan(
-        &tree,
-        &Options {
-            size: Size::Fixed(16 << 20),
-            ..opts()
-        },
-    )
+    let e = plan(&tree, &{
+        let mut o = opts();
+        o.size = Size::Fixed(16 << 20);
+        o
+    })
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NoSpace);
     assert!(
@@ -555,9 +551,10 @@ fn test_fixed_size_image_fills_the_window_and_is_clean() {
     // 300 MiB: 10 groups, several with backups, mke2fs's inode ratio.
     let p = write_image(
         &tree,
-        &Options {
-            size: Size::Fixed(300 << 20),
-            ..opts()
+        &{
+            let mut o = opts();
+            o.size = Size::Fixed(300 << 20);
+            o
         },
         &img,
     );
@@ -589,9 +586,10 @@ fn test_64_gib_filesystem_journal_tree_and_uninit_groups() {
         .unwrap();
     write_image(
         &tree,
-        &Options {
-            size: Size::Fixed(64 << 30),
-            ..opts()
+        &{
+            let mut o = opts();
+            o.size = Size::Fixed(64 << 30);
+            o
         },
         &img,
     );

@@ -4,6 +4,7 @@
 //! names, with `name`), `date`.
 
 use imagetool_blockio::{WriteAt, write_skipping_zeros};
+use imagetool_fstree::Timestamp;
 use rayon::prelude::*;
 
 use crate::boot_sector::{BACKUP_BOOT, NO_NAME, boot_sector, label_bytes};
@@ -16,6 +17,7 @@ use crate::table::encode_fat;
 use crate::tree::{Source, Tree};
 
 /// Options of the formatter.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatOptions {
     /// Volume label (up to 11 ASCII characters; `None` for "NO NAME" and no label entry).
@@ -25,8 +27,8 @@ pub struct FormatOptions {
     /// Sectors before the filesystem on its disk: the partition's start LBA.
     pub hidden_sectors: u32,
     /// Every timestamp (seconds since the Unix epoch, UTC; [`plan`] refuses one outside
-    /// 1980–2107, [`DOS_MIN`]..=[`DOS_MAX`]).
-    pub timestamp: i64,
+    /// 1980–2107, [`DOS_MIN`]..=[`DOS_MAX`]; whole seconds).
+    pub timestamp: Timestamp,
     /// Force FAT12/16/32 instead of mkfs.fat's choice.
     pub fat_type: Option<FatType>,
     /// Force a cluster size in sectors instead of mkfs.fat's choice.
@@ -39,7 +41,7 @@ impl Default for FormatOptions {
             label: None,
             volume_id: 0x1234_5678,
             hidden_sectors: 0,
-            timestamp: 315_532_800, // 1980-01-01T00:00:00Z, the FAT epoch
+            timestamp: Timestamp::from_secs(315_532_800), // 1980-01-01T00:00:00Z, the FAT epoch
             fat_type: None,
             cluster_sectors: None,
         }
@@ -189,17 +191,17 @@ pub fn plan(tree: &Tree, size: u64, opts: &FormatOptions) -> Result<Plan> {
         None => NO_NAME,
     };
     let has_label = label != NO_NAME;
-    if !(DOS_MIN..=DOS_MAX).contains(&opts.timestamp) {
+    if !opts.timestamp.within(DOS_MIN..=DOS_MAX) {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             format!(
                 "timestamp {} is outside what FAT stores ({DOS_MIN} to {DOS_MAX}: \
                  1980-01-01 to 2107-12-31)",
-                opts.timestamp
+                opts.timestamp.secs
             ),
         ));
     }
-    let (date, time) = dos_datetime(opts.timestamp);
+    let (date, time) = dos_datetime(opts.timestamp.secs);
     let mut alloc = Alloc {
         next: 2,
         total: params.clusters,

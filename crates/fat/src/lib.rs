@@ -23,7 +23,8 @@
 //! tree.add_bytes("EFI/BOOT/BOOTX64.EFI", b"MZ...".to_vec()).unwrap();
 //! tree.add_bytes("loader/loader.conf", b"timeout 3\n".to_vec()).unwrap();
 //! let esp = MemImage::new(64 << 20);
-//! let opts = FormatOptions { label: Some("ESP".into()), ..FormatOptions::default() };
+//! let mut opts = FormatOptions::default();
+//! opts.label = Some("ESP".into());
 //! let plan = format(&tree, &esp, &opts).unwrap();
 //! assert_eq!(plan.params().fat_type, imagetool_fat::FatType::Fat16);
 //! let info = imagetool_fat::probe::probe(&esp).unwrap();
@@ -47,5 +48,6 @@ pub use boot_sector::label_bytes;
 pub use date::{DOS_MAX, DOS_MIN, civil_date, dos_datetime};
 pub use error::{Error, ErrorKind, Result};
 pub use format::{FileJob, FormatOptions, Plan, derive_volume_id, format, plan};
+pub use imagetool_fstree::Timestamp;
 pub use params::{FatType, Params, SECTOR};
 pub use tree::{Node, Source, Tree};

@@ -83,12 +83,11 @@ fn build(path: &Path, files: &BTreeMap<String, Vec<u8>>, size: u64, opts: &Forma
 }
 
 fn esp_opts() -> FormatOptions {
-    FormatOptions {
-        label: Some("ESP".into()),
-        volume_id: 0x2f6a_91c4,
-        timestamp: 1_700_000_000,
-        ..FormatOptions::default()
-    }
+    let mut o = FormatOptions::default();
+    o.label = Some("ESP".into());
+    o.volume_id = 0x2f6a_91c4;
+    o.timestamp = 1_700_000_000.into();
+    o
 }
 
 fn check_image(img: &Path, files: &BTreeMap<String, Vec<u8>>, label: &str) {
@@ -180,11 +179,9 @@ fn test_fat32_forced_and_auto_are_fsck_clean() {
         let p = Params::choose(size, forced, None).unwrap();
         assert_eq!(p.fat_type, FatType::Fat32);
         let files = edge_tree(p.cluster_bytes() as usize);
-        let opts = FormatOptions {
-            fat_type: forced,
-            label: Some("BOOT".into()),
-            ..esp_opts()
-        };
+        let mut opts = esp_opts();
+        opts.fat_type = forced;
+        opts.label = Some("BOOT".into());
         build(&img, &files, size, &opts);
         check_image(&img, &files, "BOOT");
     }

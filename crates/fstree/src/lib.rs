@@ -31,6 +31,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod ids;
 pub mod input;
 mod walk;
 
@@ -39,6 +40,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use ids::{ParseUuidError, Uuid};
 pub use walk::{HostOptions, host_file_data};
 
 pub use imagetool_blockio::error::ErrorKind;

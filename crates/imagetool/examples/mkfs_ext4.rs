@@ -52,14 +52,12 @@ fn run(
     };
     let tree = Tree::from_host_dir(&dir, &host)?;
     let timestamp = epoch.unwrap_or(315_532_800);
-    let plan = ext4::plan(
-        &tree,
-        &ext4::Options {
-            label: label.unwrap_or_default().into_bytes(),
-            timestamp,
-            ..ext4::Options::default()
-        },
-    )?;
+    let plan = ext4::plan(&tree, &{
+        let mut o = ext4::Options::default();
+        o.label = label.unwrap_or_default().into_bytes();
+        o.timestamp = timestamp.into();
+        o
+    })?;
     let out = AtomicFile::create(&output)?;
     let image = SparseFile::from_file(out.try_clone_file()?, plan.size_bytes())?;
     plan.write(&tree, &image)?;

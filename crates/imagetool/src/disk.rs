@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use imagetool_blockio::{
     AtomicFile, Cancel, Cancellable, Extents, SparseFile, Tracked, Window, WriteAt,
 };
-use imagetool_fat::{self as fat, FormatOptions, Tree};
+use imagetool_fat::{self as fat, FormatOptions, Timestamp, Tree};
 use imagetool_ptable::{
     self as ptable, DiskLayout, Identifiers, LayoutOptions, Requirements, Role,
 };
@@ -73,8 +73,8 @@ pub struct DiskSpec {
     pub esp: Option<Tree>,
     /// Contents of the BOOT partition (`efixbootldr`, `legacy+boot`); empty when `None`.
     pub boot: Option<Tree>,
-    /// Timestamp for FAT entries (seconds since the Unix epoch).
-    pub timestamp: i64,
+    /// Timestamp for FAT entries (whole seconds).
+    pub timestamp: Timestamp,
     /// The output file.
     pub output: PathBuf,
 }
@@ -89,7 +89,7 @@ impl DiskSpec {
             root_fs,
             esp: None,
             boot: None,
-            timestamp: 315_532_800,
+            timestamp: crate::mkfs::DEFAULT_EPOCH,
             output,
         }
     }
@@ -222,13 +222,11 @@ fn build_disk_inner(spec: &DiskSpec, cancel: &Cancel) -> Result<DiskReport, Disk
             continue;
         };
         let r = p.byte_range();
-        let opts = FormatOptions {
-            label: Some(what.to_string()),
-            volume_id: volume_id(&spec.layout.ids, what),
-            hidden_sectors: u32::try_from(p.first_lba).unwrap_or(u32::MAX),
-            timestamp: spec.timestamp,
-            ..FormatOptions::default()
-        };
+        let mut opts = FormatOptions::default();
+        opts.label = Some(what.to_string());
+        opts.volume_id = volume_id(&spec.layout.ids, what);
+        opts.hidden_sectors = u32::try_from(p.first_lba).unwrap_or(u32::MAX);
+        opts.timestamp = spec.timestamp;
         let empty = Tree::new();
         let tree = contents.as_ref().unwrap_or(&empty);
         let plan = fat::plan(tree, r.end - r.start, &opts)

@@ -187,10 +187,8 @@ mod tests {
             fstree::Meta::file(0o644),
         )
         .unwrap();
-        let opts = ext4::Options {
-            size: ext4::Size::Fixed(256 << 10),
-            ..ext4::Options::default()
-        };
+        let mut opts = ext4::Options::default();
+        opts.size = ext4::Size::Fixed(256 << 10);
         let e = BuildError::from(ext4::plan(&tree, &opts).unwrap_err());
         assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
     }

@@ -80,17 +80,18 @@ pub fn native_options(
     level: Option<u32>,
 ) -> crate::squashfs::Options {
     use crate::squashfs::{Compression, XzFilter};
-    crate::squashfs::Options {
-        compression,
-        level,
-        xz_filters: if compression == Compression::Xz {
+    {
+        let mut o = crate::squashfs::Options::default();
+        o.compression = compression;
+        o.level = level;
+        o.xz_filters = if compression == Compression::Xz {
             vec![XzFilter::X86]
         } else {
             Vec::new()
-        },
-        block_size: 1 << 20,
-        hard_links: false,
-        ..crate::squashfs::Options::default()
+        };
+        o.block_size = 1 << 20;
+        o.hard_links = false;
+        o
     }
 }
 
@@ -111,7 +112,7 @@ pub struct IsoSpec {
     /// The store image.
     pub store_image: StoreImage,
     /// `SOURCE_DATE_EPOCH`: every date in the image.
-    pub epoch: i64,
+    pub epoch: Timestamp,
     /// `boot.loader.timeout` in seconds (upstream's ISO: 10; 0 boots the default at once).
     pub timeout: u32,
     /// `isoImage.compressImage`: zstd the finished image.
@@ -131,7 +132,7 @@ impl IsoSpec {
             output,
             volume_id: None,
             store_image: StoreImage::native_default(),
-            epoch: 315_532_800,
+            epoch: crate::mkfs::DEFAULT_EPOCH,
             timeout: 10,
             compress: false,
         }
@@ -290,15 +291,14 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
     }
     let toplevel = StorePath::parse(&spec.toplevel)
         .map_err(|e| IsoError::InvalidInput(format!("toplevel: {e}")))?;
-    let closure = nix::closure::load(
-        &spec.closure,
-        &LoadOptions {
-            store_root: spec.store_root.clone(),
-            roots: vec![toplevel.clone()],
-            additional_paths: Vec::new(),
-            verify: false,
-        },
-    )?;
+    let closure = nix::closure::load(&spec.closure, &{
+        let mut o = LoadOptions::default();
+        o.store_root = spec.store_root.clone();
+        o.roots = vec![toplevel.clone()];
+        o.additional_paths = Vec::new();
+        o.verify = false;
+        o
+    })?;
     let paths: Vec<String> = closure
         .infos()
         .map(|i| i.path.as_str().to_string())
@@ -360,7 +360,7 @@ fn build_iso_inner(spec: &IsoSpec, cancel: &Cancel) -> Result<IsoReport, IsoErro
         })?;
     let grub = boot::grub::GrubTools::find(boot::grub::Platform::X86_64Efi, &host_paths)?;
 
-    let t = Timestamp::from_secs(spec.epoch);
+    let t = spec.epoch.whole_secs();
     let dir_meta = Meta::dir(0o555).at(t);
     let mut tree = Tree::new(dir_meta.clone());
     for d in ["boot", "boot/grub", "EFI", "EFI/boot", "isolinux"] {
@@ -503,7 +503,7 @@ fn add_efi(
     cmdline: &str,
 ) -> Result<(), IsoError> {
     let mut image_opts =
-        boot::grub::ImageOptions::new(&iso9660::grub_uuid(spec.epoch), "/EFI/boot");
+        boot::grub::ImageOptions::new(&iso9660::grub_uuid(spec.epoch.secs), "/EFI/boot");
     image_opts.extra_modules = GRUB_EFI_MODULES
         .iter()
         .filter(|m| grub.moddir().join(format!("{m}.mod")).is_file())
@@ -545,7 +545,7 @@ fn iso_options(
     toplevel: &StorePath,
     mbr_code: Vec<u8>,
 ) -> iso9660::Options {
-    let mut opts = iso9660::Options::new(volume_id, spec.epoch);
+    let mut opts = iso9660::Options::new(volume_id, spec.epoch.secs);
     opts.publisher = "nixos".into();
     opts.application = "nixos".into();
     opts.bios = Some(iso9660::BiosBoot {
@@ -555,7 +555,7 @@ fn iso_options(
     });
     opts.efi_image = Some(b"boot/efi.img".to_vec());
     opts.catalog_path = b".boot.cat".to_vec();
-    let seed = format!("{volume_id}\0{}\0{}", spec.epoch, toplevel.as_str());
+    let seed = format!("{volume_id}\0{}\0{}", spec.epoch.secs, toplevel.as_str());
     let h = nix::sha256(seed.as_bytes());
     let mut guid = [0u8; 16];
     guid.copy_from_slice(&h[..16]);
@@ -564,7 +564,8 @@ fn iso_options(
     opts.hybrid = Some(iso9660::Hybrid {
         mbr_code,
         gpt: true,
-        disk_guid: guid,
+        // The bytes above are GPT's on-disk (mixed-endian) form.
+        disk_guid: imagetool_ptable::Guid::from_disk_bytes(guid).uuid(),
     });
 
     opts
@@ -597,14 +598,12 @@ impl imagetool_blockio::WriteAt for Growing<'_> {
 /// and `nix-path-registration` (0444) under a root directory (0755, owner 0), generated
 /// entries at `epoch`. The ISO and the netboot initrd carry it.
 pub(crate) fn store_tree(closure: &nix::closure::Closure, epoch: i64) -> Result<Tree, IsoError> {
-    let mut tree = nix::root::root_tree(
-        closure,
-        &nix::root::RootOptions {
-            timestamp: epoch,
-            only_nix_store: true,
-            ..nix::root::RootOptions::default()
-        },
-    )?;
+    let mut tree = nix::root::root_tree(closure, &{
+        let mut o = nix::root::RootOptions::default();
+        o.timestamp = epoch;
+        o.only_nix_store = true;
+        o
+    })?;
     let t = Timestamp::from_secs(epoch);
     let root = tree.meta_mut(imagetool_fstree::NodeId::ROOT);
     *root = Meta::dir(0o755).at(t);
@@ -628,10 +627,10 @@ fn native_store_image(
     cancel: &Cancel,
 ) -> Result<(imagetool_blockio::AtomicFile, PathBuf, u64), IsoError> {
     use std::os::fd::AsRawFd;
-    let tree = store_tree(closure, spec.epoch)?;
+    let tree = store_tree(closure, spec.epoch.secs)?;
     let mut opts = opts.clone();
     opts.hard_links = false;
-    opts.mkfs_time = u32::try_from(spec.epoch.max(0)).unwrap_or(u32::MAX);
+    opts.mkfs_time = spec.epoch.whole_secs();
 
     let name = spec
         .output
@@ -676,15 +675,14 @@ pub fn registration(
 ) -> Result<String, IsoError> {
     let top =
         StorePath::parse(toplevel).map_err(|e| IsoError::InvalidInput(format!("toplevel: {e}")))?;
-    let c = nix::closure::load(
-        closure,
-        &LoadOptions {
-            store_root: store_root.to_path_buf(),
-            roots: vec![top],
-            additional_paths: Vec::new(),
-            verify: false,
-        },
-    )?;
+    let c = nix::closure::load(closure, &{
+        let mut o = LoadOptions::default();
+        o.store_root = store_root.to_path_buf();
+        o.roots = vec![top];
+        o.additional_paths = Vec::new();
+        o.verify = false;
+        o
+    })?;
     let infos: Vec<closure_info::PathInfo> = c.infos().cloned().collect();
     Ok(closure_info::write_registration(&infos))
 }
@@ -761,12 +759,10 @@ fn efi_image(efi: &[u8], cfg: &[u8]) -> Result<Vec<u8>, IsoError> {
     let usage = (efi.len() as u64 + cfg.len() as u64).div_ceil(MIB) * MIB;
     let size = (usage * 110 / 100 / MIB + 1) * MIB;
     let img = imagetool_blockio::MemImage::new(size);
-    let opts = fat::FormatOptions {
-        label: Some("EFIBOOT".into()),
-        volume_id: 0x1234_5678,
-        timestamp: 946_684_800,
-        ..fat::FormatOptions::default()
-    };
+    let mut opts = fat::FormatOptions::default();
+    opts.label = Some("EFIBOOT".into());
+    opts.volume_id = 0x1234_5678;
+    opts.timestamp = Timestamp::from_secs(946_684_800);
     fat::format(&t, &img, &opts)?;
     img.to_vec().map_err(io(Path::new("(EFI boot image)")))
 }

@@ -47,12 +47,12 @@
 //! tree.add_symlink(b"/etc/localtime", b"/etc/zoneinfo/UTC", Meta::symlink().at(t))?;
 //!
 //! // Plan first (sizes, inode numbers, block placement), then write.
-//! let plan = ext4::plan(&tree, &ext4::Options {
-//!     label: b"nixos".to_vec(),
-//!     uuid: Some([7; 16]),
-//!     timestamp: t.secs,
-//!     ..ext4::Options::default()
-//! })?;
+//! // Option structs are `#[non_exhaustive]`: start from the default and set fields.
+//! let mut opts = ext4::Options::default();
+//! opts.label = b"nixos".to_vec();
+//! opts.uuid = Some([7; 16].into());
+//! opts.timestamp = t;
+//! let plan = ext4::plan(&tree, &opts)?;
 //! let image = MemImage::new(plan.size_bytes());
 //! plan.write(&tree, &image)?;
 //!
@@ -113,6 +113,7 @@ pub use imagetool_ext4 as ext4;
 pub use imagetool_fat as fat;
 #[doc(inline)]
 pub use imagetool_fstree as fstree;
+pub use imagetool_fstree::{Timestamp, Uuid};
 #[doc(inline)]
 pub use imagetool_iso9660 as iso9660;
 #[doc(inline)]
@@ -123,4 +124,4 @@ pub use imagetool_ptable as ptable;
 pub use imagetool_squashfs as squashfs;
 #[doc(inline)]
 pub use imagetool_vdisk as vdisk;
-pub use serialize::{role_name, uuid_text};
+pub use serialize::role_name;

@@ -115,7 +115,7 @@ pub fn manifest(report: &BuildReport, outputs: &[Output]) -> Result<Value, Build
         "table": l.table.name(),
         "diskGuid": l.disk_guid.map(|g| g.to_string()),
         "mbrSignature": l.mbr_signature.map(|s| format!("{s:08x}")),
-        "rootFsUuid": crate::bootloader::uuid_text(&report.root_fs_uuid),
+        "rootFsUuid": report.root_fs_uuid.to_string(),
         "partitions": partitions,
         "storePaths": report.store_paths,
     }))

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use imagetool_blockio::{AtomicFile, Cancel, Cancellable, SparseFile, Window};
 use imagetool_ext4::{self as ext4, Options};
-use imagetool_fstree::{self as fstree, HostOptions, Overrides, Tree};
+use imagetool_fstree::{self as fstree, HostOptions, Overrides, Timestamp, Tree};
 
 /// What went wrong while making a filesystem image.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,7 @@ pub struct Ext4Job {
     pub root_owner: bool,
     /// `SOURCE_DATE_EPOCH`: later times in the tree are clamped to it, and the superblock's
     /// times are set to it (0 when `None`).
-    pub epoch: Option<i64>,
+    pub epoch: Option<Timestamp>,
     /// Filesystem options (size, label, UUID, hash seed, reserve, threads); `timestamp` and
     /// `target_zeroed` are set from the fields above.
     pub options: Options,
@@ -98,7 +98,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
 /// Makes the filesystem `job` describes; returns its plan (size, inode count).
 ///
 /// ```
-/// use imagetool::ext4::Options;
 /// use imagetool::mkfs::{Ext4Job, mkfs_ext4};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -108,8 +107,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MkfsError + '_ {
 /// let output = scratch.path("root.img");
 /// let mut job = Ext4Job::new(dir, output.clone());
 /// job.root_owner = true;
-/// job.epoch = Some(315_532_800);
-/// job.options = Options { label: b"nixos".to_vec(), ..Options::default() };
+/// job.epoch = Some(315_532_800.into());
+/// job.options.label = b"nixos".to_vec();
 /// let plan = mkfs_ext4(&job)?;
 /// let img = std::fs::read(&output)?;
 /// assert_eq!(img.len() as u64, plan.size_bytes());
@@ -141,7 +140,7 @@ pub fn mkfs_ext4_cancellable(job: &Ext4Job, cancel: &Cancel) -> Result<ext4::Pla
 fn mkfs_ext4_inner(job: &Ext4Job, cancel: &Cancel) -> Result<ext4::Plan, MkfsError> {
     let overrides = Overrides {
         owner: job.root_owner.then_some((0, 0)),
-        clamp_time: job.epoch,
+        clamp_time: job.epoch.map(|t| t.secs),
         ..Overrides::default()
     };
     let tree = Tree::from_host_dir(
@@ -155,12 +154,10 @@ fn mkfs_ext4_inner(job: &Ext4Job, cancel: &Cancel) -> Result<ext4::Plan, MkfsErr
         path: job.source.clone(),
         source,
     })?;
-    let opts = Options {
-        timestamp: job.epoch.unwrap_or(0),
-        // A fresh sparse file reads as zeros; an existing image may hold anything.
-        target_zeroed: job.offset.is_none(),
-        ..job.options.clone()
-    };
+    let mut opts = job.options.clone();
+    opts.timestamp = job.epoch.unwrap_or(Timestamp::EPOCH);
+    // A fresh sparse file reads as zeros; an existing image may hold anything.
+    opts.target_zeroed = job.offset.is_none();
     let plan = ext4::plan(&tree, &opts)?;
     let out = &job.output;
     match job.offset {
@@ -216,7 +213,7 @@ pub struct SquashfsJob {
     pub root_owner: bool,
     /// `SOURCE_DATE_EPOCH`: later times in the tree are clamped to it and the superblock's
     /// time is set to it ([`DEFAULT_EPOCH`] when `None`).
-    pub epoch: Option<i64>,
+    pub epoch: Option<Timestamp>,
     /// Compressor, block size, level, threads and the mksquashfs switches;
     /// `mkfs_time` is set from `epoch`.
     pub options: imagetool_squashfs::Options,
@@ -246,7 +243,7 @@ impl SquashfsJob {
 ///
 /// ```
 /// use imagetool::mkfs::{SquashfsJob, mkfs_squashfs};
-/// use imagetool::squashfs::{Compression, Options};
+/// use imagetool::squashfs::Compression;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let scratch = imagetool::doc_support::Scratch::new()?;
@@ -254,8 +251,8 @@ impl SquashfsJob {
 /// let output = scratch.path("store.squashfs");
 /// let mut job = SquashfsJob::new(dir, output.clone());
 /// job.root_owner = true;
-/// job.epoch = Some(315_532_800);
-/// job.options = Options { compression: Compression::Xz, ..Options::default() };
+/// job.epoch = Some(315_532_800.into());
+/// job.options.compression = Compression::Xz;
 /// mkfs_squashfs(&job)?;
 /// assert_eq!(&std::fs::read(&output)?[..4], b"hsqs");
 /// # Ok(())
@@ -286,7 +283,7 @@ fn mkfs_squashfs_inner(
 ) -> Result<imagetool_squashfs::Report, MkfsError> {
     let overrides = Overrides {
         owner: job.root_owner.then_some((0, 0)),
-        clamp_time: job.epoch,
+        clamp_time: job.epoch.map(|t| t.secs),
         ..Overrides::default()
     };
     let tree = Tree::from_host_dir(
@@ -302,10 +299,8 @@ fn mkfs_squashfs_inner(
         source,
     })?;
     let epoch = job.epoch.unwrap_or(DEFAULT_EPOCH);
-    let opts = imagetool_squashfs::Options {
-        mkfs_time: epoch.clamp(0, i64::from(u32::MAX)) as u32,
-        ..job.options.clone()
-    };
+    let mut opts = job.options.clone();
+    opts.mkfs_time = epoch;
     // `squashfs::write_file`, with every write checking `cancel` and a last check before the
     // rename.
     let out = &job.output;
@@ -340,7 +335,7 @@ impl imagetool_blockio::WriteAt for Growing<'_> {
 /// ```
 /// // Read once at start-up; a build passes the value on (`ImageSpec::timestamp`, `epoch`).
 /// match imagetool::mkfs::source_date_epoch() {
-///     Ok(Some(t)) => println!("SOURCE_DATE_EPOCH={t}"),
+///     Ok(Some(t)) => println!("SOURCE_DATE_EPOCH={}", t.secs),
 ///     Ok(None) => println!("unset: the default epoch applies"),
 ///     Err(e) => eprintln!("{e}"),
 /// }
@@ -348,12 +343,12 @@ impl imagetool_blockio::WriteAt for Growing<'_> {
 ///
 /// # Errors
 /// A message naming the variable and its value when it is not a whole number of seconds.
-pub fn source_date_epoch() -> Result<Option<i64>, String> {
+pub fn source_date_epoch() -> Result<Option<Timestamp>, String> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) => v
             .trim()
-            .parse()
-            .map(Some)
+            .parse::<i64>()
+            .map(|s| Some(Timestamp::from_secs(s)))
             .map_err(|_| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
         Err(_) => Ok(None),
     }
@@ -361,7 +356,7 @@ pub fn source_date_epoch() -> Result<Option<i64>, String> {
 
 /// The FAT epoch, 1980-01-01, the default timestamp of everything imagetool writes when
 /// `SOURCE_DATE_EPOCH` is unset.
-pub const DEFAULT_EPOCH: i64 = 315_532_800;
+pub const DEFAULT_EPOCH: Timestamp = Timestamp::from_secs(315_532_800);
 
 #[cfg(test)]
 mod tests {

@@ -151,7 +151,7 @@ fn store_image(
     let mut opts = crate::iso::native_options(crate::squashfs::Compression::Zstd, Some(19));
     opts.hard_links = false;
     opts.threads = threads;
-    opts.mkfs_time = u32::try_from(epoch.max(0)).unwrap_or(u32::MAX);
+    opts.mkfs_time = imagetool_fstree::Timestamp::from_secs(epoch);
     let tmp_path = near.with_file_name(".nix-store.squashfs");
     let tmp = AtomicFile::create(&tmp_path).map_err(io_err(&tmp_path))?;
     let report = crate::squashfs::write(&tree, &opts, &Growing(tmp.file()))?;
@@ -200,7 +200,7 @@ pub(crate) fn write(
     cancel: &Cancel,
 ) -> Result<(Vec<AtomicFile>, usize), TreeError> {
     let files = boot_files(tb, loaded)?;
-    let epoch = tb.image.timestamp;
+    let epoch = tb.image.timestamp.secs;
     let stop = || -> Result<(), TreeError> {
         cancel
             .check()

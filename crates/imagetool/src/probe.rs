@@ -278,7 +278,7 @@ pub fn type_name(type_id: &str) -> &'static str {
 /// let tree = Tree::new(Meta::dir(0o755));
 /// let mut opts = ext4::Options::default();
 /// opts.label = b"nixos".to_vec();
-/// opts.uuid = Some([0x11; 16]);
+/// opts.uuid = Some([0x11; 16].into());
 /// let plan = ext4::plan(&tree, &opts)?;
 /// let image = MemImage::new(plan.size_bytes());
 /// plan.write(&tree, &image)?;
@@ -383,10 +383,11 @@ mod tests {
         };
         // A valid GPT disk to corrupt.
         let layout = ptable::plan(
-            &ptable::LayoutOptions {
-                table: ptable::TableType::Hybrid,
-                disk_size: ptable::DiskSize::Mib(300),
-                ..ptable::LayoutOptions::default()
+            &{
+                let mut o = ptable::LayoutOptions::default();
+                o.table = ptable::TableType::Hybrid;
+                o.disk_size = ptable::DiskSize::Mib(300);
+                o
             },
             ptable::Requirements::default(),
         )

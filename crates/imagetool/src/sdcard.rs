@@ -340,10 +340,11 @@ mod tests {
     #[test]
     fn test_raw_writes_may_not_touch_the_table_or_partitions() {
         let layout = plan(
-            &LayoutOptions {
-                table: TableType::SdCard,
-                disk_size: DiskSize::Mib(64),
-                ..LayoutOptions::default()
+            &{
+                let mut o = LayoutOptions::default();
+                o.table = TableType::SdCard;
+                o.disk_size = DiskSize::Mib(64);
+                o
             },
             Requirements::default(),
         )

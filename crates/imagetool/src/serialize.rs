@@ -31,25 +31,6 @@ pub fn role_name(r: Role) -> &'static str {
     }
 }
 
-/// A 16-byte UUID as text (8-4-4-4-12 lowercase hex, as blkid prints an ext4 UUID).
-///
-/// ```
-/// let u = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0, 1, 2, 3, 4, 5, 6, 7];
-/// assert_eq!(imagetool::uuid_text(&u), "12345678-9abc-def0-0001-020304050607");
-/// ```
-#[must_use]
-pub fn uuid_text(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
 fn fs_value(f: &FsInfo) -> Value {
     json!({ "kind": f.kind.as_str(), "label": f.label, "uuid": f.uuid, "size": f.size })
 }
@@ -132,7 +113,7 @@ impl BuildReport {
             "format": self.format.name(),
             "diskSize": self.disk_size,
             "allocated": self.allocated,
-            "rootFsUuid": uuid_text(&self.root_fs_uuid),
+            "rootFsUuid": self.root_fs_uuid.to_string(),
             "storePaths": self.store_paths,
             "layout": layout_value(&self.layout),
             "timings": self.timings.iter()
@@ -183,7 +164,7 @@ impl BuildPlan {
                 "role": role_name(self.root.role),
                 "type": "ext4",
                 "label": self.root.label,
-                "uuid": uuid_text(&self.root.uuid),
+                "uuid": self.root.uuid.to_string(),
                 "size": self.root.size,
                 "used": self.root.used,
                 "inodes": self.root.inodes,
@@ -206,19 +187,5 @@ impl BuildPlan {
 impl Serialize for BuildPlan {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         write_value(&self.to_json(), s)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_uuid_text_is_blkids() {
-        let u = [
-            0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x88, 0x88, 0x44, 0x44, 0x44, 0x44,
-            0x44, 0x4a,
-        ];
-        assert_eq!(uuid_text(&u), "44444444-4444-4444-8888-44444444444a");
     }
 }

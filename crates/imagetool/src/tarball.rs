@@ -49,7 +49,7 @@ impl Spec {
     pub fn resolve_tree_variant(
         &self,
         out_dir: &Path,
-        default_timestamp: i64,
+        default_timestamp: impl Into<imagetool_fstree::Timestamp>,
     ) -> Result<Option<TreeBuild>, crate::spec::Error> {
         let Some(variant) = self.variant.as_deref().and_then(|n| n.parse().ok()) else {
             return Ok(None);
@@ -134,7 +134,7 @@ pub fn build_tree_variant(
         .variant
         .file_names_for(&tb.base_name, tb.compression.codec);
     let mut paths: Vec<PathBuf> = names.iter().map(|n| tb.out_dir.join(n)).collect();
-    let epoch = tb.image.timestamp;
+    let epoch = tb.image.timestamp.secs;
     let threads = tb.image.threads;
     let c = Compression {
         threads,
@@ -251,7 +251,7 @@ fn lxc_squashfs(
     let mut opts = crate::iso::native_options(crate::squashfs::Compression::Zstd, Some(19));
     opts.hard_links = true;
     opts.threads = threads;
-    opts.mkfs_time = u32::try_from(epoch.max(0)).unwrap_or(u32::MAX);
+    opts.mkfs_time = imagetool_fstree::Timestamp::from_secs(epoch);
     let out = AtomicFile::create(dest).map_err(io_err(dest))?;
     let report = crate::squashfs::write(tree, &opts, &Growing(out.file()))?;
     out.file().set_len(report.size).map_err(io_err(dest))?;

@@ -293,15 +293,14 @@ pub(crate) fn load(tb: &TreeBuild, progress: &mut dyn Progress) -> Result<Loaded
         .collect::<Result<Vec<_>, _>>()?;
     progress.started(Phase::Closure);
     let t0 = Instant::now();
-    let closure = nix::closure::load(
-        &spec.closure,
-        &LoadOptions {
-            store_root: spec.store_root.clone(),
-            roots,
-            additional_paths: additional,
-            verify: spec.verify_closure,
-        },
-    )?;
+    let closure = nix::closure::load(&spec.closure, &{
+        let mut o = LoadOptions::default();
+        o.store_root = spec.store_root.clone();
+        o.roots = roots;
+        o.additional_paths = additional;
+        o.verify = spec.verify_closure;
+        o
+    })?;
     progress.finished(
         Phase::Closure,
         t0.elapsed(),
@@ -329,18 +328,17 @@ pub(crate) fn root_tree(
         .map_err(|e| invalid(format!("--channel: {e}")))?;
     progress.started(Phase::RootTree);
     let t0 = Instant::now();
-    let r = nix::root::root_tree_checked(
-        &loaded.closure,
-        &RootOptions {
-            toplevel: Some(loaded.toplevel.clone()),
-            timestamp: spec.timestamp,
-            config_file: spec.config_file.clone(),
-            channel,
-            contents: spec.contents.clone(),
-            only_nix_store: false,
-            verify: spec.verify,
-        },
-    )?;
+    let r = nix::root::root_tree_checked(&loaded.closure, &{
+        let mut o = RootOptions::default();
+        o.toplevel = Some(loaded.toplevel.clone());
+        o.timestamp = spec.timestamp.secs;
+        o.config_file = spec.config_file.clone();
+        o.channel = channel;
+        o.contents = spec.contents.clone();
+        o.only_nix_store = false;
+        o.verify = spec.verify;
+        o
+    })?;
     progress.finished(
         Phase::RootTree,
         t0.elapsed(),

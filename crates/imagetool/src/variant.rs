@@ -519,7 +519,7 @@ impl Spec {
     pub fn resolve_variant(
         &self,
         out_dir: &Path,
-        default_timestamp: i64,
+        default_timestamp: impl Into<imagetool_fstree::Timestamp>,
     ) -> Result<Option<VariantBuild>, crate::spec::Error> {
         let Some(name) = &self.variant else {
             return Ok(None);
@@ -657,7 +657,7 @@ pub fn build_variant(
     };
     let disk = build(&image, progress)?;
     let threads = vb.image.threads;
-    let epoch = u64::try_from(vb.image.timestamp).unwrap_or(0);
+    let epoch = vb.image.timestamp.to_u64().unwrap_or(0);
     match profile.packaging {
         Packaging::Disk => {}
         Packaging::Compressed(codec) => {
@@ -732,17 +732,17 @@ fn write_packed(
 }
 
 /// The VMA's UUID: from the disk's identity (root filesystem UUID and size).
-fn vma_uuid(disk: &BuildReport) -> [u8; 16] {
+fn vma_uuid(disk: &BuildReport) -> crate::Uuid {
     let mut h = Sha256::new();
     h.update(b"imagetool-vma");
-    h.update(disk.root_fs_uuid);
+    h.update(disk.root_fs_uuid.as_bytes());
     h.update(disk.disk_size.to_le_bytes());
     let d = h.finalize();
     let mut u = [0u8; 16];
     u.copy_from_slice(&d[..16]);
     u[6] = (u[6] & 0x0f) | 0x40;
     u[8] = (u[8] & 0x3f) | 0x80;
-    u
+    crate::Uuid::from_bytes(u)
 }
 
 /// `proxmox.qemuConf.name`'s default: `nixos-<label>`.
@@ -862,7 +862,7 @@ fn write_ova(
     let ovf_name = format!("{stem}.ovf");
     let ovf_sum: [u8; 32] = Sha256::digest(descriptor.as_bytes()).into();
     let mf = ovf::manifest(&[(ovf_name.clone(), ovf_sum), (vmdk_name.clone(), vmdk_sum)]);
-    let epoch = u64::try_from(image.timestamp).unwrap_or(0);
+    let epoch = image.timestamp.to_u64().unwrap_or(0);
     let meta = Meta {
         mtime: epoch,
         ..Meta::file(0o644)

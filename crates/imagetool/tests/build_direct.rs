@@ -71,11 +71,9 @@ fn test_direct_container_builds_equal_raw_then_convert() {
                 .join(direct.file_name().unwrap());
             std::fs::create_dir_all(converted.parent().unwrap()).unwrap();
             // The build puts the spec's timestamp in the container headers (VHD's footer).
-            let opts = vdisk::Options {
-                threads,
-                source_date_epoch: Some(u64::try_from(s.timestamp).unwrap()),
-                ..vdisk::Options::default()
-            };
+            let mut opts = vdisk::Options::default();
+            opts.threads = threads;
+            opts.source_date_epoch = Some(s.timestamp);
             vdisk::convert(&src, format, &converted, &opts).unwrap();
             let (a, b) = (
                 std::fs::read(&direct).unwrap(),

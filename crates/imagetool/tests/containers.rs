@@ -480,7 +480,7 @@ fn test_iso_variant_is_the_format_iso_image_under_its_upstream_name() {
     );
     spec.store_root = fx.store_root.clone();
     spec.store_image = StoreImage::native_default();
-    spec.epoch = EPOCH;
+    spec.epoch = EPOCH.into();
     spec.timeout = 10;
     build_iso(&spec).unwrap();
     assert!(std::fs::read(&r.files[0]).unwrap() == std::fs::read(&direct).unwrap());

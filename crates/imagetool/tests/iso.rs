@@ -38,7 +38,7 @@ fn build(dir: &Path, name: &str) -> Built {
     let mut spec = IsoSpec::new(fx.toplevel.clone(), closure, out.clone());
     spec.store_root = fx.store_root.clone();
     spec.store_image = StoreImage::native_default();
-    spec.epoch = EPOCH;
+    spec.epoch = EPOCH.into();
     spec.timeout = 0;
     let report = build_iso(&spec).unwrap();
     assert_eq!(report.volume_id, VOLUME);

@@ -53,6 +53,15 @@ fn chs(lba: u64) -> [u8; 3] {
     ]
 }
 
+/// A GUID's on-disk GPT bytes: the first three fields little-endian.
+pub(crate) fn gpt_bytes(u: imagetool_fstree::Uuid) -> [u8; 16] {
+    let u = u.into_bytes();
+    [
+        u[3], u[2], u[1], u[0], u[5], u[4], u[7], u[6], u[8], u[9], u[10], u[11], u[12], u[13],
+        u[14], u[15],
+    ]
+}
+
 /// The system area's tables: `(byte offset, bytes)` to write.
 pub(crate) fn tables(l: &Layout<'_>) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();

@@ -82,8 +82,9 @@ pub struct Hybrid {
     pub mbr_code: Vec<u8>,
     /// Also write a GPT (`-isohybrid-gpt-basdat`).
     pub gpt: bool,
-    /// The GPT disk GUID as stored on disk (the first 4 bytes are the MBR disk signature).
-    pub disk_guid: [u8; 16],
+    /// The GPT disk GUID (its text value; GPT stores the first three fields little-endian,
+    /// and those first 4 on-disk bytes are also the MBR disk signature).
+    pub disk_guid: imagetool_fstree::Uuid,
 }
 
 /// What the image looks like beyond its files.
@@ -1106,7 +1107,7 @@ pub fn plan(tree: &Tree, opts: &Options) -> Result<Plan> {
             efi,
             total: total_512,
             gpt: h.gpt,
-            disk_guid: h.disk_guid,
+            disk_guid: hybrid::gpt_bytes(h.disk_guid),
         }));
     }
 

@@ -177,7 +177,7 @@ fn test_el_torito_and_isohybrid_as_xorriso_reports_them() {
     o.hybrid = Some(Hybrid {
         mbr_code: mbr.clone(),
         gpt: true,
-        disk_guid: *b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff",
+        disk_guid: "33221100-5544-7766-8899-aabbccddeeff".parse().unwrap(),
     });
     let out = tmp.path().join("b.iso");
     write_file(&tree, &o, &out).unwrap();

@@ -33,6 +33,7 @@ pub enum ClosureInput {
 }
 
 /// How to load a closure.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// The directory holding `nix/store` (`/` for the host's own store).

@@ -86,6 +86,7 @@ impl Content {
 }
 
 /// What goes into the root tree besides the closure.
+#[non_exhaustive]
 #[derive(Debug, Clone, Default)]
 pub struct RootOptions {
     /// The system toplevel (the profile `system-1-link` points at it).

@@ -22,11 +22,10 @@ fn copy_store(from_root: &Path, to_root: &Path) {
 }
 
 fn options(fx: &imagetool_fixture::Fixture) -> LoadOptions {
-    LoadOptions {
-        store_root: fx.store_root.clone(),
-        roots: vec![StorePath::parse(&fx.toplevel).unwrap()],
-        ..LoadOptions::default()
-    }
+    let mut o = LoadOptions::default();
+    o.store_root = fx.store_root.clone();
+    o.roots = vec![StorePath::parse(&fx.toplevel).unwrap()];
+    o
 }
 
 #[test]
@@ -113,12 +112,11 @@ fn test_additional_path_is_closed_under_references() {
     let dir = tempfile::tempdir().unwrap();
     let graph = dir.path().join("g");
     std::fs::write(&graph, format!("{}\n\n0\n", busybox.path)).unwrap();
-    let opts = LoadOptions {
-        store_root: fx.store_root.clone(),
-        roots: Vec::new(),
-        additional_paths: vec![StorePath::parse(&fx.toplevel).unwrap()],
-        verify: false,
-    };
+    let mut opts = LoadOptions::default();
+    opts.store_root = fx.store_root.clone();
+    opts.roots = Vec::new();
+    opts.additional_paths = vec![StorePath::parse(&fx.toplevel).unwrap()];
+    opts.verify = false;
     let grown = load(&ClosureInput::ReferencesGraph(graph), &opts).unwrap();
     assert_eq!(grown, full);
 }

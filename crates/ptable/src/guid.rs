@@ -5,9 +5,27 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
+use imagetool_fstree::Uuid;
+
 use crate::error::{Error, ErrorKind};
 
 /// A GUID, kept as its 16 on-disk bytes (the first three fields little-endian, as in GPT).
+///
+/// This is the on-disk form of the project's one identifier type, [`Uuid`] (RFC 4122 byte
+/// order): `Guid::from(uuid)` and [`Guid::uuid`] convert, keeping the text. `Display` is the
+/// uppercase text sfdisk and gdisk print.
+///
+/// ```
+/// use imagetool_fstree::Uuid;
+/// use imagetool_ptable::Guid;
+///
+/// let u: Uuid = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b".parse()?;
+/// let g = Guid::from(u);
+/// assert_eq!(g.disk_bytes()[..4], [0x28, 0x73, 0x2a, 0xc1]);
+/// assert_eq!(g.to_string(), "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+/// assert_eq!(g.uuid(), u);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Guid([u8; 16]);
 
@@ -25,6 +43,19 @@ impl Guid {
     #[must_use]
     pub const fn disk_bytes(&self) -> [u8; 16] {
         self.0
+    }
+
+    /// The GPT form of a UUID: the same text, the first three fields stored little-endian.
+    #[must_use]
+    pub const fn from_uuid(uuid: Uuid) -> Self {
+        Self(to_mixed(uuid.into_bytes()))
+    }
+
+    /// The UUID this GUID's text names (the bytes in RFC 4122 order).
+    #[must_use]
+    pub const fn uuid(&self) -> Uuid {
+        // The mixed-endian swap is its own inverse.
+        Uuid::from_bytes(to_mixed(self.0))
     }
 
     /// Parses the canonical text form `XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX` at compile time.
@@ -114,6 +145,18 @@ impl FromStr for Guid {
                 ),
             )
         })
+    }
+}
+
+impl From<Uuid> for Guid {
+    fn from(uuid: Uuid) -> Self {
+        Self::from_uuid(uuid)
+    }
+}
+
+impl From<Guid> for Uuid {
+    fn from(guid: Guid) -> Self {
+        guid.uuid()
     }
 }
 

@@ -185,6 +185,7 @@ pub const SD_FIRMWARE_ID: u32 = 0x2178_694e;
 pub const MDI_PART2_GUID: Guid = Guid::from_str_const("970C694F-AFD0-4B99-B750-CDB7A329AB6F");
 
 /// Options of the planner, with make-disk-image's defaults.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayoutOptions {
     /// The table type.

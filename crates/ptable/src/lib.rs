@@ -18,11 +18,9 @@
 //! use imagetool_blockio::{MemImage, Window};
 //! use imagetool_ptable::{plan, DiskSize, LayoutOptions, Requirements, Role, TableType};
 //!
-//! let opts = LayoutOptions {
-//!     table: TableType::Efi,
-//!     disk_size: DiskSize::Mib(512),
-//!     ..LayoutOptions::default()
-//! };
+//! let mut opts = LayoutOptions::default();
+//! opts.table = TableType::Efi;
+//! opts.disk_size = DiskSize::Mib(512);
 //! let layout = plan(&opts, Requirements { root_bytes: 64 << 20 }).unwrap();
 //! let esp = layout.partition(Role::Esp).unwrap();
 //! assert_eq!(esp.first_lba, 16384); // 8 MiB
@@ -46,6 +44,7 @@ use imagetool_blockio::ReadAt;
 
 pub use error::{Error, ErrorKind, Result};
 pub use guid::Guid;
+pub use imagetool_fstree::Uuid;
 pub use layout::{
     BootSizeRounding, DEFAULT_ROOT_GUID, DiskLayout, DiskSize, Identifiers, LayoutOptions,
     MAX_DISK_BYTES, MDI_DISK_GUID, MDI_PART1_GUID, MDI_PART2_GUID, MIB, PartType, Partition,

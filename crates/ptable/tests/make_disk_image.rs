@@ -25,10 +25,11 @@ fn reference(t: TableType, img: &Path, mib: u64) {
 
 fn ours(t: TableType, img: &Path, mib: u64) -> imagetool_ptable::DiskLayout {
     let layout = plan(
-        &LayoutOptions {
-            table: t,
-            disk_size: DiskSize::Mib(mib),
-            ..LayoutOptions::default()
+        &{
+            let mut o = LayoutOptions::default();
+            o.table = t;
+            o.disk_size = DiskSize::Mib(mib);
+            o
         },
         Requirements::default(),
     )

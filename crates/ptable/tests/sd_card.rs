@@ -27,10 +27,11 @@ fn test_sd_card_equals_sd_image_nix_sfdisk() {
     // Small (root ends below cylinder 1023 of 255×63) and large (CHS saturates) disks.
     for mib in [64u64, 300, 9000] {
         let layout = plan(
-            &LayoutOptions {
-                table: TableType::SdCard,
-                disk_size: DiskSize::Mib(mib),
-                ..LayoutOptions::default()
+            &{
+                let mut o = LayoutOptions::default();
+                o.table = TableType::SdCard;
+                o.disk_size = DiskSize::Mib(mib);
+                o
             },
             Requirements::default(),
         )
@@ -70,12 +71,13 @@ fn test_sd_card_equals_sd_image_nix_sfdisk() {
 #[test]
 fn test_sd_card_auto_size_holds_the_root() {
     let layout = plan(
-        &LayoutOptions {
-            table: TableType::SdCard,
-            disk_size: DiskSize::Auto {
+        &{
+            let mut o = LayoutOptions::default();
+            o.table = TableType::SdCard;
+            o.disk_size = DiskSize::Auto {
                 additional_space: 0,
-            },
-            ..LayoutOptions::default()
+            };
+            o
         },
         Requirements {
             root_bytes: 100 * MIB + 1,

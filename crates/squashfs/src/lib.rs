@@ -23,7 +23,8 @@
 //! let mut tree = Tree::new(Meta::dir(0o755));
 //! tree.add_file(b"hello", Source::Bytes(b"hi\n".to_vec().into()), Meta::file(0o644)).unwrap();
 //! let img = MemImage::new(1 << 20);
-//! let opts = Options { compression: Compression::Zstd, ..Options::default() };
+//! let mut opts = Options::default();
+//! opts.compression = Compression::Zstd;
 //! let report = write(&tree, &opts, &img).unwrap();
 //! assert_eq!(report.size % 4096, 0);
 //! assert_eq!(report.inodes, 2);
@@ -40,7 +41,7 @@ use std::path::Path;
 
 pub use compress::{Compression, XzFilter};
 pub use imagetool_blockio::WriteAt;
-pub use imagetool_fstree::Tree;
+pub use imagetool_fstree::{Timestamp, Tree};
 
 /// The superblock's size in bytes.
 pub const SUPERBLOCK_SIZE: u64 = 96;
@@ -82,6 +83,7 @@ impl Error {
 }
 
 /// How to write the filesystem (mksquashfs' defaults unless said otherwise).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// The compressor (`-comp`); default gzip, as mksquashfs.
@@ -93,9 +95,9 @@ pub struct Options {
     pub xz_filters: Vec<XzFilter>,
     /// Data block size (`-b`): a power of two from 4 KiB to 1 MiB; default 128 KiB.
     pub block_size: u32,
-    /// The superblock's creation time (seconds; `SOURCE_DATE_EPOCH`); inode times come from
-    /// the tree.
-    pub mkfs_time: u32,
+    /// The superblock's creation time (`SOURCE_DATE_EPOCH`; whole seconds, clamped to the
+    /// field's unsigned 32 bits, [`Timestamp::clamp_u32`]); inode times come from the tree.
+    pub mkfs_time: Timestamp,
     /// Pack files smaller than a block into fragment blocks (mksquashfs' default; off is
     /// `-no-fragments`).
     pub fragments: bool,
@@ -121,7 +123,7 @@ impl Default for Options {
             level: None,
             xz_filters: Vec::new(),
             block_size: DEFAULT_BLOCK_SIZE,
-            mkfs_time: 0,
+            mkfs_time: Timestamp::EPOCH,
             fragments: true,
             always_fragments: false,
             dedup: true,
@@ -368,7 +370,7 @@ fn superblock(
     let mut sb = Vec::with_capacity(SUPERBLOCK_SIZE as usize);
     sb.extend_from_slice(&MAGIC.to_le_bytes());
     sb.extend_from_slice(&t.inode_count.to_le_bytes());
-    sb.extend_from_slice(&opts.mkfs_time.to_le_bytes());
+    sb.extend_from_slice(&opts.mkfs_time.clamp_u32().to_le_bytes());
     sb.extend_from_slice(&opts.block_size.to_le_bytes());
     sb.extend_from_slice(&fragment_count.to_le_bytes());
     sb.extend_from_slice(&codec.compression().id().to_le_bytes());

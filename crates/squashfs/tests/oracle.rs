@@ -217,11 +217,10 @@ fn compare(expected: &Expected, actual: &Expected, what: &str) {
 }
 
 fn opts(c: Compression) -> Options {
-    Options {
-        compression: c,
-        mkfs_time: 1_234_567_890,
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.compression = c;
+    o.mkfs_time = 1_234_567_890.into();
+    o
 }
 
 /// Every compressor: unsquashfs' superblock facts, listing and extraction agree with the
@@ -236,31 +235,23 @@ fn test_every_compressor_reads_back_through_unsquashfs() {
     let (tree, expected) = trees(&src, false);
     for (c, name, extra) in [
         (Compression::Gzip, "gzip", Options::default()),
-        (
-            Compression::Xz,
-            "xz",
-            Options {
-                xz_filters: vec![XzFilter::X86],
-                ..Options::default()
-            },
-        ),
+        (Compression::Xz, "xz", {
+            let mut o = Options::default();
+            o.xz_filters = vec![XzFilter::X86];
+            o
+        }),
         (Compression::Lz4, "lz4", Options::default()),
-        (
-            Compression::Zstd,
-            "zstd",
-            Options {
-                level: Some(19),
-                block_size: 1 << 20,
-                ..Options::default()
-            },
-        ),
+        (Compression::Zstd, "zstd", {
+            let mut o = Options::default();
+            o.level = Some(19);
+            o.block_size = 1 << 20;
+            o
+        }),
     ] {
-        let o = Options {
-            xz_filters: extra.xz_filters,
-            level: extra.level,
-            block_size: extra.block_size,
-            ..opts(c)
-        };
+        let mut o = opts(c);
+        o.xz_filters = extra.xz_filters;
+        o.level = extra.level;
+        o.block_size = extra.block_size;
         let img = tmp.path().join(format!("{name}.sqfs"));
         let r = write_file(&tree, &o, &img).unwrap();
         assert_eq!(std::fs::metadata(&img).unwrap().len(), r.size);
@@ -357,10 +348,8 @@ fn test_kernel_reads_large_directory_and_edge_cases() {
     edge_dir(&src);
     let (tree, expected) = trees(&src, true);
     let img = tmp.path().join("big.sqfs");
-    let o = Options {
-        xz_filters: vec![XzFilter::X86],
-        ..opts(Compression::Xz)
-    };
+    let mut o = opts(Compression::Xz);
+    o.xz_filters = vec![XzFilter::X86];
     write_file(&tree, &o, &img).unwrap();
     let actual = squashfs::read_tree(&img).unwrap();
     compare(&expected, &actual, "unsquashfs, 60k-entry directory");
@@ -423,10 +412,8 @@ fn test_deterministic_across_builds_and_threads() {
     let tmp = tempfile::tempdir().unwrap();
     let build = |name: &str, threads| {
         let p = tmp.path().join(name);
-        let o = Options {
-            threads,
-            ..opts(Compression::Lz4)
-        };
+        let mut o = opts(Compression::Lz4);
+        o.threads = threads;
         let r = write_file(&tree, &o, &p).unwrap();
         (std::fs::read(&p).unwrap(), r)
     };
@@ -464,9 +451,10 @@ fn test_errors_name_the_problem_and_leave_no_output() {
 
     let e = write_file(
         &tree,
-        &Options {
-            block_size: 3000,
-            ..Options::default()
+        &{
+            let mut o = Options::default();
+            o.block_size = 3000;
+            o
         },
         &out,
     )
@@ -475,10 +463,11 @@ fn test_errors_name_the_problem_and_leave_no_output() {
     assert!(e.to_string().contains("block size"), "{e}");
     let e = write_file(
         &tree,
-        &Options {
-            compression: Compression::Zstd,
-            level: Some(30),
-            ..Options::default()
+        &{
+            let mut o = Options::default();
+            o.compression = Compression::Zstd;
+            o.level = Some(30);
+            o
         },
         &out,
     )

@@ -66,6 +66,7 @@ use std::str::FromStr;
 use imagetool_blockio::{AtomicFile, Extents, OutputMode, ReadAt, SparseFile};
 
 pub use ids::Seed;
+pub use imagetool_fstree::Timestamp;
 pub use qcow2::read::{Qcow2Reader, is_qcow2};
 pub use read::{
     Container, ImageReader, Input, detect, limits, open_image, open_image_file, open_regular,
@@ -232,6 +233,7 @@ impl FromStr for Compression {
 }
 
 /// Conversion options. The default is deterministic with a content-derived seed.
+#[non_exhaustive]
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Codec for [`Format::Qcow2Compressed`].
@@ -244,9 +246,9 @@ pub struct Options {
     pub threads: usize,
     /// Seed of every identifier; `None` derives it from the content.
     pub seed: Option<Seed>,
-    /// Seconds since the Unix epoch for timestamp fields (VHD); `None` reads
-    /// `SOURCE_DATE_EPOCH`, and 0 (2000-01-01 in VHD terms) when that is unset too.
-    pub source_date_epoch: Option<u64>,
+    /// The time of timestamp fields (VHD; whole seconds, a time before 1970 counts as 1970);
+    /// `None` reads `SOURCE_DATE_EPOCH`, and 0 (2000-01-01 in VHD terms) when that is unset too.
+    pub source_date_epoch: Option<Timestamp>,
     /// `fsync` the output before renaming it into place (off by default, like `qemu-img
     /// convert`; a Nix build does not need it).
     pub sync: bool,
@@ -257,6 +259,7 @@ pub struct Options {
 impl Options {
     pub(crate) fn epoch(&self) -> u64 {
         self.source_date_epoch
+            .map(|t| t.to_u64().unwrap_or(0))
             .or_else(|| {
                 std::env::var("SOURCE_DATE_EPOCH")
                     .ok()

@@ -35,7 +35,7 @@ pub const EXTENT_MAGIC: &[u8; 4] = b"VMAE";
 #[derive(Debug, Clone)]
 pub struct VmaOptions {
     /// The archive's UUID (marks every extent).
-    pub uuid: [u8; 16],
+    pub uuid: imagetool_fstree::Uuid,
     /// The backup time stamp (seconds since the epoch).
     pub ctime: u64,
     /// Configuration files: name (e.g. `qemu-server.conf`) and contents.
@@ -116,7 +116,7 @@ fn header(size: u64, opts: &VmaOptions) -> Result<Vec<u8>> {
     let header_size = HEADER_FIXED + blob_size;
     h[0..4].copy_from_slice(MAGIC);
     h[4..8].copy_from_slice(&1u32.to_be_bytes());
-    h[8..24].copy_from_slice(&opts.uuid);
+    h[8..24].copy_from_slice(opts.uuid.as_bytes());
     h[24..32].copy_from_slice(&opts.ctime.to_be_bytes());
     h[48..52].copy_from_slice(&(HEADER_FIXED as u32).to_be_bytes());
     h[52..56].copy_from_slice(&(blob_size as u32).to_be_bytes());
@@ -191,7 +191,7 @@ where
         }
         ext[0..4].copy_from_slice(EXTENT_MAGIC);
         ext[6..8].copy_from_slice(&blocks.to_be_bytes());
-        ext[8..24].copy_from_slice(&opts.uuid);
+        ext[8..24].copy_from_slice(opts.uuid.as_bytes());
         let sum = Md5::digest(&ext);
         ext[24..40].copy_from_slice(&sum);
         out.write_all(&ext).map_err(werr)?;
@@ -217,7 +217,7 @@ mod tests {
         let m = MemImage::new(3 * CLUSTER + 4096);
         m.write_all_at(&[7u8; 10], CLUSTER + 5).unwrap();
         let opts = VmaOptions {
-            uuid: [9; 16],
+            uuid: [9; 16].into(),
             ctime: 1234,
             configs: vec![("qemu-server.conf".into(), b"memory: 1024\n".to_vec())],
             device: "drive-virtio0".into(),

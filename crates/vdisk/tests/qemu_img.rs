@@ -141,10 +141,11 @@ fn test_every_format_passes_qemu_img_and_is_reproducible_and_small() {
         let name = out_name(&case);
         let (pa, pb, pq): (PathBuf, PathBuf, PathBuf) =
             (a.join(&name), b.join(&name), q.join(&name));
-        let opts = |threads| Options {
-            compression: case.compression,
-            threads,
-            ..Options::default()
+        let opts = |threads| {
+            let mut o = Options::default();
+            o.compression = case.compression;
+            o.threads = threads;
+            o
         };
         let report = convert(&src, case.format, &pa, &opts(0)).unwrap();
         // A second conversion, single-threaded, must give the same bytes.
@@ -218,10 +219,8 @@ fn test_seed_changes_only_identifiers() {
         let p1 = dir.path().join(format!("1.{}", f.extension()));
         let p2 = dir.path().join(format!("2/1.{}", f.extension()));
         std::fs::create_dir_all(p2.parent().unwrap()).unwrap();
-        let seeded = Options {
-            seed: Some([42; 16]),
-            ..Options::default()
-        };
+        let mut seeded = Options::default();
+        seeded.seed = Some([42; 16]);
         convert(&src, f, &p1, &Options::default()).unwrap();
         convert(&src, f, &p2, &seeded).unwrap();
         let (x, y) = (std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
@@ -271,10 +270,8 @@ fn test_qcow2_reader_round_trips_ours_and_qemus() {
         ("ours-z.qcow2", Compression::Zstd, Format::Qcow2Compressed),
     ] {
         let p = dir.path().join(name);
-        let opts = Options {
-            compression,
-            ..Options::default()
-        };
+        let mut opts = Options::default();
+        opts.compression = compression;
         convert(&src, format, &p, &opts).unwrap();
         inputs.push(p);
     }

@@ -31,11 +31,9 @@ fn test_qcow2_variants_round_trip() {
             let p = dir
                 .path()
                 .join(format!("{size}-{format}-{compression:?}.qcow2"));
-            let opts = Options {
-                compression,
-                threads: 2,
-                ..Options::default()
-            };
+            let mut opts = Options::default();
+            opts.compression = compression;
+            opts.threads = 2;
             let r = convert(&src, format, &p, &opts).unwrap();
             assert_eq!(r.file_size, std::fs::metadata(&p).unwrap().len());
             let back = Qcow2Reader::open(&p).unwrap();
@@ -51,10 +49,8 @@ fn test_qcow2_variants_round_trip() {
 fn test_bad_level_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let src = MemImage::new(1 << 20);
-    let opts = Options {
-        level: Some(12),
-        ..Options::default()
-    };
+    let mut opts = Options::default();
+    opts.level = Some(12);
     let p = dir.path().join("x.qcow2");
     let err = convert(&src, Format::Qcow2Compressed, &p, &opts).unwrap_err();
     assert_eq!(err.kind(), imagetool_vdisk::ErrorKind::InvalidInput);

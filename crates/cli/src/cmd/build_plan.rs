@@ -46,9 +46,7 @@ pub fn text(p: &BuildPlan) -> String {
                 human(p.root.used),
                 format!(
                     "{} entries, {} inodes, UUID {}",
-                    p.root.entries,
-                    p.root.inodes,
-                    imagetool::uuid_text(&p.root.uuid)
+                    p.root.entries, p.root.inodes, p.root.uuid
                 ),
             )
         } else if let Some(f) = p.fats.iter().find(|f| f.role == part.role) {

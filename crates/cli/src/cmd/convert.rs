@@ -130,16 +130,14 @@ pub fn run(args: &Args) -> Result<()> {
             args.input.display()
         ));
     }
-    let opts = Options {
-        compression,
-        threads: args.threads,
-        level: args.level,
-        output_mode: if args.output_device {
-            OutputMode::Device
-        } else {
-            OutputMode::Replace
-        },
-        ..Options::default()
+    let mut opts = Options::default();
+    opts.compression = compression;
+    opts.threads = args.threads;
+    opts.level = args.level;
+    opts.output_mode = if args.output_device {
+        OutputMode::Device
+    } else {
+        OutputMode::Replace
     };
     super::cancel_on_signals()?;
     let cancel = super::cancel();

@@ -100,13 +100,15 @@ impl LayoutArgs {
             },
             (None, None) => Identifiers::default(),
         };
-        Ok(LayoutOptions {
-            table,
-            disk_size,
-            boot_size: bytes("--boot-size", self.boot_size.as_deref().unwrap_or("256M"))?,
-            boot_rounding,
-            ids,
-            mbr_signature: None,
+        Ok({
+            let mut o = LayoutOptions::default();
+            o.table = table;
+            o.disk_size = disk_size;
+            o.boot_size = bytes("--boot-size", self.boot_size.as_deref().unwrap_or("256M"))?;
+            o.boot_rounding = boot_rounding;
+            o.ids = ids;
+            o.mbr_signature = None;
+            o
         })
     }
 }

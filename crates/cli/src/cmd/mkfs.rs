@@ -91,14 +91,13 @@ pub fn run(a: Args) -> Result<()> {
     };
     let tree = Tree::from_dir(&v.source)
         .with_context(|| format!("reading --source {}", v.source.display()))?;
-    let opts = FormatOptions {
-        label: v.label,
-        volume_id,
-        hidden_sectors: v.hidden_sectors,
-        timestamp: super::source_date_epoch()?,
-        fat_type,
-        cluster_sectors: None,
-    };
+    let mut opts = FormatOptions::default();
+    opts.label = v.label;
+    opts.volume_id = volume_id;
+    opts.hidden_sectors = v.hidden_sectors;
+    opts.timestamp = super::source_date_epoch()?;
+    opts.fat_type = fat_type;
+    opts.cluster_sectors = None;
     super::cancel_on_signals()?;
     let meter = super::progress::Meter::spinner("mkfs vfat");
     let plan = mkfs_vfat_cancellable(&tree, &v.output, size, &opts, super::cancel())

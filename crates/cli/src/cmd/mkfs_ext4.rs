@@ -57,7 +57,7 @@ fn bytes(flag: &str, text: &str) -> Result<u64> {
     crate::size::parse(flag, text).map_err(|e| usage!("{e}"))
 }
 
-fn uuid(flag: &str, text: Option<&str>) -> Result<Option<[u8; 16]>> {
+fn uuid(flag: &str, text: Option<&str>) -> Result<Option<imagetool::Uuid>> {
     text.map(parse_uuid)
         .transpose()
         .map_err(|e| usage!("{flag}: {e}"))
@@ -89,14 +89,15 @@ pub fn run(a: Ext4Args) -> Result<()> {
         .transpose()?;
     job.root_owner = a.root_owner;
     job.epoch = source_date_epoch().map_err(|e| usage!("{e}"))?;
-    job.options = Options {
-        size,
-        label: a.label.into_bytes(),
-        uuid: uuid("--uuid", a.uuid.as_deref())?,
-        hash_seed: uuid("--hash-seed", a.hash_seed.as_deref())?,
-        reserved_percent: a.reserved_percent,
-        threads: a.threads,
-        ..Options::default()
+    job.options = {
+        let mut o = Options::default();
+        o.size = size;
+        o.label = a.label.into_bytes();
+        o.uuid = uuid("--uuid", a.uuid.as_deref())?;
+        o.hash_seed = uuid("--hash-seed", a.hash_seed.as_deref())?;
+        o.reserved_percent = a.reserved_percent;
+        o.threads = a.threads;
+        o
     };
     super::cancel_on_signals()?;
     let meter = super::progress::Meter::spinner("mkfs ext4");

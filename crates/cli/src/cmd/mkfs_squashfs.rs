@@ -104,19 +104,20 @@ pub fn run(a: SquashfsArgs) -> Result<()> {
     let mut job = SquashfsJob::new(a.source, a.output);
     job.root_owner = a.all_root;
     job.epoch = source_date_epoch().map_err(|e| usage!("{e}"))?;
-    job.options = Options {
-        compression,
-        level: a.level,
-        xz_filters,
-        block_size,
-        fragments: !a.no_fragments,
-        always_fragments: a.always_use_fragments,
-        dedup: !a.no_duplicates,
-        hard_links: !a.no_hardlinks,
-        exports: !a.no_exports,
-        xattrs: !a.no_xattrs,
-        threads: a.threads,
-        ..Options::default()
+    job.options = {
+        let mut o = Options::default();
+        o.compression = compression;
+        o.level = a.level;
+        o.xz_filters = xz_filters;
+        o.block_size = block_size;
+        o.fragments = !a.no_fragments;
+        o.always_fragments = a.always_use_fragments;
+        o.dedup = !a.no_duplicates;
+        o.hard_links = !a.no_hardlinks;
+        o.exports = !a.no_exports;
+        o.xattrs = !a.no_xattrs;
+        o.threads = a.threads;
+        o
     };
     super::cancel_on_signals()?;
     let meter = super::progress::Meter::spinner("mkfs squashfs");

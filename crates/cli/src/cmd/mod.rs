@@ -219,7 +219,7 @@ pub fn cancel_on_signals() -> Result<()> {
 }
 
 /// `SOURCE_DATE_EPOCH` when set (and valid), else the FAT epoch 1980-01-01.
-pub fn source_date_epoch() -> Result<i64> {
+pub fn source_date_epoch() -> Result<imagetool::Timestamp> {
     Ok(imagetool::mkfs::source_date_epoch()
         .map_err(anyhow::Error::msg)?
         .unwrap_or(imagetool::mkfs::DEFAULT_EPOCH))

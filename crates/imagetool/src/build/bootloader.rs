@@ -64,27 +64,6 @@ pub fn fat_uuid(volume_id: u32) -> String {
     format!("{:04X}-{:04X}", volume_id >> 16, volume_id & 0xffff)
 }
 
-/// A 16-byte UUID in canonical lower-case text.
-///
-/// ```
-/// assert_eq!(
-///     imagetool::bootloader::uuid_text(&[0xab; 16]),
-///     "abababab-abab-abab-abab-abababababab"
-/// );
-/// ```
-#[must_use]
-pub fn uuid_text(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// The files of one FAT filesystem.
 ///
 /// ```
@@ -205,7 +184,7 @@ mod tests {
     fn test_ids_text() {
         assert_eq!(fat_uuid(0x1234_abcd), "1234-ABCD");
         let u = crate::build::parse_uuid("F222513B-DED1-49FA-B591-20CE86A2FE7F").unwrap();
-        assert_eq!(uuid_text(&u), "f222513b-ded1-49fa-b591-20ce86a2fe7f");
+        assert_eq!(u.to_string(), "f222513b-ded1-49fa-b591-20ce86a2fe7f");
     }
 
     #[test]

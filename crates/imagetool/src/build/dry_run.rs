@@ -44,7 +44,7 @@ pub struct RootFsPlan {
     /// The volume label.
     pub label: String,
     /// The filesystem UUID.
-    pub uuid: [u8; 16],
+    pub uuid: crate::Uuid,
 }
 
 /// A FAT filesystem of a [`BuildPlan`].

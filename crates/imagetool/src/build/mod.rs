@@ -25,6 +25,7 @@ use imagetool_blockio::{Cancel, Cancellable, Overlay, ReadAt, Tracked, Window, W
 use imagetool_boot::{self as boot, Bootloader};
 use imagetool_ext4 as ext4;
 use imagetool_fat as fat;
+use imagetool_fstree::Uuid;
 use imagetool_nix::closure::LoadOptions;
 use imagetool_nix::root::RootOptions;
 use imagetool_nix::{self as nix, StorePath};
@@ -414,13 +415,10 @@ impl Roots {
 
 /// The root filesystem's UUID (`rootFSUID`, or its default) and its ext4 options before
 /// sizing: the label (`label`, or the image kind's) and the spec's timestamp and threads.
-fn root_fs_options(spec: &ImageSpec) -> Result<([u8; 16], ext4::Options), BuildError> {
-    let root_uuid = parse_uuid(
-        spec.root_fs_uuid
-            .as_deref()
-            .unwrap_or(&default_fs_uuid(&spec.layout)),
-    )
-    .map_err(|e| BuildError::InvalidInput(format!("rootFSUID: {e}")))?;
+fn root_fs_options(spec: &ImageSpec) -> Result<(Uuid, ext4::Options), BuildError> {
+    let root_uuid = spec
+        .root_fs_uuid
+        .unwrap_or_else(|| default_fs_uuid(&spec.layout));
     let label = spec.label.clone().unwrap_or_else(|| {
         if spec.only_nix_store {
             "nix-store"
@@ -431,15 +429,13 @@ fn root_fs_options(spec: &ImageSpec) -> Result<([u8; 16], ext4::Options), BuildE
         }
         .to_string()
     });
-    let opts = ext4::Options {
-        size: ext4::Size::Auto { reserve: 0 },
-        label: label.into_bytes(),
-        uuid: Some(root_uuid),
-        hash_seed: Some(root_uuid),
-        timestamp: spec.timestamp,
-        threads: spec.threads,
-        ..ext4::Options::default()
-    };
+    let mut opts = ext4::Options::default();
+    opts.size = ext4::Size::Auto { reserve: 0 };
+    opts.label = label.into_bytes();
+    opts.uuid = Some(root_uuid);
+    opts.hash_seed = Some(root_uuid);
+    opts.timestamp = spec.timestamp;
+    opts.threads = spec.threads;
     Ok((root_uuid, opts))
 }
 
@@ -468,15 +464,14 @@ impl Pipeline<'_> {
     fn closure(&mut self, roots: &Roots) -> Result<nix::closure::Closure, BuildError> {
         let spec = self.spec;
         timed(self.progress, &mut self.timings, Phase::Closure, || {
-            let c = nix::closure::load(
-                &spec.closure,
-                &LoadOptions {
-                    store_root: spec.store_root.clone(),
-                    roots: roots.closure_roots(),
-                    additional_paths: roots.additional.clone(),
-                    verify: spec.verify_closure,
-                },
-            )?;
+            let c = nix::closure::load(&spec.closure, &{
+                let mut o = LoadOptions::default();
+                o.store_root = spec.store_root.clone();
+                o.roots = roots.closure_roots();
+                o.additional_paths = roots.additional.clone();
+                o.verify = spec.verify_closure;
+                o
+            })?;
             let detail = format!("{} store paths, {} NAR bytes", c.len(), c.total_nar_size());
             Ok((c, detail))
         })
@@ -491,18 +486,17 @@ impl Pipeline<'_> {
     ) -> Result<(ext4::Tree, nix::scan::Snapshot), BuildError> {
         let spec = self.spec;
         timed(self.progress, &mut self.timings, Phase::RootTree, || {
-            let t = nix::root::root_tree_checked(
-                closure,
-                &RootOptions {
-                    toplevel: roots.toplevel.clone(),
-                    timestamp: spec.timestamp,
-                    config_file: spec.config_file.clone(),
-                    channel: roots.channel.clone(),
-                    contents: spec.contents.clone(),
-                    only_nix_store: spec.only_nix_store,
-                    verify: spec.verify,
-                },
-            )?;
+            let t = nix::root::root_tree_checked(closure, &{
+                let mut o = RootOptions::default();
+                o.toplevel = roots.toplevel.clone();
+                o.timestamp = spec.timestamp.secs;
+                o.config_file = spec.config_file.clone();
+                o.channel = roots.channel.clone();
+                o.contents = spec.contents.clone();
+                o.only_nix_store = spec.only_nix_store;
+                o.verify = spec.verify;
+                o
+            })?;
             let detail = format!(
                 "{} entries{}",
                 t.0.len(),
@@ -526,12 +520,12 @@ impl Pipeline<'_> {
         toplevel: Option<&StorePath>,
         tree: &mut ext4::Tree,
         mut ext4_opts: ext4::Options,
-        root_uuid: &[u8; 16],
+        root_uuid: &Uuid,
     ) -> Result<DiskPlan, BuildError> {
         let spec = self.spec;
         timed(self.progress, &mut self.timings, Phase::Plan, || {
             let boot_plan = plan_bootloader(spec, closure, toplevel, root_uuid)?;
-            bootloader::add_to_root(tree, &boot_plan.root, spec.timestamp)?;
+            bootloader::add_to_root(tree, &boot_plan.root, spec.timestamp.secs)?;
             let minimal = ext4::plan(tree, &ext4_opts)?;
             let mut layout = ptable::plan(
                 &spec.layout,
@@ -630,7 +624,7 @@ impl Pipeline<'_> {
                 opts.threads = spec.threads;
                 // The spec's timestamp, not the environment's, in the container headers (VHD).
                 if opts.source_date_epoch.is_none() {
-                    opts.source_date_epoch = Some(u64::try_from(spec.timestamp).unwrap_or(0));
+                    opts.source_date_epoch = Some(spec.timestamp);
                 }
                 let src = Counted::new(disk, count);
                 if let [(format, out)] = outs
@@ -679,18 +673,14 @@ fn plan_fats(
         };
         let fat_tree = bootloader::fat_tree(files, what)?;
         let r = p.byte_range();
-        let opts = fat::FormatOptions {
-            label: Some(what.to_string()),
-            volume_id: match (&spec.layout.ids, role) {
-                (ptable::Identifiers::MakeDiskImage { .. }, Role::Firmware) => {
-                    ptable::SD_FIRMWARE_ID
-                }
-                _ => crate::disk::volume_id(&spec.layout.ids, what),
-            },
-            hidden_sectors: u32::try_from(p.first_lba).unwrap_or(u32::MAX),
-            timestamp: spec.timestamp,
-            ..fat::FormatOptions::default()
+        let mut opts = fat::FormatOptions::default();
+        opts.label = Some(what.to_string());
+        opts.volume_id = match (&spec.layout.ids, role) {
+            (ptable::Identifiers::MakeDiskImage { .. }, Role::Firmware) => ptable::SD_FIRMWARE_ID,
+            _ => crate::disk::volume_id(&spec.layout.ids, what),
         };
+        opts.hidden_sectors = u32::try_from(p.first_lba).unwrap_or(u32::MAX);
+        opts.timestamp = spec.timestamp;
         let plan = fat::plan(&fat_tree, r.end - r.start, &opts)
             .map_err(|source| BuildError::Fat { what, source })?;
         fats.push((r, what, plan));
@@ -797,7 +787,7 @@ fn plan_bootloader(
     spec: &ImageSpec,
     closure: &nix::closure::Closure,
     toplevel: Option<&StorePath>,
-    root_uuid: &[u8; 16],
+    root_uuid: &Uuid,
 ) -> Result<boot::Plan, BuildError> {
     let disk = bootloader::disk_for(spec.layout.table);
     let bootloader = match (spec.bootloader, spec.layout.table) {
@@ -835,21 +825,21 @@ fn plan_bootloader(
         closure: &store,
         toplevel: toplevel.as_str(),
         root_fs: boot::FsId {
-            uuid: bootloader::uuid_text(root_uuid),
+            uuid: root_uuid.to_string(),
         },
         esp_fs: fat_id(disk.esp, "ESP"),
         boot_fs: fat_id(has_boot, "BOOT"),
         timeout: 5,
-        timestamp: spec.timestamp,
+        timestamp: spec.timestamp.secs,
     };
     Ok(boot::plan(&req)?)
 }
 
 /// `rootFSUID`'s default: `rootGPUID` (make-disk-image), or the seeded root GUID.
-fn default_fs_uuid(layout: &LayoutOptions) -> String {
+fn default_fs_uuid(layout: &LayoutOptions) -> Uuid {
     match &layout.ids {
-        ptable::Identifiers::MakeDiskImage { root } => root.to_string(),
-        ptable::Identifiers::Seeded(seed) => Guid::derive(seed, "root-fs-uuid").to_string(),
+        ptable::Identifiers::MakeDiskImage { root } => root.uuid(),
+        ptable::Identifiers::Seeded(seed) => Guid::derive(seed, "root-fs-uuid").uuid(),
     }
 }
 
@@ -902,20 +892,19 @@ mod tests {
             Meta::file(0o600),
         )
         .unwrap();
-        let mut opts = ext4::Options {
-            size: ext4::Size::Auto { reserve: 0 },
-            timestamp: 1,
-            ..ext4::Options::default()
-        };
+        let mut opts = ext4::Options::default();
+        opts.size = ext4::Size::Auto { reserve: 0 };
+        opts.timestamp = 1.into();
         let minimal = ext4::plan(&tree, &opts).unwrap();
         let layout = ptable::plan(
-            &LayoutOptions {
-                table: TableType::Hybrid,
-                disk_size: ptable::DiskSize::Auto {
+            &{
+                let mut o = LayoutOptions::default();
+                o.table = TableType::Hybrid;
+                o.disk_size = ptable::DiskSize::Auto {
                     additional_space: 1 << 20,
-                },
-                boot_size: 8 << 20,
-                ..LayoutOptions::default()
+                };
+                o.boot_size = 8 << 20;
+                o
             },
             Requirements {
                 root_bytes: minimal.size_bytes(),
@@ -964,8 +953,8 @@ mod tests {
     #[test]
     fn test_parse_uuid_canonical_order() {
         let u = parse_uuid(DEFAULT_ROOT_GUID).unwrap();
-        assert_eq!(u[0], 0xF2);
-        assert_eq!(u[15], 0x7F);
+        assert_eq!(u.as_bytes()[0], 0xF2);
+        assert_eq!(u.as_bytes()[15], 0x7F);
         assert!(parse_uuid("F222513B-DED1-49FA-B591-20CE86A2FE7").is_err());
         assert!(parse_uuid("F222513BDED149FAB59120CE86A2FE7F").is_err());
     }

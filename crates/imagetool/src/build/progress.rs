@@ -71,7 +71,7 @@ pub struct BuildReport {
     /// The partition layout (a single whole-disk root for `none`).
     pub layout: DiskLayout,
     /// The root filesystem's UUID.
-    pub root_fs_uuid: [u8; 16],
+    pub root_fs_uuid: crate::Uuid,
     /// Store paths in the image.
     pub store_paths: usize,
     /// Bytes allocated in the raw image.

@@ -36,7 +36,7 @@ impl ImageSpec {
             format_options: vdisk::Options::default(),
             output,
             threads: 0,
-            timestamp: 315_532_800,
+            timestamp: crate::mkfs::DEFAULT_EPOCH,
             firmware_dir: None,
             raw_writes: Vec::new(),
             sd_boot_flag: crate::sdcard::BootFlag::default(),
@@ -123,9 +123,9 @@ impl ImageSpec {
         self
     }
 
-    /// `rootFSUID` (canonical UUID text).
+    /// `rootFSUID` (text parses into a [`Uuid`](crate::Uuid): `"…".parse()?`).
     #[must_use]
-    pub fn root_fs_uuid(mut self, uuid: impl Into<String>) -> Self {
+    pub fn root_fs_uuid(mut self, uuid: impl Into<crate::Uuid>) -> Self {
         self.root_fs_uuid = Some(uuid.into());
         self
     }
@@ -193,10 +193,11 @@ impl ImageSpec {
         self
     }
 
-    /// Seconds since the epoch for every timestamp (`SOURCE_DATE_EPOCH`).
+    /// The time of every timestamp (`SOURCE_DATE_EPOCH`): a [`Timestamp`](crate::Timestamp)
+    /// or whole seconds since the epoch (`i64`).
     #[must_use]
-    pub fn timestamp(mut self, seconds: i64) -> Self {
-        self.timestamp = seconds;
+    pub fn timestamp(mut self, time: impl Into<crate::Timestamp>) -> Self {
+        self.timestamp = time.into();
         self
     }
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use imagetool_boot::Bootloader;
+use imagetool_fstree::{Timestamp, Uuid};
 use imagetool_nix::closure::ClosureInput;
 use imagetool_nix::root::Content;
 use imagetool_ptable::LayoutOptions;
@@ -37,8 +38,8 @@ pub struct ImageSpec {
     pub layout: LayoutOptions,
     /// `label` of the root filesystem (`nixos`, or `nix-store` with `only_nix_store`).
     pub label: Option<String>,
-    /// `rootFSUID`: the ext4 UUID (canonical text); `rootGPUID`'s value by default.
-    pub root_fs_uuid: Option<String>,
+    /// `rootFSUID`: the ext4 UUID; `rootGPUID`'s value by default.
+    pub root_fs_uuid: Option<Uuid>,
     /// `configFile`, copied to `/etc/nixos/configuration.nix`.
     pub config_file: Option<PathBuf>,
     /// `contents`.
@@ -60,8 +61,9 @@ pub struct ImageSpec {
     pub output: PathBuf,
     /// Data-copy threads (0: one per core). Never changes the output.
     pub threads: usize,
-    /// `SOURCE_DATE_EPOCH`: registration times, superblock and FAT times, generated files.
-    pub timestamp: i64,
+    /// `SOURCE_DATE_EPOCH`: registration times, superblock and FAT times, generated files
+    /// (whole seconds).
+    pub timestamp: Timestamp,
     /// `sd-card`: the firmware partition's files (`populateFirmwareCommands`' directory).
     pub firmware_dir: Option<PathBuf>,
     /// Files written raw at byte offsets after the table (U-Boot, an SPL).
@@ -72,7 +74,8 @@ pub struct ImageSpec {
     pub efi_vars: Option<crate::efi_vars::EfiVars>,
 }
 
-/// Parses a canonical UUID text into its 16 bytes (RFC 4122 order, as ext4 stores it).
+/// Parses a canonical UUID text (either case) into a [`Uuid`]; `text.parse::<Uuid>()` with the
+/// error as its message.
 ///
 /// # Errors
 /// A message naming the text.
@@ -80,23 +83,11 @@ pub struct ImageSpec {
 /// ```
 /// use imagetool::spec::parse_uuid;
 ///
-/// let u = parse_uuid("12345678-9abc-def0-0001-020304050607")?;
-/// assert_eq!(imagetool::uuid_text(&u), "12345678-9abc-def0-0001-020304050607");
+/// let u = parse_uuid("12345678-9ABC-def0-0001-020304050607")?;
+/// assert_eq!(u.to_string(), "12345678-9abc-def0-0001-020304050607");
 /// assert!(parse_uuid("12345678").unwrap_err().contains("\"12345678\" is not a UUID"));
 /// # Ok::<(), String>(())
 /// ```
-pub fn parse_uuid(text: &str) -> Result<[u8; 16], String> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    let groups: Vec<usize> = text.split('-').map(str::len).collect();
-    if hex.len() != 32 || groups != [8, 4, 4, 4, 12] {
-        return Err(format!(
-            "{text:?} is not a UUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)"
-        ));
-    }
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| format!("{text:?} is not a UUID"))?;
-    }
-    Ok(out)
+pub fn parse_uuid(text: &str) -> Result<Uuid, String> {
+    text.parse::<Uuid>().map_err(|e| e.to_string())
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use imagetool_fstree::Timestamp;
 use imagetool_nix::closure::ClosureInput;
 use imagetool_nix::root::Content;
 use imagetool_ptable::{BootSizeRounding, DiskSize, Guid, Identifiers, LayoutOptions, TableType};
@@ -146,7 +147,8 @@ impl Spec {
     /// or a `contents` target outside the root; [`ErrorKind::Unsupported`] for make-disk-image
     /// arguments imagetool cannot honour (`postVM`, `fsType` other than ext4, `touchEFIVars`
     /// with a table make-disk-image refuses it for).
-    pub fn resolve(&self, default_timestamp: i64) -> Result<ImageSpec> {
+    pub fn resolve(&self, default_timestamp: impl Into<Timestamp>) -> Result<ImageSpec> {
+        let default_timestamp = default_timestamp.into();
         let unsupported = |key: &str, why: &str| Error::new(ErrorKind::Unsupported, key, why);
         if !self.post_vm.trim().is_empty() {
             return Err(unsupported(
@@ -234,9 +236,17 @@ impl Spec {
             )
             .compression(compression)
             .threads(self.threads)
-            .timestamp(self.source_date_epoch.unwrap_or(default_timestamp));
+            .timestamp(
+                self.source_date_epoch
+                    .map_or(default_timestamp, Timestamp::from_secs),
+            );
         spec.label = self.label.clone();
-        spec.root_fs_uuid = self.root_fsuid.clone();
+        spec.root_fs_uuid = self
+            .root_fsuid
+            .as_deref()
+            .map(super::image::parse_uuid)
+            .transpose()
+            .map_err(|e| Error::invalid("rootFSUID", e))?;
         spec.firmware_dir = self.firmware_dir.clone();
         spec.raw_writes = self
             .raw_writes
@@ -318,13 +328,15 @@ impl Spec {
         if let Some(u) = &self.root_fsuid {
             super::image::parse_uuid(u).map_err(|e| Error::invalid("rootFSUID", e))?;
         }
-        Ok(LayoutOptions {
-            table,
-            disk_size,
-            boot_size: size("bootSize", &self.boot_size)?,
-            boot_rounding,
-            ids,
-            mbr_signature: None,
+        Ok({
+            let mut o = LayoutOptions::default();
+            o.table = table;
+            o.disk_size = disk_size;
+            o.boot_size = size("bootSize", &self.boot_size)?;
+            o.boot_rounding = boot_rounding;
+            o.ids = ids;
+            o.mbr_signature = None;
+            o
         })
     }
 }

@@ -56,7 +56,7 @@ fn test_image_spec_deserializes_through_the_spec() {
     assert_eq!(spec.layout.table, TableType::Efi);
     assert_eq!(spec.format, Format::Qcow2);
     assert_eq!(spec.bootloader, Bootloader::Grub);
-    assert_eq!(spec.timestamp, 42);
+    assert_eq!(spec.timestamp.secs, 42);
     // The same checks as `--spec`: a bad value fails deserialization, naming the key.
     let bad = json.replace("\"efi\"", "\"gpt\"");
     let e = serde_json::from_str::<ImageSpec>(&bad).unwrap_err();
@@ -106,11 +106,11 @@ fn test_resolve_maps_every_setting() {
     assert_eq!(i.format_options.compression, Compression::Zstd);
     assert_eq!(i.label.as_deref(), Some("root"));
     assert_eq!(i.channel.as_deref(), Some(TOP));
-    assert_eq!((i.threads, i.timestamp), (3, 42));
+    assert_eq!((i.threads, i.timestamp.secs), (3, 42));
     s.copy_channel = false;
     s.source_date_epoch = None;
     let i = s.resolve(7).unwrap();
-    assert_eq!((i.channel, i.timestamp), (None, 7));
+    assert_eq!((i.channel, i.timestamp.secs), (None, 7));
     assert_eq!(
         base().resolve(0).unwrap().layout.disk_size,
         DiskSize::Auto {
