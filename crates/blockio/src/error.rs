@@ -2,10 +2,10 @@
 //! archive, nix, boot): a kind every layer shares, the context the error is about (a path in
 //! the tree, an option key, a host path, a byte offset, a line), a message, and the cause.
 //!
-//! Each layer crate wraps [`Error`] in a newtype of its own ([`layer_error!`]) so that its
-//! callers can tell the layers apart (the facade converts each with `From`), keeps its own
-//! constructors, and re-exports [`ErrorKind`]: the facade maps one kind to its own, not one
-//! kind per crate.
+//! Each layer crate wraps [`Error`] in a newtype of its own
+//! ([`layer_error!`](crate::layer_error)) so that its callers can tell the layers apart (the
+//! facade converts each with `From`), keeps its own constructors, and re-exports
+//! [`ErrorKind`]: the facade maps one kind to its own, not one kind per crate.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
