@@ -203,21 +203,13 @@ pub fn plan(spec: &ImageSpec, progress: &mut dyn Progress) -> Result<BuildPlan, 
     let fats = plan
         .fats
         .iter()
-        .map(|(r, what, p)| {
-            let role = plan
-                .layout
-                .partitions
-                .iter()
-                .find(|part| part.byte_range() == *r)
-                .map_or(Role::Esp, |part| part.role);
-            FatFsPlan {
-                role,
-                label: (*what).to_string(),
-                fat_type: format!("FAT{}", p.params().fat_type.bits()),
-                size: r.end - r.start,
-                used: u64::from(p.used_clusters()).saturating_mul(p.params().cluster_bytes()),
-                files: p.files().iter().map(|f| (f.path.clone(), f.len)).collect(),
-            }
+        .map(|(r, role, what, p)| FatFsPlan {
+            role: *role,
+            label: (*what).to_string(),
+            fat_type: format!("FAT{}", p.params().fat_type.bits()),
+            size: r.end - r.start,
+            used: u64::from(p.used_clusters()).saturating_mul(p.params().cluster_bytes()),
+            files: p.files().iter().map(|f| (f.path.clone(), f.len)).collect(),
         })
         .collect();
     Ok(BuildPlan {
@@ -439,8 +431,9 @@ fn root_fs_options(spec: &ImageSpec) -> Result<(Uuid, ext4::Options), BuildError
     Ok((root_uuid, opts))
 }
 
-/// A FAT filesystem of the disk: its byte range, its label (for errors) and its plan.
-type FatPart = (std::ops::Range<u64>, &'static str, fat::Plan);
+/// A FAT filesystem of the disk: its byte range, its partition's role, its label (for errors) and
+/// its plan.
+type FatPart = (std::ops::Range<u64>, Role, &'static str, fat::Plan);
 
 /// The plan of the whole disk.
 struct DiskPlan {
@@ -683,7 +676,7 @@ fn plan_fats(
         opts.timestamp = spec.timestamp;
         let plan = fat::plan(&fat_tree, r.end - r.start, &opts)
             .map_err(|source| BuildError::Fat { what, source })?;
-        fats.push((r, what, plan));
+        fats.push((r, role, what, plan));
     }
     Ok(fats)
 }
@@ -773,7 +766,7 @@ impl Parts<'_> {
             .unwrap_or(0..self.layout.disk_size);
         let win = Window::new(&counted, r.start, r.end - r.start).map_err(io(name))?;
         self.fs_plan.write(self.tree, &win)?;
-        for (r, what, plan) in self.fats {
+        for (r, _, what, plan) in self.fats {
             let w = Window::new(&counted, r.start, r.end - r.start).map_err(io(name))?;
             plan.write(&w)
                 .map_err(|source| BuildError::Fat { what, source })?;
@@ -925,7 +918,7 @@ mod tests {
             &fat::FormatOptions::default(),
         )
         .unwrap();
-        let fats = vec![(esp, "ESP", fat_plan)];
+        let fats = vec![(esp, Role::Esp, "ESP", fat_plan)];
         let boot = boot::Plan::default();
         let parts = Parts {
             layout: &layout,
