@@ -54,7 +54,7 @@ use std::path::Path;
 pub use atomic::{AtomicFile, OutputMode};
 pub use cancel::{Cancel, Cancellable};
 pub use mem::MemImage;
-pub use overlay::{Overlay, OverlayStats};
+pub use overlay::{HostReadTap, Overlay, OverlayStats};
 pub use range_set::RangeSet;
 pub use sparse::SparseFile;
 pub use window::{Tracked, Window};

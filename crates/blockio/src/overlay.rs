@@ -56,6 +56,28 @@ pub struct Overlay {
     segs: RwLock<BTreeMap<u64, Seg>>,
     open: Mutex<OpenFiles>,
     next_id: AtomicU64,
+    tap: Option<Tap>,
+}
+
+/// Told of every range of a host file an [`Overlay`] reads, with its bytes: a caller that
+/// must see the bytes an image is made of (a checksum over its sources, say) gets them from
+/// the one read the image writer makes, instead of reading the sources a second time.
+///
+/// It is called from the reading threads, in whatever order they read (disk order within a
+/// thread), once per host range each time a range is read; `offset` is the offset in the host
+/// file. It must not block for long: the image writer waits for it.
+pub trait HostReadTap: Send + Sync {
+    /// `bytes` were read from the host file `path` at `offset`.
+    fn host_read(&self, path: &Path, offset: u64, bytes: &[u8]);
+}
+
+#[derive(Clone)]
+struct Tap(Arc<dyn HostReadTap>);
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
 }
 
 /// What an [`Overlay`] holds.
@@ -143,6 +165,17 @@ impl Overlay {
             segs: RwLock::new(BTreeMap::new()),
             open: Mutex::new(OpenFiles::default()),
             next_id: AtomicU64::new(0),
+            tap: None,
+        }
+    }
+
+    /// An image of `size` bytes like [`Overlay::new`], whose reads of host files (by path,
+    /// from [`WriteAt::copy_from_path`]) are reported to `tap`.
+    #[must_use]
+    pub fn with_tap(size: u64, tap: Arc<dyn HostReadTap>) -> Self {
+        Self {
+            tap: Some(Tap(tap)),
+            ..Self::new(size)
         }
     }
 
@@ -307,6 +340,9 @@ impl ReadAt for Overlay {
                             named(e, &src.name())
                         }
                     })?;
+                    if let (Some(Tap(tap)), Some(p)) = (&self.tap, &src.path) {
+                        tap.host_read(p, at, dst);
+                    }
                 }
             }
             pos = to;

@@ -35,6 +35,9 @@ use sha2::{Digest, Sha256};
 use crate::nar::{NAR_MAGIC, write_padding, write_str};
 use crate::{Error, ErrorKind, Result};
 
+mod witness;
+pub use witness::{AHEAD_LIMIT, READY_LIMIT, Witness, WitnessReport};
+
 /// The largest piece of a file read as one unit.
 const CHUNK: u64 = 1 << 20;
 /// The bytes of file contents read ahead of the hasher, per batch.
@@ -118,6 +121,15 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The length of a regular file, 0 for anything else.
+    #[must_use]
+    pub fn file_size(&self) -> u64 {
+        match self.kind {
+            EntryKind::File { size, .. } => size,
+            _ => 0,
+        }
+    }
+
     /// The last component of [`Entry::rel`] (empty for the store path itself).
     #[must_use]
     pub fn name(&self) -> &[u8] {
@@ -430,54 +442,94 @@ fn emit<I: Iterator<Item = Result<Vec<u8>>>, R: FnMut(Vec<u8>)>(
     sink: &mut Hasher,
     stream: &mut Stream<I, R>,
 ) -> Result<()> {
-    sink.str(NAR_MAGIC.as_bytes());
-    // Open directories, by depth: each is closed when an entry of its depth or less comes.
-    let mut open: Vec<u32> = Vec::new();
-    for e in entries {
-        while open.last().is_some_and(|&d| d >= e.depth) {
-            close_dir(sink, open.pop().unwrap_or(0));
-        }
-        if e.depth > 0 {
-            sink.str(b"entry");
+    let mut nar = NarCursor::start(sink);
+    while let Some(i) = nar.next_file(entries, sink) {
+        stream.feed(sink, entries[i].file_size())?;
+        NarCursor::end_file(&entries[i], sink);
+    }
+    Ok(())
+}
+
+/// Where the serialisation of a NAR stands: the next entry to emit and the directories still
+/// open. It emits the structure (names, types, flags, symlink targets) itself and stops where
+/// a file's contents go, so the contents can come from anywhere: a read of their own
+/// ([`nar_hash`]) or the bytes an image writer reads ([`Witness`]).
+#[derive(Debug, Default)]
+struct NarCursor {
+    next: usize,
+    /// The depths of the open directories.
+    open: Vec<u32>,
+}
+
+impl NarCursor {
+    /// Starts a NAR: its magic.
+    fn start(sink: &mut Hasher) -> Self {
+        sink.str(NAR_MAGIC.as_bytes());
+        Self::default()
+    }
+
+    /// Emits everything up to the contents of the next non-empty regular file and returns that
+    /// file's index in `entries`; at the end, closes the open directories and returns `None`.
+    fn next_file(&mut self, entries: &[Entry], sink: &mut Hasher) -> Option<usize> {
+        while let Some(e) = entries.get(self.next) {
+            let i = self.next;
+            self.next += 1;
+            while self.open.last().is_some_and(|&d| d >= e.depth) {
+                close_dir(sink, self.open.pop().unwrap_or(0));
+            }
+            if e.depth > 0 {
+                sink.str(b"entry");
+                sink.str(b"(");
+                sink.str(b"name");
+                sink.str(e.name());
+                sink.str(b"node");
+            }
             sink.str(b"(");
-            sink.str(b"name");
-            sink.str(e.name());
-            sink.str(b"node");
-        }
-        sink.str(b"(");
-        sink.str(b"type");
-        match &e.kind {
-            EntryKind::Dir => {
-                sink.str(b"directory");
-                open.push(e.depth);
-                continue;
-            }
-            EntryKind::File { executable, size } => {
-                sink.str(b"regular");
-                if *executable {
-                    sink.str(b"executable");
-                    sink.str(b"");
+            sink.str(b"type");
+            match &e.kind {
+                EntryKind::Dir => {
+                    sink.str(b"directory");
+                    self.open.push(e.depth);
+                    continue;
                 }
-                sink.str(b"contents");
-                sink.raw(&size.to_le_bytes());
-                stream.feed(sink, *size)?;
-                sink.pad(*size);
+                EntryKind::File { executable, size } => {
+                    sink.str(b"regular");
+                    if *executable {
+                        sink.str(b"executable");
+                        sink.str(b"");
+                    }
+                    sink.str(b"contents");
+                    sink.raw(&size.to_le_bytes());
+                    if *size > 0 {
+                        return Some(i);
+                    }
+                }
+                EntryKind::Symlink(target) => {
+                    sink.str(b"symlink");
+                    sink.str(b"target");
+                    sink.str(target);
+                }
             }
-            EntryKind::Symlink(target) => {
-                sink.str(b"symlink");
-                sink.str(b"target");
-                sink.str(target);
-            }
+            Self::close_entry(e, sink);
         }
+        while let Some(d) = self.open.pop() {
+            close_dir(sink, d);
+        }
+        None
+    }
+
+    /// Ends the file [`NarCursor::next_file`] returned, once its contents were fed.
+    fn end_file(e: &Entry, sink: &mut Hasher) {
+        sink.pad(e.file_size());
+        Self::close_entry(e, sink);
+    }
+
+    fn close_entry(e: &Entry, sink: &mut Hasher) {
         sink.str(b")");
         if e.depth > 0 {
             sink.str(b")");
         }
     }
-    while let Some(d) = open.pop() {
-        close_dir(sink, d);
-    }
-    Ok(())
 }
 
 fn close_dir(sink: &mut Hasher, depth: u32) {
@@ -531,6 +583,29 @@ struct Deferred {
     entries: Vec<Entry>,
 }
 
+impl Deferred {
+    /// Compares the NAR hash and size found with the registration.
+    fn compare(&self, (hash, size): ([u8; 32], u64)) -> Result<()> {
+        if (hash, size) == (self.nar_hash, self.nar_size) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "{}: the store contents do not match the registration: narHash sha256:{} ({} \
+                 bytes) registered, sha256:{} ({} bytes) found (skip this check with \
+                 --no-verify)",
+                self.path,
+                crate::base32::encode(&self.nar_hash),
+                self.nar_size,
+                crate::base32::encode(&hash),
+                size
+            ),
+        )
+        .with_path(&self.host))
+    }
+}
+
 impl Snapshot {
     /// Records a scanned store path whose NAR hash [`Snapshot::verify_hashes`] compares with
     /// the registered `nar_hash` and `nar_size` later, while the image is written.
@@ -565,40 +640,35 @@ impl Snapshot {
     /// [`ErrorKind::Corrupt`] naming the first store path (in path order) whose contents do not
     /// match its registration; I/O errors naming the file.
     pub fn verify_hashes(&self, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
+        self.verify_with(|_| None, stop)
+    }
+
+    /// [`Snapshot::verify_hashes`], with the NAR hash and size of the deferred path `i` taken
+    /// from `known(i)` where it has them.
+    fn verify_with(
+        &self,
+        known: impl Fn(usize) -> Option<([u8; 32], u64)> + Sync,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<()> {
         use std::sync::atomic::Ordering;
         let hash_all = || {
             self.deferred
                 .par_iter()
-                .map(|d| {
+                .enumerate()
+                .map(|(i, d)| {
+                    if let Some(found) = known(i) {
+                        return d.compare(found);
+                    }
                     if stop.load(Ordering::Relaxed) {
                         return Ok(());
                     }
-                    let (hash, size) = nar_hash(&d.entries)?;
-                    if (hash, size) == (d.nar_hash, d.nar_size) {
-                        return Ok(());
-                    }
-                    Err(Error::new(
-                        ErrorKind::Corrupt,
-                        format!(
-                            "{}: the store contents do not match the registration: narHash \
-                         sha256:{} ({} bytes) registered, sha256:{} ({} bytes) found \
-                         (skip this check with --no-verify)",
-                            d.path,
-                            crate::base32::encode(&d.nar_hash),
-                            d.nar_size,
-                            crate::base32::encode(&hash),
-                            size
-                        ),
-                    )
-                    .with_path(&d.host))
+                    d.compare(nar_hash(&d.entries)?)
                 })
                 .collect::<Vec<Result<()>>>()
         };
         // A pool of its own, at a lower priority: each task blocks while its readers work, so
         // on the global pool it would hold the threads the image writer's tasks need, and at
-        // the same priority it would take the cores the writer's critical path needs. This
-        // way the hashing fills the cores the writer leaves idle (I/O waits) and is joined
-        // before the commit (docs/performance.md has the figures).
+        // the same priority it would take the cores the writer's critical path needs.
         let bad = match background_pool() {
             Some(pool) => pool.install(hash_all),
             None => hash_all(),

@@ -255,12 +255,13 @@ fn build_inner(
     stop()?;
     // 4. The root tree.
     let (mut tree, snapshot) = run.root_tree(&closure, &roots)?;
-    // Verification runs beside planning and writing (the store is read while the page cache
-    // still holds it, and the hashing overlaps the write) and is joined before any output is
-    // committed.
+    // Verification hashes the store's bytes as the container writers read them into the
+    // image (one read: nix::scan::Witness) and is settled before any output is committed.
     let snapshot = std::sync::Arc::new(snapshot);
-    let verifier = if spec.verify {
-        Some(Verifier::start(&snapshot, &spec.output)?)
+    let witness = if spec.verify {
+        Some(std::sync::Arc::new(nix::scan::Witness::start(
+            snapshot.clone(),
+        )?))
     } else {
         None
     };
@@ -282,19 +283,21 @@ fn build_inner(
     // 6. Write: every part into an Overlay (metadata in memory, file data as references to
     // the closure's files).
     stop()?;
-    let overlay = Overlay::new(plan.layout.disk_size);
+    let overlay = match &witness {
+        Some(w) => Overlay::with_tap(plan.layout.disk_size, w.clone()),
+        None => Overlay::new(plan.layout.disk_size),
+    };
     // Every worker's read and write checks `cancel`.
     let disk = Cancellable::new(&overlay, cancel);
     let allocated = run.write(&plan, &tree, &overlay, &disk)?;
     // 7. Convert: the container writers (raw included) read the disk from the Overlay.
     stop()?;
-    run.convert(&outs.images, &disk, allocated)?;
+    run.convert(&outs.images, &disk, allocated, witness.as_deref())?;
     // The last moment to stop: after this the images are in place.
     stop()?;
     // 8. Commit. The outputs appear only if no store file read changed meanwhile (a same-size
     // overwrite included: its ctime moves).
-    if let Some(v) = verifier {
-        v.finish()?;
+    if witness.is_some() {
         snapshot.check()?;
     }
     outs.commit(efi_vars.as_deref(), &spec.output)?;
@@ -603,8 +606,10 @@ impl Pipeline<'_> {
         outs: &[(Format, imagetool_blockio::AtomicFile)],
         disk: &D,
         allocated: u64,
+        witness: Option<&nix::scan::Witness>,
     ) -> Result<(), BuildError> {
         let spec = self.spec;
+        let cancel = self.cancel;
         let total = allocated.saturating_mul(outs.len() as u64);
         timed_bytes(
             self.progress,
@@ -620,7 +625,7 @@ impl Pipeline<'_> {
                     opts.source_date_epoch = Some(spec.timestamp);
                 }
                 let src = Counted::new(disk, count);
-                if let [(format, out)] = outs
+                let mut detail = if let [(format, out)] = outs
                     && crate::sdcard::wants_zstd(&spec.output)
                 {
                     if *format != Format::Raw {
@@ -630,12 +635,17 @@ impl Pipeline<'_> {
                         )));
                     }
                     crate::sdcard::compress_zstd(&src, out.file(), &spec.output, spec.threads)?;
-                    return Ok((
-                        (),
-                        format!("raw, zstd-compressed ({})", spec.output.display()),
+                    format!("raw, zstd-compressed ({})", spec.output.display())
+                } else {
+                    outputs::convert_all(&src, outs, &opts)?
+                };
+                if let Some(w) = witness {
+                    let r = w.finish(&cancel.flag())?;
+                    detail.push_str(&format!(
+                        "; store verified: {} paths hashed as the image read them, {} read again",
+                        r.witnessed, r.reread
                     ));
                 }
-                let detail = outputs::convert_all(&src, outs, &opts)?;
                 Ok(((), detail))
             },
         )
@@ -679,58 +689,6 @@ fn plan_fats(
         fats.push((r, role, what, plan));
     }
     Ok(fats)
-}
-
-/// The store's NAR hashes compared with the registration on a thread of their own, while the
-/// image is planned and written. Dropped unfinished (the build failed or was cancelled), it
-/// tells the thread to stop and waits for it, so no thread outlives the build.
-struct Verifier {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handle: Option<std::thread::JoinHandle<nix::Result<()>>>,
-    output: std::path::PathBuf,
-}
-
-impl Verifier {
-    fn start(
-        snapshot: &std::sync::Arc<nix::scan::Snapshot>,
-        output: &Path,
-    ) -> Result<Self, BuildError> {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (s, st) = (snapshot.clone(), stop.clone());
-        let handle = std::thread::Builder::new()
-            .name("imagetool-verify".into())
-            .spawn(move || s.verify_hashes(&st))
-            .map_err(|e| BuildError::Io {
-                path: output.to_owned(),
-                source: std::io::Error::other(format!("starting the store verification: {e}")),
-            })?;
-        Ok(Self {
-            stop,
-            handle: Some(handle),
-            output: output.to_owned(),
-        })
-    }
-
-    /// Waits for the comparison and returns its verdict.
-    fn finish(mut self) -> Result<(), BuildError> {
-        match self.handle.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(r)) => Ok(r?),
-            Some(Err(_)) => Err(BuildError::Io {
-                path: self.output.clone(),
-                source: std::io::Error::other("the store verification thread panicked"),
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Verifier {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let _ = h.join();
-        }
-    }
 }
 
 /// Everything the write phase writes: the partition table, the BIOS boot code, the root
