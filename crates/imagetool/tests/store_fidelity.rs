@@ -244,3 +244,43 @@ fn test_contents_refuse_fifo_device_and_proc_and_keep_holes() {
         "the image allocates {allocated} bytes"
     );
 }
+
+/// Records each phase's detail.
+#[derive(Default)]
+struct Details(Vec<(imagetool::build::Phase, String)>);
+
+impl imagetool::build::Progress for Details {
+    fn finished(&mut self, phase: imagetool::build::Phase, _: std::time::Duration, detail: &str) {
+        self.0.push((phase, detail.to_string()));
+    }
+}
+
+/// Verification reads the store once: every store path is hashed from the bytes the container
+/// writers read into the image (two outputs read it twice; the second read is not hashed
+/// again), none by a read of its own.
+#[test]
+fn test_every_store_path_is_hashed_from_the_image_writers_read() {
+    let fx = imagetool_fixture::ensure().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("a.qcow2");
+    let mut spec = common::fixture_spec(&fx, TableType::Efi, Bootloader::None, Format::Qcow2, &img);
+    spec.also.push((Format::Raw, tmp.path().join("a.img")));
+    let mut details = Details::default();
+    build(&spec, &mut details).unwrap();
+    let n = std::fs::read_to_string(fx.dir.join("store-paths"))
+        .unwrap()
+        .lines()
+        .count();
+    let convert = details
+        .0
+        .iter()
+        .find(|(p, _)| *p == imagetool::build::Phase::Convert)
+        .map(|(_, d)| d.clone())
+        .unwrap();
+    assert!(
+        convert.contains(&format!(
+            "store verified: {n} paths hashed as the image read them, 0 read again"
+        )),
+        "{convert}"
+    );
+}
