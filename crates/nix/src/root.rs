@@ -104,8 +104,8 @@ pub struct RootOptions {
     pub only_nix_store: bool,
     /// Check every store path's NAR hash and size against the registration (paths hashed while
     /// loading the closure are not hashed twice): [`root_tree`] does it before it returns,
-    /// [`root_tree_checked`] leaves it to [`Snapshot::verify_hashes`], so that it can run while
-    /// the image is written.
+    /// [`root_tree_checked`] leaves it to the caller: [`crate::scan::Witness`] hashes the
+    /// bytes an image writer reads (one read), [`Snapshot::verify_hashes`] reads them itself.
     pub verify: bool,
 }
 
@@ -126,8 +126,8 @@ pub fn root_tree(closure: &Closure, opts: &RootOptions) -> Result<Tree> {
 /// As [`root_tree`], also returning the [`Snapshot`] of every store file read: check it when
 /// the image is written, to prove that no file changed in between. With
 /// [`RootOptions::verify`], the NAR hashes are not compared yet: call
-/// [`Snapshot::verify_hashes`] (a build runs it beside the write) before using the tree's
-/// output.
+/// [`crate::scan::Witness::finish`] (a build hashes what its container writers read) or
+/// [`Snapshot::verify_hashes`] before using the tree's output.
 ///
 /// # Errors
 /// As [`root_tree`], but for the hash comparison; [`ErrorKind::Unsupported`] naming a device
@@ -313,7 +313,7 @@ fn add_store(
             }
         }
         snapshot.extend(&entries);
-        // The NAR hash is compared while the image is written (`Snapshot::verify_hashes`),
+        // The NAR hash is compared from the bytes the image's writers read (`scan::Witness`),
         // before any output is committed; a path hashed while the closure loaded was compared
         // then.
         if verify && !closure.was_hashed(&info.path) {

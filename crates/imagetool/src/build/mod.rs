@@ -497,7 +497,7 @@ impl Pipeline<'_> {
                 "{} entries{}",
                 t.0.len(),
                 if spec.verify {
-                    ", the store's NAR hashes compared while the image is written"
+                    ", the store's NAR hashes taken from the image writers' read"
                 } else {
                     ""
                 }

@@ -6,10 +6,13 @@
 //! The writer reads in disk order, in parallel grains; ext4 lays a store path's files out in
 //! NAR order (depth first, names in byte order), so the pieces arrive nearly in order:
 //!
-//! * a piece at the path's cursor is queued for the hashing threads (`nice` 10 below the
-//!   writer, like [`Snapshot::verify_hashes`]); the reader goes on at once;
-//! * a piece ahead of the cursor (another thread's grain) waits in memory until the gap is
-//!   filled; a piece behind it (a second output reading the disk again) is dropped;
+//! * a piece that continues what the path received in order is hashed by the reader itself
+//!   when nobody hashes that path, from the reader's buffer (no copy); otherwise it is queued
+//!   for the hashing threads, and the reader goes on at once. The hashing threads run at the
+//!   writer's priority: the writer waits for them when they fall behind, so a lower one would
+//!   let any other load on the machine stall the build;
+//! * a piece ahead of that (another thread's grain) waits in memory until the gap is filled;
+//!   a piece behind it (a second output reading the disk again) is dropped;
 //! * memory is bounded: pieces ahead of their cursor may hold [`AHEAD_LIMIT`] bytes in all
 //!   (past it the path is given up), queued pieces [`READY_LIMIT`] (past it the reader waits
 //!   for the hashing threads, which can always consume them).
@@ -55,6 +58,8 @@ struct PathState {
     /// The file being fed (an index into the path's entries) and how many of its bytes were;
     /// `None` once the NAR is complete.
     cur: Option<(usize, u64)>,
+    /// The end of what was received in order (`cur` or past it); `None` once all was.
+    frontier: Option<(usize, u64)>,
     /// Pieces not yet hashed, by (entry, offset).
     pending: BTreeMap<(usize, u64), Piece>,
     /// In the queue or with a hashing thread.
@@ -153,6 +158,7 @@ impl Witness {
                 hasher,
                 nar,
                 cur,
+                frontier: cur,
                 pending: BTreeMap::new(),
                 queued: false,
                 abandoned: false,
@@ -172,17 +178,12 @@ impl Witness {
         let n = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .min(8);
-        let base = rustix::process::getpriority_process(None).unwrap_or(0);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
             let s = Arc::clone(&shared);
             let t = std::thread::Builder::new()
                 .name(format!("imagetool-witness-{i}"))
-                .spawn(move || {
-                    // Failing to lower it only costs speed.
-                    let _ = rustix::process::setpriority_process(None, (base + 10).min(19));
-                    s.work();
-                });
+                .spawn(move || s.work());
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) if threads.is_empty() => {
@@ -255,20 +256,23 @@ impl Drop for Witness {
 impl Shared {
     /// Takes a piece of entry `e` of store path `p`.
     fn offer(&self, p: usize, e: usize, offset: u64, bytes: &[u8]) {
+        let entries = &self.snap.deferred[p].entries;
         let mut st = lock(&self.states[p]);
-        let Some((ce, co)) = st.cur else {
+        // The frontier never lags the cursor.
+        let (Some(c), Some(f)) = (st.cur, st.frontier) else {
             return;
         };
+        let (fe, fo) = c.max(f);
         if st.abandoned || bytes.is_empty() {
             return;
         }
         let end = offset + bytes.len() as u64;
-        // Behind the cursor: already hashed (a second output reads the disk again).
-        if e < ce || (e == ce && end <= co) {
+        // Behind the frontier: already received (a second output reads the disk again).
+        if e < fe || (e == fe && end <= fo) {
             return;
         }
-        let (offset, bytes) = if e == ce && offset < co {
-            (co, &bytes[usize::try_from(co - offset).unwrap_or(0)..])
+        let (offset, bytes) = if e == fe && offset < fo {
+            (fo, &bytes[usize::try_from(fo - offset).unwrap_or(0)..])
         } else {
             (offset, bytes)
         };
@@ -276,7 +280,19 @@ impl Shared {
             return;
         }
         let len = bytes.len() as u64;
-        let ready = (e, offset) == (ce, co);
+        let ready = (e, offset) == (fe, fo);
+        if ready && st.pending.is_empty() && !st.queued && (fe, fo) == c {
+            // In order, and nobody hashes this path: hash it here, from the reader's buffer.
+            if let Some(mut hasher) = st.hasher.take() {
+                st.queued = true;
+                let mut nar = std::mem::take(&mut st.nar);
+                st.frontier = advance(entries, (e, offset + len), &st.pending);
+                drop(st);
+                let cur = feed(entries, &mut hasher, &mut nar, (e, offset), bytes, offset);
+                self.put_back(p, hasher, nar, cur);
+                return;
+            }
+        }
         {
             let mut b = lock(&self.budget);
             if ready {
@@ -297,7 +313,12 @@ impl Shared {
                 charge,
             },
         );
-        if ready && !st.queued && st.hasher.is_some() {
+        if ready {
+            st.frontier = advance(entries, (e, offset + len), &st.pending);
+        }
+        // Queued when the piece can be hashed now (whether it continued the frontier or filled
+        // the cursor's gap).
+        if (e, offset) <= c && !st.queued && st.hasher.is_some() {
             st.queued = true;
             drop(st);
             lock(&self.queue).paths.push_back(p);
@@ -314,6 +335,33 @@ impl Shared {
                     .wait(b)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
+        }
+    }
+
+    /// Returns path `p`'s hash state after a reader hashed a piece itself; queues the path
+    /// when pieces it can hash came in meanwhile.
+    fn put_back(&self, p: usize, hasher: Hasher, nar: NarCursor, cur: Option<(usize, u64)>) {
+        let mut st = lock(&self.states[p]);
+        st.nar = nar;
+        st.cur = cur;
+        if st.abandoned {
+            st.queued = false;
+            return;
+        }
+        let Some(c) = cur else {
+            st.result = Some(hasher.finish());
+            let rest = std::mem::take(&mut st.pending);
+            self.release(rest.values());
+            st.queued = false;
+            return;
+        };
+        st.hasher = Some(hasher);
+        if st.pending.first_key_value().is_some_and(|(k, _)| *k <= c) {
+            drop(st);
+            lock(&self.queue).paths.push_back(p);
+            self.queue_cv.notify_one();
+        } else {
+            st.queued = false;
         }
     }
 
@@ -361,92 +409,116 @@ impl Shared {
                 self.queue_cv.notify_all();
                 return;
             };
-            self.hash_path(p);
+            // A panic must not leave `busy` raised (close would wait forever): the path is
+            // then given up, and read again by `finish`.
+            let hashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.hash_path(p);
+            }));
+            if hashed.is_err() {
+                let mut st = lock(&self.states[p]);
+                self.abandon(&mut st);
+                st.queued = false;
+            }
             lock(&self.queue).busy -= 1;
             self.queue_cv.notify_all();
         }
     }
 
-    /// Hashes path `p`'s pieces from its cursor on, for as long as they are in order.
+    /// Hashes path `p`'s pieces from its cursor on, for as long as they are in order. Each
+    /// piece is taken under the lock and hashed outside it; the cursor is published after
+    /// each, so a reader always judges its piece against the path's real progress.
     fn hash_path(&self, p: usize) {
         let entries = &self.snap.deferred[p].entries;
-        loop {
-            let (mut hasher, mut pieces, mut cur, mut nar) = {
-                let mut st = lock(&self.states[p]);
-                let Some(h) = st.hasher.take() else {
-                    st.queued = false;
-                    return;
-                };
-                let pieces = std::mem::take(&mut st.pending);
-                let nar = std::mem::take(&mut st.nar);
-                (h, pieces, st.cur, nar)
-            };
-            // Feed the pieces at the cursor, unlocked; the rest go back.
-            let mut used = Vec::new();
-            while let Some((ce, co)) = cur {
-                let Some(entry) = pieces.first_entry() else {
-                    break;
-                };
-                let (e, off) = *entry.key();
-                let len = entry.get().bytes.len() as u64;
-                if (e, off) > (ce, co) {
-                    break;
-                }
-                let piece = entry.remove();
-                if e == ce && off + len > co {
-                    let skip = usize::try_from(co - off).unwrap_or(0);
-                    hasher.raw(&piece.bytes[skip..]);
-                    let size = entries[ce].file_size();
-                    let fed = off + len;
-                    cur = if fed >= size {
-                        NarCursor::end_file(&entries[ce], &mut hasher);
-                        nar.next_file(entries, &mut hasher).map(|i| (i, 0))
-                    } else {
-                        Some((ce, fed))
-                    };
-                }
-                used.push(piece);
-            }
-            self.release(used.iter());
+        let (mut hasher, mut nar, mut cur) = {
             let mut st = lock(&self.states[p]);
-            st.nar = nar;
-            st.cur = cur;
-            if st.abandoned {
-                self.release(pieces.values());
-                self.release(std::mem::take(&mut st.pending).values());
+            let Some(h) = st.hasher.take() else {
                 st.queued = false;
                 return;
-            }
-            // Pieces that came in meanwhile join those left (a duplicate is dropped).
-            for (k, piece) in std::mem::take(&mut st.pending) {
-                if let std::collections::btree_map::Entry::Vacant(v) = pieces.entry(k) {
-                    v.insert(piece);
-                } else {
-                    self.release(std::iter::once(&piece));
-                }
-            }
-            st.pending = pieces;
-            match cur {
-                None => {
-                    st.result = Some(hasher.finish());
+            };
+            let nar = std::mem::take(&mut st.nar);
+            (h, nar, st.cur)
+        };
+        loop {
+            let piece = {
+                let mut st = lock(&self.states[p]);
+                st.cur = cur;
+                if st.abandoned {
                     let rest = std::mem::take(&mut st.pending);
                     self.release(rest.values());
                     st.queued = false;
                     return;
                 }
-                Some((ce, co)) => {
-                    st.hasher = Some(hasher);
-                    // The loop above consumes every piece at or before the cursor.
-                    let more = st
-                        .pending
-                        .first_key_value()
-                        .is_some_and(|(k, _)| *k <= (ce, co));
-                    if !more {
+                let Some(c) = cur else {
+                    st.result = Some(hasher.finish());
+                    let rest = std::mem::take(&mut st.pending);
+                    self.release(rest.values());
+                    st.queued = false;
+                    return;
+                };
+                match st.pending.first_entry() {
+                    Some(entry) if *entry.key() <= c => {
+                        let (k, piece) = entry.remove_entry();
+                        (k, piece)
+                    }
+                    _ => {
+                        st.hasher = Some(hasher);
+                        st.nar = nar;
                         st.queued = false;
                         return;
                     }
                 }
+            };
+            let ((e, off), piece) = piece;
+            if let Some((ce, co)) = cur
+                && e == ce
+                && off + piece.bytes.len() as u64 > co
+            {
+                cur = feed(entries, &mut hasher, &mut nar, (ce, co), &piece.bytes, off);
             }
+            self.release(std::iter::once(&piece));
+        }
+    }
+}
+
+/// Feeds `bytes` (of entry `e` from byte `off`, which is at or before the cursor `(e, co)` and
+/// ends after it) to `hasher`; returns the new cursor, past the file's end when it is complete.
+fn feed(
+    entries: &[super::Entry],
+    hasher: &mut Hasher,
+    nar: &mut NarCursor,
+    (e, co): (usize, u64),
+    bytes: &[u8],
+    off: u64,
+) -> Option<(usize, u64)> {
+    let skip = usize::try_from(co - off).unwrap_or(0);
+    hasher.raw(&bytes[skip..]);
+    let fed = off + bytes.len() as u64;
+    if fed >= entries[e].file_size() {
+        NarCursor::end_file(&entries[e], hasher);
+        nar.next_file(entries, hasher).map(|i| (i, 0))
+    } else {
+        Some((e, fed))
+    }
+}
+
+/// The end of what was received of a path in order: `at`, moved past the file's end to the
+/// next file with contents, and past the pieces held in `pending` that continue it.
+fn advance(
+    entries: &[super::Entry],
+    mut at: (usize, u64),
+    pending: &BTreeMap<(usize, u64), Piece>,
+) -> Option<(usize, u64)> {
+    loop {
+        if at.1 >= entries[at.0].file_size() {
+            let next = (at.0 + 1..entries.len()).find(|&i| entries[i].file_size() > 0)?;
+            at = (next, 0);
+            continue;
+        }
+        match pending.range(..=at).next_back() {
+            Some((&(e, off), piece)) if e == at.0 && off + piece.bytes.len() as u64 > at.1 => {
+                at.1 = off + piece.bytes.len() as u64;
+            }
+            _ => return Some(at),
         }
     }
 }
@@ -474,8 +546,10 @@ mod tests {
         std::fs::write(p.join("bin/empty"), b"").unwrap();
         let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::write(p.join("bin/big"), &big).unwrap();
-        for i in 0..50 {
-            std::fs::write(p.join(format!("share/doc/f{i}")), format!("file {i}")).unwrap();
+        for i in 0..2000 {
+            let d = p.join(format!("share/doc/d{}", i % 7));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(format!("f{i}")), format!("file {i} ").repeat(i % 300)).unwrap();
         }
         std::fs::write(p.join("zz"), b"last").unwrap();
         std::os::unix::fs::symlink("bin/big", p.join("share/link")).unwrap();
@@ -539,15 +613,29 @@ mod tests {
     #[test]
     fn test_out_of_order_and_repeated_reads_are_hashed_as_one_read() {
         let (_d, paths) = store();
-        for (grain, window, seed) in [(4096, 1, 1), (1000, 8, 2), (65536, 64, 3), (7, 500, 4)] {
+        for (grain, window, seed) in [
+            (4096, 1, 1),
+            (1000, 8, 2),
+            (65536, 64, 3),
+            (7, 500, 4),
+            (512, 16, 5),
+            (100, 4, 6),
+        ] {
             let w = Witness::start(snapshot(&paths, None)).unwrap();
             let mut p = pieces(&paths, grain);
             shuffle_windows(&mut p, window, seed);
-            // Two readers at once, then a second output reading everything again.
-            let (a, b) = p.split_at(p.len() / 2);
+            // Four readers at once, each taking every fourth piece (as grains are shared out),
+            // then a second output reading everything again.
             std::thread::scope(|s| {
-                s.spawn(|| a.iter().for_each(|(h, o, b)| w.observe(h, *o, b)));
-                s.spawn(|| b.iter().for_each(|(h, o, b)| w.observe(h, *o, b)));
+                for k in 0..4 {
+                    let (w, p) = (&w, &p);
+                    s.spawn(move || {
+                        p.iter()
+                            .skip(k)
+                            .step_by(4)
+                            .for_each(|(h, o, b)| w.observe(h, *o, b));
+                    });
+                }
             });
             p.iter().for_each(|(h, o, b)| w.observe(h, *o, b));
             let r = w.finish(&AtomicBool::new(false)).unwrap();
