@@ -129,7 +129,10 @@ fn closure_cost(bin: &Path, dir: &Path, work: &Path, runs: usize) -> Result<()> 
             on.0 - off.0,
             on.1 - off.1
         );
-        println!("| {format}{what} | --no-verify | {:.2} | {:.2} | |", off.0, off.1);
+        println!(
+            "| {format}{what} | --no-verify | {:.2} | {:.2} | |",
+            off.0, off.1
+        );
     }
     println!("\nload average after: {}\n", crate::measure::loadavg());
     Ok(())

@@ -258,6 +258,9 @@ fn build_inner(
     // Verification hashes the store's bytes as the container writers read them into the
     // image (one read: nix::scan::Witness) and is settled before any output is committed.
     let snapshot = std::sync::Arc::new(snapshot);
+    // The store's files are asked into the page cache while the image is planned and written,
+    // so the container writers' reads rarely wait for the disk.
+    let prefetch = Prefetch::start(&snapshot);
     let witness = if spec.verify {
         Some(std::sync::Arc::new(nix::scan::Witness::start(
             snapshot.clone(),
@@ -293,6 +296,7 @@ fn build_inner(
     // 7. Convert: the container writers (raw included) read the disk from the Overlay.
     stop()?;
     run.convert(&outs.images, &disk, allocated, witness.as_deref())?;
+    drop(prefetch);
     // The last moment to stop: after this the images are in place.
     stop()?;
     // 8. Commit. The outputs appear only if no store file read changed meanwhile (a same-size
@@ -689,6 +693,35 @@ fn plan_fats(
         fats.push((r, role, what, plan));
     }
     Ok(fats)
+}
+
+/// [`nix::scan::Snapshot::prefetch`] on a thread of its own; dropped, it stops the thread and
+/// waits for it, so no thread outlives the build.
+struct Prefetch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prefetch {
+    /// Starts it (or nothing, when no thread can be started: it only saves time).
+    fn start(snapshot: &std::sync::Arc<nix::scan::Snapshot>) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, st) = (snapshot.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("imagetool-prefetch".into())
+            .spawn(move || s.prefetch(&st))
+            .ok();
+        Self { stop, handle }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// Everything the write phase writes: the partition table, the BIOS boot code, the root

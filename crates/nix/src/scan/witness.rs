@@ -549,7 +549,11 @@ mod tests {
         for i in 0..2000 {
             let d = p.join(format!("share/doc/d{}", i % 7));
             std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join(format!("f{i}")), format!("file {i} ").repeat(i % 300)).unwrap();
+            std::fs::write(
+                d.join(format!("f{i}")),
+                format!("file {i} ").repeat(i % 300),
+            )
+            .unwrap();
         }
         std::fs::write(p.join("zz"), b"last").unwrap();
         std::os::unix::fs::symlink("bin/big", p.join("share/link")).unwrap();
@@ -639,7 +643,11 @@ mod tests {
             });
             p.iter().for_each(|(h, o, b)| w.observe(h, *o, b));
             let r = w.finish(&AtomicBool::new(false)).unwrap();
-            assert_eq!((r.witnessed, r.reread), (3, 0), "grain {grain} window {window}");
+            assert_eq!(
+                (r.witnessed, r.reread),
+                (3, 0),
+                "grain {grain} window {window}"
+            );
         }
     }
 
@@ -663,7 +671,11 @@ mod tests {
         p.iter().for_each(|(h, o, b)| w.observe(h, *o, b));
         let r = w.finish(&AtomicBool::new(false)).unwrap();
         assert_eq!(r.reread, 1, "the tree's pieces exceed the allowance");
-        assert_eq!(lock(&w.shared.budget).ahead, 0, "every held byte is released");
+        assert_eq!(
+            lock(&w.shared.budget).ahead,
+            0,
+            "every held byte is released"
+        );
         // No pieces at all: nothing is witnessed but the symlink, whose NAR has no contents.
         let w = Witness::start(snapshot(&paths, None)).unwrap();
         let r = w.finish(&AtomicBool::new(false)).unwrap();
