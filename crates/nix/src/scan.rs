@@ -211,6 +211,14 @@ fn special_kind(meta: &std::fs::Metadata) -> &'static str {
     }
 }
 
+/// `MemAvailable` from /proc/meminfo, in bytes.
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// One piece of a file's contents to read.
 #[derive(Debug, Clone, Copy)]
 struct Chunk {
@@ -682,8 +690,12 @@ impl Snapshot {
     /// Nothing is read into this process: the reads the image writer makes afterwards find the
     /// pages cached instead of waiting for the disk one file at a time. Errors are ignored (a
     /// file that cannot be opened now fails the build where it is read).
+    ///
+    /// It stops after half of the memory the kernel reports available (`MemAvailable`): a
+    /// closure larger than that would evict its own first files before they are read.
     pub fn prefetch(&self, stop: &std::sync::atomic::AtomicBool) {
         use rustix::fs::{Advice, FileType, fadvise};
+        let mut budget = mem_available().map_or(u64::MAX, |m| m / 2);
         for (path, stamp) in &self.stamps {
             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 return;
@@ -691,6 +703,10 @@ impl Snapshot {
             if FileType::from_raw_mode(stamp.mode) != FileType::RegularFile || stamp.size == 0 {
                 continue;
             }
+            let Some(rest) = budget.checked_sub(stamp.size) else {
+                return;
+            };
+            budget = rest;
             if let Ok(f) = File::open(path) {
                 let _ = fadvise(&f, 0, None, Advice::WillNeed);
             }
