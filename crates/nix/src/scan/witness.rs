@@ -342,20 +342,9 @@ impl Shared {
     /// when pieces it can hash came in meanwhile.
     fn put_back(&self, p: usize, hasher: Hasher, nar: NarCursor, cur: Option<(usize, u64)>) {
         let mut st = lock(&self.states[p]);
-        st.nar = nar;
-        st.cur = cur;
-        if st.abandoned {
-            st.queued = false;
-            return;
-        }
-        let Some(c) = cur else {
-            st.result = Some(hasher.finish());
-            let rest = std::mem::take(&mut st.pending);
-            self.release(rest.values());
-            st.queued = false;
+        let Some(c) = self.settle(&mut st, hasher, nar, cur) else {
             return;
         };
-        st.hasher = Some(hasher);
         if st.pending.first_key_value().is_some_and(|(k, _)| *k <= c) {
             drop(st);
             lock(&self.queue).paths.push_back(p);
@@ -363,6 +352,31 @@ impl Shared {
         } else {
             st.queued = false;
         }
+    }
+
+    /// Publishes the progress of whoever hashed `st`'s path: its cursor, and the NAR's hash
+    /// once complete. Returns the cursor when there is more to hash (the hash state is back in
+    /// `st`); `None` when the path is complete or was given up (`st` is then no longer queued).
+    fn settle(
+        &self,
+        st: &mut PathState,
+        hasher: Hasher,
+        nar: NarCursor,
+        cur: Option<(usize, u64)>,
+    ) -> Option<(usize, u64)> {
+        st.nar = nar;
+        st.cur = cur;
+        if st.abandoned || cur.is_none() {
+            if !st.abandoned {
+                st.result = Some(hasher.finish());
+            }
+            let rest = std::mem::take(&mut st.pending);
+            self.release(rest.values());
+            st.queued = false;
+            return None;
+        }
+        st.hasher = Some(hasher);
+        cur
     }
 
     /// Gives `st`'s path up: its pieces are dropped, and [`Witness::finish`] reads it again.
@@ -429,53 +443,35 @@ impl Shared {
     /// each, so a reader always judges its piece against the path's real progress.
     fn hash_path(&self, p: usize) {
         let entries = &self.snap.deferred[p].entries;
-        let (mut hasher, mut nar, mut cur) = {
-            let mut st = lock(&self.states[p]);
-            let Some(h) = st.hasher.take() else {
+        let mut st = lock(&self.states[p]);
+        loop {
+            let (Some(hasher), Some(c)) = (st.hasher.take(), st.cur) else {
                 st.queued = false;
                 return;
             };
-            let nar = std::mem::take(&mut st.nar);
-            (h, nar, st.cur)
-        };
-        loop {
-            let piece = {
-                let mut st = lock(&self.states[p]);
-                st.cur = cur;
-                if st.abandoned {
-                    let rest = std::mem::take(&mut st.pending);
-                    self.release(rest.values());
+            let ((e, off), piece) = match st.pending.first_entry() {
+                Some(entry) if *entry.key() <= c => entry.remove_entry(),
+                _ => {
+                    st.hasher = Some(hasher);
                     st.queued = false;
                     return;
-                }
-                let Some(c) = cur else {
-                    st.result = Some(hasher.finish());
-                    let rest = std::mem::take(&mut st.pending);
-                    self.release(rest.values());
-                    st.queued = false;
-                    return;
-                };
-                match st.pending.first_entry() {
-                    Some(entry) if *entry.key() <= c => {
-                        let (k, piece) = entry.remove_entry();
-                        (k, piece)
-                    }
-                    _ => {
-                        st.hasher = Some(hasher);
-                        st.nar = nar;
-                        st.queued = false;
-                        return;
-                    }
                 }
             };
-            let ((e, off), piece) = piece;
-            if let Some((ce, co)) = cur
-                && e == ce
-                && off + piece.bytes.len() as u64 > co
-            {
-                cur = feed(entries, &mut hasher, &mut nar, (ce, co), &piece.bytes, off);
-            }
+            let mut nar = std::mem::take(&mut st.nar);
+            drop(st);
+            // Hashed outside the lock; a reader meanwhile judges its piece by the cursor
+            // published before, which is at most this piece behind.
+            let mut hasher = hasher;
+            let cur = if e == c.0 && off + piece.bytes.len() as u64 > c.1 {
+                feed(entries, &mut hasher, &mut nar, c, &piece.bytes, off)
+            } else {
+                Some(c)
+            };
             self.release(std::iter::once(&piece));
+            st = lock(&self.states[p]);
+            if self.settle(&mut st, hasher, nar, cur).is_none() {
+                return;
+            }
         }
     }
 }
