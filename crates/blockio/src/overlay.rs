@@ -524,6 +524,47 @@ mod tests {
         assert_eq!(o.stats().zeros, 20);
     }
 
+    /// Records what a tap is told.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(PathBuf, u64, Vec<u8>)>>);
+
+    impl HostReadTap for Recorder {
+        fn host_read(&self, path: &Path, offset: u64, bytes: &[u8]) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((path.to_owned(), offset, bytes.to_vec()));
+        }
+    }
+
+    #[test]
+    fn test_a_tap_is_told_each_host_range_read_with_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let rec = Arc::new(Recorder::default());
+        let o = Overlay::with_tap(1 << 20, rec.clone());
+        o.copy_from_path(&p, 1000, 50_000, 8192).unwrap();
+        // A descriptor has no path to report; metadata is not the host's.
+        let f = File::open(&p).unwrap();
+        o.copy_from_file(&f, 0, 100, 4096).unwrap();
+        o.write_all_at(b"xyz", 8192 + 10).unwrap();
+        // Read in two pieces that split the copy, as parallel grains do.
+        let _ = read(&o, 0, 20_000);
+        let _ = read(&o, 20_000, 60_000);
+        let got = rec.0.lock().unwrap().clone();
+        let ranges: Vec<(u64, usize)> = got.iter().map(|(_, off, b)| (*off, b.len())).collect();
+        // The copy minus the three bytes written over it: [1000, 1010) and [1013, 51000), the
+        // second cut where the two reads meet (image offset 20,000 is host offset 12,808).
+        assert_eq!(ranges, vec![(1000, 10), (1013, 11_795), (12_808, 38_192)]);
+        for (path, off, bytes) in &got {
+            assert_eq!(path, &p);
+            let off = usize::try_from(*off).unwrap();
+            assert_eq!(bytes, &data[off..off + bytes.len()]);
+        }
+    }
+
     #[test]
     fn test_copies_are_read_lazily_from_the_host() {
         let dir = tempfile::tempdir().unwrap();
