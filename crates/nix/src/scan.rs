@@ -648,15 +648,17 @@ impl Snapshot {
     /// [`ErrorKind::Corrupt`] naming the first store path (in path order) whose contents do not
     /// match its registration; I/O errors naming the file.
     pub fn verify_hashes(&self, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
-        self.verify_with(|_| None, stop)
+        self.verify_with(|_| None, stop, true)
     }
 
     /// [`Snapshot::verify_hashes`], with the NAR hash and size of the deferred path `i` taken
-    /// from `known(i)` where it has them.
+    /// from `known(i)` where it has them; the others are read on a lower-priority pool of
+    /// their own when `background`, else on the current pool (nothing else is waiting for it).
     fn verify_with(
         &self,
         known: impl Fn(usize) -> Option<([u8; 32], u64)> + Sync,
         stop: &std::sync::atomic::AtomicBool,
+        background: bool,
     ) -> Result<()> {
         use std::sync::atomic::Ordering;
         let hash_all = || {
@@ -677,7 +679,7 @@ impl Snapshot {
         // A pool of its own, at a lower priority: each task blocks while its readers work, so
         // on the global pool it would hold the threads the image writer's tasks need, and at
         // the same priority it would take the cores the writer's critical path needs.
-        let bad = match background_pool() {
+        let bad = match background.then(background_pool).flatten() {
             Some(pool) => pool.install(hash_all),
             None => hash_all(),
         };

@@ -228,7 +228,9 @@ impl Witness {
             .collect();
         let witnessed = done.iter().filter(|r| r.is_some()).count();
         // The first mismatch in path order, whichever way each path was hashed.
-        s.snap.verify_with(|i| done[i], stop)?;
+        // The build waits for this: the re-reads run at its priority, on the current pool (the
+        // image writers are done with it).
+        s.snap.verify_with(|i| done[i], stop, false)?;
         Ok(WitnessReport {
             witnessed,
             reread: done.len() - witnessed,
