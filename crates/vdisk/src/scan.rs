@@ -52,47 +52,95 @@ where
         .map_err(|e| Error::io("source image (listing allocated extents)", e))?;
     let runs = candidates(&extents, grain, size);
     let mut fp = Fingerprint::new(size, grain);
-    let per_batch = (BATCH_BYTES / grain).max(1);
+    let per_batch = usize::try_from((BATCH_BYTES / grain).max(1))
+        .map_err(|_| Error::overflow("grains per batch"))?;
     let g = usize::try_from(grain).map_err(|_| Error::overflow("grain size"))?;
     let mut grains = 0u64;
-    let mut batch: Vec<u64> = Vec::with_capacity(per_batch as usize);
-    // One buffer for the whole batch, reused: each worker reads its grain into its own slice.
-    let mut buf = vec![0u8; per_batch as usize * g];
     let mut indexes = runs.into_iter().flatten().peekable();
-    while indexes.peek().is_some() {
-        batch.clear();
-        batch.extend(indexes.by_ref().take(per_batch as usize));
-        let region = &mut buf[..batch.len() * g];
-        let done: Vec<Option<(u32, T)>> = ctx.pool.install(|| {
-            region
-                .par_chunks_mut(g)
-                .zip(batch.par_iter())
-                .map(|(chunk, &i)| {
-                    read_grain(src, i, grain, size, chunk)?;
-                    if is_zero(chunk) {
-                        return Ok(None);
+    let mut take = || -> Vec<u64> { indexes.by_ref().take(per_batch).collect() };
+    // Reading (on the pool) and sinking (on this thread) overlap: batch k+1 is read into one
+    // buffer while batch k is handed to `sink` from the other. A writer's output calls then
+    // run beside the source reads and whatever the reads cost (a checksum over the bytes,
+    // say), instead of after them.
+    let mut bufs = [vec![0u8; per_batch * g], vec![0u8; per_batch * g]];
+    let [front, back] = &mut bufs;
+    let (mut cur_buf, mut next_buf) = (front, back);
+    let mut cur = take();
+    let mut done = read_batch(ctx, src, grain, size, &cur, &mut cur_buf[..], &map)?;
+    while !cur.is_empty() {
+        let next = take();
+        let (read, sunk) = std::thread::scope(|s| {
+            let reader = (!next.is_empty()).then(|| {
+                let (buf, next, map) = (&mut next_buf[..], &next, &map);
+                s.spawn(move || read_batch(ctx, src, grain, size, next, buf, map))
+            });
+            let mut sunk = Ok(());
+            for ((k, &i), r) in cur.iter().enumerate().zip(done.drain(..)) {
+                if let Some((crc, v)) = r {
+                    fp.add(i, crc);
+                    grains += 1;
+                    sunk = sink(i, v, &cur_buf[k * g..(k + 1) * g]);
+                    if sunk.is_err() {
+                        break;
                     }
-                    let crc = if ctx.wants_fingerprint() {
-                        crc32c::crc32c(chunk)
-                    } else {
-                        0
-                    };
-                    let v = map(i, chunk)?;
-                    Ok(Some((crc, v)))
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
-        for ((k, &i), r) in batch.iter().enumerate().zip(done) {
-            if let Some((crc, v)) = r {
-                fp.add(i, crc);
-                grains += 1;
-                sink(i, v, &buf[k * g..(k + 1) * g])?;
+                }
             }
-        }
+            let read = reader.map_or(Ok(Vec::new()), |h| {
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            });
+            (read, sunk)
+        });
+        sunk?;
+        done = read?;
+        cur = next;
+        std::mem::swap(&mut cur_buf, &mut next_buf);
     }
     Ok(Scan {
         fingerprint: fp.finish(),
         grains,
+    })
+}
+
+/// A non-zero grain's checksum (0 when none is wanted) and what `map` made of it.
+type Mapped<T> = Option<(u32, T)>;
+
+/// Reads the grains `batch` names into `buf` (one grain-sized slice each) in parallel on the
+/// pool; all-zero grains map to `None`, the rest to their CRC and `map`'s result.
+fn read_batch<S, T, M>(
+    ctx: &Ctx,
+    src: &S,
+    grain: u64,
+    size: u64,
+    batch: &[u64],
+    buf: &mut [u8],
+    map: &M,
+) -> Result<Vec<Mapped<T>>>
+where
+    S: ReadAt + Sync + ?Sized,
+    T: Send,
+    M: Fn(u64, &[u8]) -> Result<T> + Sync,
+{
+    // `grain` fits a usize: the caller sized its buffers by it.
+    let g = grain as usize;
+    let region = &mut buf[..batch.len() * g];
+    ctx.pool.install(|| {
+        region
+            .par_chunks_mut(g)
+            .zip(batch.par_iter())
+            .map(|(chunk, &i)| {
+                read_grain(src, i, grain, size, chunk)?;
+                if is_zero(chunk) {
+                    return Ok(None);
+                }
+                let crc = if ctx.wants_fingerprint() {
+                    crc32c::crc32c(chunk)
+                } else {
+                    0
+                };
+                let v = map(i, chunk)?;
+                Ok(Some((crc, v)))
+            })
+            .collect::<Result<Vec<_>>>()
     })
 }
 
@@ -116,6 +164,71 @@ fn read_grain<S: ReadAt + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_scan_sinks_every_batch_in_order_and_stops_at_a_sink_error() {
+        use imagetool_blockio::{MemImage, WriteAt};
+        let grain = 64u64 << 10;
+        let per_batch = BATCH_BYTES / grain;
+        // Four batches (the reads of one overlap the sinking of the one before), the last short.
+        let count = 3 * per_batch + 5;
+        let img = MemImage::new(count * grain);
+        let marked: Vec<u64> = (0..count).filter(|i| i % 3 != 1).collect();
+        for &i in &marked {
+            img.write_all_at(&(i + 1).to_le_bytes(), i * grain + 100)
+                .unwrap();
+        }
+        let ctx = Ctx::new(
+            std::path::Path::new("scan-test.raw"),
+            crate::Format::Raw,
+            &crate::Options::default(),
+        )
+        .unwrap();
+        let marker = |d: &[u8]| u64::from_le_bytes(d[100..108].try_into().unwrap());
+        let mut seen = Vec::new();
+        let s = scan(
+            &ctx,
+            &img,
+            grain,
+            |i, d| Ok((i, marker(d))),
+            |i, v, d| {
+                assert_eq!(v, (i, i + 1));
+                assert_eq!(d.len() as u64, grain);
+                assert_eq!(marker(d), i + 1);
+                seen.push(i);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, marked);
+        assert_eq!(s.grains, marked.len() as u64);
+        // A sink error ends the scan with that error; nothing after it is sunk.
+        let mut sunk = Vec::new();
+        let err = scan(
+            &ctx,
+            &img,
+            grain,
+            |_, _| Ok(()),
+            |i, (), _| {
+                if i >= per_batch + 7 {
+                    return Err(Error::overflow("the test's sink"));
+                }
+                sunk.push(i);
+                Ok(())
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("the test's sink"), "{err}");
+        assert_eq!(
+            sunk,
+            marked
+                .iter()
+                .copied()
+                .filter(|&i| i < per_batch + 7)
+                .collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn test_candidates_round_out_and_merge() {

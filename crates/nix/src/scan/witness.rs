@@ -24,7 +24,8 @@
 //! went into the image.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -96,8 +97,11 @@ struct Queue {
 
 struct Shared {
     snap: Arc<Snapshot>,
-    /// A store file's host path → (store path, entry).
-    by_host: HashMap<PathBuf, (usize, usize)>,
+    /// A store file's host path, as bytes → (store path, entry). Bytes, not `Path`s: a `Path`
+    /// hashes and compares component by component, and this is looked up for every piece
+    /// read. The writer names a file exactly as the scan recorded it, so byte equality finds
+    /// it (a file named otherwise would only be hashed again by a read of its own).
+    by_host: HashMap<Vec<u8>, (usize, usize)>,
     states: Vec<Mutex<PathState>>,
     budget: Mutex<Budget>,
     /// Signalled when the ready budget shrinks.
@@ -144,7 +148,7 @@ impl Witness {
         for (p, d) in snap.deferred.iter().enumerate() {
             for (e, entry) in d.entries.iter().enumerate() {
                 if entry.file_size() > 0 {
-                    by_host.insert(entry.host.clone(), (p, e));
+                    by_host.insert(entry.host.as_os_str().as_bytes().to_vec(), (p, e));
                 }
             }
             let mut hasher = Hasher::default();
@@ -204,7 +208,7 @@ impl Witness {
     /// Takes the bytes `bytes` the image writer read from the host file `host` at `offset`.
     /// A file that is not a store file of the snapshot is ignored.
     pub fn observe(&self, host: &Path, offset: u64, bytes: &[u8]) {
-        if let Some(&(p, e)) = self.shared.by_host.get(host) {
+        if let Some(&(p, e)) = self.shared.by_host.get(host.as_os_str().as_bytes()) {
             self.shared.offer(p, e, offset, bytes);
         }
     }
@@ -534,6 +538,7 @@ mod tests {
     use super::*;
     use crate::nar::hash_path;
     use crate::scan::{Entry, EntryKind, scan};
+    use std::path::PathBuf;
 
     /// A store of three paths of every shape: a tree, a single executable file, a symlink.
     fn store() -> (tempfile::TempDir, Vec<(PathBuf, Vec<Entry>)>) {
