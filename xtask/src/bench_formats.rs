@@ -182,6 +182,9 @@ fn bench_build(bin: &Path, dir: &Path, work: &Path) -> Result<(PathBuf, Vec<Buil
         dir.display(),
         crate::measure::loadavg()
     );
+    if let Some(line) = crate::measure::free_page_reporting() {
+        println!("{line}\n");
+    }
     println!(
         "| build --format | wall s | CPU s | peak RSS MiB | output MiB (allocated) | load avg after |"
     );

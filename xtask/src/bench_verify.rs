@@ -134,7 +134,11 @@ fn closure_cost(bin: &Path, dir: &Path, work: &Path, runs: usize) -> Result<()> 
             off.0, off.1
         );
     }
-    println!("\nload average after: {}\n", crate::measure::loadavg());
+    println!("\nload average after: {}", crate::measure::loadavg());
+    if let Some(line) = crate::measure::free_page_reporting() {
+        println!("{line}");
+    }
+    println!();
     Ok(())
 }
 
