@@ -313,7 +313,8 @@ impl<W: Write> TarWriter<W> {
                         self.inner.append_data(&mut h, path, *b).map_err(io_err)
                     }
                     Data::Host(p) => {
-                        let f = std::fs::File::open(p).map_err(|e| Error::at_path(p, e))?;
+                        let f =
+                            imagetool_blockio::open_regular(p).map_err(|e| Error::at_path(p, e))?;
                         let len = f.metadata().map_err(|e| Error::at_path(p, e))?.len();
                         h.set_size(len);
                         let r = Exact {

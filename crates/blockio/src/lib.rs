@@ -115,10 +115,38 @@ pub trait WriteAt: Sync {
     /// # Errors
     /// As [`WriteAt::copy_from_file`], and any error opening `src`; messages name the path.
     fn copy_from_path(&self, src: &Path, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
-        let f = File::open(src)
+        let f = open_regular(src)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
         self.copy_from_file(&f, src_offset, len, offset)
     }
+}
+
+/// Opens the source file `path` for reading, refusing anything but a regular file, without
+/// blocking: a source was a regular file when a writer looked at it, and something put in its
+/// place since (a FIFO, whose plain open waits for a writer forever; a device) must be an
+/// error, not a hang. The open passes `O_NONBLOCK` (which reads of a regular file ignore) and
+/// `O_NOCTTY`, and the type is checked on the descriptor.
+///
+/// # Errors
+/// Any error opening `path`; `InvalidInput` when it is not a regular file. Messages do not
+/// name the path: callers add it.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(
+            (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY)
+                .bits()
+                .cast_signed(),
+        )
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (any more: it was one when it was first looked at)",
+        ));
+    }
+    Ok(f)
 }
 
 /// Lists the byte ranges of a backing that hold data (were written), sorted and coalesced.

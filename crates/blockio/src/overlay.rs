@@ -268,7 +268,7 @@ impl Overlay {
             return Ok(Arc::clone(f));
         }
         let path = src.path.as_deref().unwrap_or(Path::new(""));
-        let f = Arc::new(File::open(path).map_err(|e| named(e, &src.name()))?);
+        let f = Arc::new(crate::open_regular(path).map_err(|e| named(e, &src.name()))?);
         let mut open = lock();
         if open.map.insert(src.id, Arc::clone(&f)).is_none() {
             open.order.push_back(src.id);
@@ -612,6 +612,39 @@ mod tests {
         assert!(o.write_all_at(&[1], 1 << 20).is_err());
         assert!(o.copy_from_path(&p, 0, 2, (1 << 20) - 1).is_err());
         assert!(o.read_exact_at(&mut b, (1 << 20) - 100).is_err());
+    }
+
+    #[test]
+    fn test_a_source_replaced_by_a_fifo_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("becomes a fifo");
+        std::fs::write(&p, vec![7u8; 10_000]).unwrap();
+        let o = Overlay::new(1 << 20);
+        o.copy_from_path(&p, 0, 10_000, 0).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // A plain open of a FIFO waits for a writer that never comes: read on a thread, so a
+        // hang fails the test instead of stalling it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = vec![0u8; 4096];
+            let _ = tx.send(o.read_exact_at(&mut b, 0).map_err(|e| e.to_string()));
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("reading a source replaced by a FIFO hung");
+        let e = r.unwrap_err();
+        assert!(
+            e.contains("becomes a fifo") && e.contains("not a regular file"),
+            "{e}"
+        );
     }
 
     /// A deterministic generator (xorshift) for the model test.

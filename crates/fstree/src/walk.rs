@@ -147,7 +147,7 @@ pub fn host_file_data(path: &Path, st: &Metadata, sparse: bool) -> crate::Result
     let mut data = None;
     // Only a file with fewer allocated bytes than its size can have holes.
     if sparse && size > 0 && st.blocks().saturating_mul(512) < size {
-        let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+        let f = imagetool_blockio::open_regular(path).map_err(|e| Error::io(path, "open", e))?;
         data = Some(data_ranges(&f, size).map_err(|e| Error::io(path, "find holes", e))?);
     }
     Ok(FileData {

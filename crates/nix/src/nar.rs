@@ -13,7 +13,7 @@
 //! Directory entries come in byte order of their names. A regular file is executable when its
 //! owner-execute bit is set; nothing else of its metadata is recorded.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -68,7 +68,7 @@ fn dump_node<W: Write + ?Sized>(path: &Path, out: &mut W, buf: &mut [u8]) -> Res
         write_str(out, b"contents").map_err(io_err)?;
         let len = meta.len();
         out.write_all(&len.to_le_bytes()).map_err(io_err)?;
-        let mut file = File::open(path).map_err(io_err)?;
+        let mut file = imagetool_blockio::open_regular(path).map_err(io_err)?;
         let mut left = len;
         while left > 0 {
             let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());

@@ -9,7 +9,6 @@
 //! bytes do not depend on the number of threads; memory holds one batch at a time.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use imagetool_blockio::{WriteAt, is_zero};
@@ -506,7 +505,8 @@ fn read_region(it: &Item<'_>, start: u64, buf: &mut [u8]) -> Result<()> {
             buf.copy_from_slice(src);
         }
         Source::Host(p) => {
-            let f = File::open(p).map_err(|e| Error::io(p.display(), "open", e))?;
+            let f = imagetool_blockio::open_regular(p)
+                .map_err(|e| Error::io(p.display(), "open", e))?;
             for r in it.data.data_ranges() {
                 let (a, b) = (r.start.max(start), r.end.min(end));
                 if a >= b {
