@@ -72,7 +72,9 @@ where
         let (read, sunk) = std::thread::scope(|s| {
             let reader = (!next.is_empty()).then(|| {
                 let (buf, next, map) = (&mut next_buf[..], &next, &map);
-                s.spawn(move || read_batch(ctx, src, grain, size, next, buf, map))
+                std::thread::Builder::new()
+                    .name("imagetool-read".into())
+                    .spawn_scoped(s, move || read_batch(ctx, src, grain, size, next, buf, map))
             });
             let mut sunk = Ok(());
             for ((k, &i), r) in cur.iter().enumerate().zip(done.drain(..)) {
@@ -85,13 +87,19 @@ where
                     }
                 }
             }
-            let read = reader.map_or(Ok(Vec::new()), |h| {
-                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-            });
+            // `None`: no thread could be started, so the batch is read below, in turn.
+            let read = match reader {
+                None => Some(Ok(Vec::new())),
+                Some(Ok(h)) => Some(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+                Some(Err(_)) => None,
+            };
             (read, sunk)
         });
         sunk?;
-        done = read?;
+        done = match read {
+            Some(read) => read?,
+            None => read_batch(ctx, src, grain, size, &next, &mut next_buf[..], &map)?,
+        };
         cur = next;
         std::mem::swap(&mut cur_buf, &mut next_buf);
     }
