@@ -146,8 +146,6 @@ pub fn root_tree_checked(closure: &Closure, opts: &RootOptions) -> Result<(Tree,
     }
     let when = Timestamp::from_secs(opts.timestamp);
     let dir = |mode: u16| Meta::dir(mode).at(when);
-    let file = |mode: u16| Meta::file(mode).at(when);
-    let link = || Meta::symlink().at(when);
 
     if opts.only_nix_store {
         if !opts.contents.is_empty() || opts.config_file.is_some() {
@@ -163,7 +161,7 @@ pub fn root_tree_checked(closure: &Closure, opts: &RootOptions) -> Result<(Tree,
     }
 
     let mut tree = Tree::new(dir(0o755));
-    let t = |e: imagetool_fstree::Error| Error::new(ErrorKind::InvalidInput, e.to_string());
+    let t = tree_err;
     for d in [&b"nix"[..], b"nix/var", b"nix/var/nix", b"nix/var/nix/db"] {
         tree.add_dir(d, dir(0o755)).map_err(t)?;
     }
@@ -177,7 +175,25 @@ pub fn root_tree_checked(closure: &Closure, opts: &RootOptions) -> Result<(Tree,
         &mut snapshot,
     )?;
 
-    // The database, generated through a temporary file and held in memory.
+    add_db_and_profiles(&mut tree, closure, opts)?;
+    add_etc_and_root(&mut tree, opts)?;
+    add_contents(&mut tree, &opts.contents, when)?;
+    Ok((tree, snapshot))
+}
+
+/// An fstree error building the root tree, as this crate's.
+fn tree_err(e: imagetool_fstree::Error) -> Error {
+    Error::new(ErrorKind::InvalidInput, e.to_string())
+}
+
+/// The Nix database (generated through a temporary file, held in memory), its schema version
+/// and the profiles: what nixos-install leaves under /nix/var/nix.
+fn add_db_and_profiles(tree: &mut Tree, closure: &Closure, opts: &RootOptions) -> Result<()> {
+    let when = Timestamp::from_secs(opts.timestamp);
+    let dir = |mode: u16| Meta::dir(mode).at(when);
+    let file = |mode: u16| Meta::file(mode).at(when);
+    let link = || Meta::symlink().at(when);
+    let t = tree_err;
     let infos: Vec<PathInfo> = closure.infos().cloned().collect();
     let db = generate_db(&infos, opts.timestamp)?;
     tree.add_file(
@@ -210,6 +226,16 @@ pub fn root_tree_checked(closure: &Closure, opts: &RootOptions) -> Result<(Tree,
         )
         .map_err(t)?;
     }
+    Ok(())
+}
+
+/// /etc/NIXOS, /etc/nixos/configuration.nix when given, /root and the channel's links.
+fn add_etc_and_root(tree: &mut Tree, opts: &RootOptions) -> Result<()> {
+    let when = Timestamp::from_secs(opts.timestamp);
+    let dir = |mode: u16| Meta::dir(mode).at(when);
+    let file = |mode: u16| Meta::file(mode).at(when);
+    let link = || Meta::symlink().at(when);
+    let t = tree_err;
     tree.add_dir(b"etc", dir(0o755)).map_err(t)?;
     tree.add_file(b"etc/NIXOS", Source::Bytes(Vec::new().into()), file(0o644))
         .map_err(t)?;
@@ -249,8 +275,7 @@ pub fn root_tree_checked(closure: &Closure, opts: &RootOptions) -> Result<(Tree,
         )
         .map_err(t)?;
     }
-    add_contents(&mut tree, &opts.contents, when)?;
-    Ok((tree, snapshot))
+    Ok(())
 }
 
 /// Adds every store path of `closure` under `prefix` as its NAR describes it ([`crate::scan`]):
@@ -277,7 +302,7 @@ fn add_store(
             scan::scan(&host)
         })
         .collect::<Result<_>>()?;
-    let t = |e: imagetool_fstree::Error| Error::new(ErrorKind::InvalidInput, e.to_string());
+    let t = tree_err;
     let one = Timestamp::from_secs(1);
     for (info, entries) in infos.iter().zip(scanned) {
         let base = [prefix, info.path.base_name().as_bytes()].concat();
@@ -335,7 +360,7 @@ fn generate_db(infos: &[PathInfo], timestamp: i64) -> Result<Vec<u8>> {
 }
 
 fn add_contents(tree: &mut Tree, contents: &[Content], when: Timestamp) -> Result<()> {
-    let t = |e: imagetool_fstree::Error| Error::new(ErrorKind::InvalidInput, e.to_string());
+    let t = tree_err;
     // Expand globs first, so duplicate targets are found whatever the order.
     let mut items: Vec<(PathBuf, String, &Content)> = Vec::new();
     for c in contents {
