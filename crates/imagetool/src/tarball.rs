@@ -147,35 +147,7 @@ pub fn build_tree_variant(
             (outs, None, entries)
         }
         TreeVariant::LxcMetadata => {
-            let store_paths: Vec<String> = loaded
-                .closure
-                .infos()
-                .map(|i| i.path.as_str().to_string())
-                .collect();
-            let store = imagetool_boot::Closure::new(&tb.image.store_root, store_paths);
-            let top_host = store.host(loaded.toplevel.as_str());
-            let generation = imagetool_boot::bootspec::Generation::load(&top_host)?;
-            // distroName, distroId and codeName, from the system's os-release when it has one.
-            let os_release = store
-                .file(&format!("{}/etc/os-release", loaded.toplevel))
-                .ok()
-                .and_then(|(_, host)| std::fs::read_to_string(host).ok())
-                .unwrap_or_default();
-            let label = crate::variant::system_identity(&tb.image)
-                .map(|(l, _)| l)
-                .unwrap_or_default();
-            let yaml = lxc_metadata_yaml(&generation.bootspec.system, &label, epoch, &os_release);
-            let meta = TarMeta {
-                mtime: u64::try_from(epoch).unwrap_or(0),
-                uname: String::new(),
-                gname: String::new(),
-                ..TarMeta::file(0o644)
-            };
-            let out = packed(&paths[0], c, |w| {
-                let mut t = TarWriter::new(w);
-                t.append(&Entry::bytes("metadata.yaml", meta, yaml.as_bytes()))?;
-                Ok(t.finish()?)
-            })?;
+            let out = lxc_metadata(tb, &loaded, &paths[0], c)?;
             (vec![out], None, 1)
         }
         TreeVariant::Lxc | TreeVariant::ProxmoxLxc | TreeVariant::Docker => {
@@ -233,6 +205,46 @@ pub fn build_tree_variant(
         files,
         store_paths: loaded.closure.len(),
         entries,
+    })
+}
+
+/// lxc-container.nix's metadata tarball: metadata.yaml naming the system (its bootspec's
+/// system, the image's label, the build time and os-release's distribution names).
+fn lxc_metadata(
+    tb: &TreeBuild,
+    loaded: &Loaded,
+    dest: &Path,
+    c: Compression,
+) -> Result<AtomicFile, TreeError> {
+    let epoch = tb.image.timestamp.secs;
+    let store_paths: Vec<String> = loaded
+        .closure
+        .infos()
+        .map(|i| i.path.as_str().to_string())
+        .collect();
+    let store = imagetool_boot::Closure::new(&tb.image.store_root, store_paths);
+    let top_host = store.host(loaded.toplevel.as_str());
+    let generation = imagetool_boot::bootspec::Generation::load(&top_host)?;
+    // distroName, distroId and codeName, from the system's os-release when it has one.
+    let os_release = store
+        .file(&format!("{}/etc/os-release", loaded.toplevel))
+        .ok()
+        .and_then(|(_, host)| std::fs::read_to_string(host).ok())
+        .unwrap_or_default();
+    let label = crate::variant::system_identity(&tb.image)
+        .map(|(l, _)| l)
+        .unwrap_or_default();
+    let yaml = lxc_metadata_yaml(&generation.bootspec.system, &label, epoch, &os_release);
+    let meta = TarMeta {
+        mtime: u64::try_from(epoch).unwrap_or(0),
+        uname: String::new(),
+        gname: String::new(),
+        ..TarMeta::file(0o644)
+    };
+    packed(dest, c, |w| {
+        let mut t = TarWriter::new(w);
+        t.append(&Entry::bytes("metadata.yaml", meta, yaml.as_bytes()))?;
+        Ok(t.finish()?)
     })
 }
 
