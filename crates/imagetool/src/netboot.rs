@@ -27,7 +27,6 @@ use imagetool_archive::Compression;
 use imagetool_archive::cpio::CpioWriter;
 use imagetool_archive::tar::{Data, Entry, Kind as TarKind, Meta as TarMeta, TarWriter};
 use imagetool_blockio::{AtomicFile, Cancel};
-use imagetool_boot as boot;
 
 use crate::build::{BuildError, Phase, Progress};
 use crate::tree_variant::{
@@ -48,14 +47,7 @@ pub struct BootFiles {
 }
 
 fn boot_files(tb: &TreeBuild, loaded: &Loaded) -> Result<BootFiles, TreeError> {
-    let paths: Vec<String> = loaded
-        .closure
-        .infos()
-        .map(|i| i.path.as_str().to_string())
-        .collect();
-    let store = boot::Closure::new(&tb.image.store_root, paths);
-    let top_host = store.host(loaded.toplevel.as_str());
-    let generation = boot::bootspec::Generation::load(&top_host)?;
+    let (store, generation) = loaded.generation(&tb.image.store_root)?;
     let bs = &generation.bootspec;
     let (_, kernel) = store.file(&bs.kernel)?;
     let Some(initrd) = &bs.initrd else {

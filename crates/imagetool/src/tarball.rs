@@ -217,14 +217,7 @@ fn lxc_metadata(
     c: Compression,
 ) -> Result<AtomicFile, TreeError> {
     let epoch = tb.image.timestamp.secs;
-    let store_paths: Vec<String> = loaded
-        .closure
-        .infos()
-        .map(|i| i.path.as_str().to_string())
-        .collect();
-    let store = imagetool_boot::Closure::new(&tb.image.store_root, store_paths);
-    let top_host = store.host(loaded.toplevel.as_str());
-    let generation = imagetool_boot::bootspec::Generation::load(&top_host)?;
+    let (store, generation) = loaded.generation(&tb.image.store_root)?;
     // distroName, distroId and codeName, from the system's os-release when it has one.
     let os_release = store
         .file(&format!("{}/etc/os-release", loaded.toplevel))

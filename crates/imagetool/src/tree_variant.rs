@@ -267,6 +267,31 @@ pub(crate) struct Loaded {
     pub toplevel: StorePath,
 }
 
+impl Loaded {
+    /// The closure as the boot crate reads it (under `store_root`), and the toplevel's
+    /// generation (its bootspec).
+    pub(crate) fn generation(
+        &self,
+        store_root: &Path,
+    ) -> Result<
+        (
+            imagetool_boot::Closure,
+            imagetool_boot::bootspec::Generation,
+        ),
+        TreeError,
+    > {
+        let paths: Vec<String> = self
+            .closure
+            .infos()
+            .map(|i| i.path.as_str().to_string())
+            .collect();
+        let store = imagetool_boot::Closure::new(store_root, paths);
+        let top_host = store.host(self.toplevel.as_str());
+        let generation = imagetool_boot::bootspec::Generation::load(&top_host)?;
+        Ok((store, generation))
+    }
+}
+
 /// Loads the closure (reporting [`Phase::Closure`]).
 pub(crate) fn load(tb: &TreeBuild, progress: &mut dyn Progress) -> Result<Loaded, TreeError> {
     let spec = &tb.image;

@@ -156,9 +156,10 @@ pub fn scan(host: &Path) -> Result<Vec<Entry>> {
             let mut children = Vec::new();
             for entry in std::fs::read_dir(&path).map_err(|e| Error::io(&path, e))? {
                 let entry = entry.map_err(|e| Error::io(&path, e))?;
-                let child = path.join(entry.file_name());
+                let name = entry.file_name();
+                let child = path.join(&name);
                 let meta = entry.metadata().map_err(|e| Error::io(&child, e))?;
-                children.push((entry.file_name(), child, meta));
+                children.push((name, child, meta));
             }
             children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             for (name, child, meta) in children.into_iter().rev() {

@@ -62,9 +62,7 @@ where
     // buffer while batch k is handed to `sink` from the other. A writer's output calls then
     // run beside the source reads and whatever the reads cost (a checksum over the bytes,
     // say), instead of after them.
-    let mut bufs = [vec![0u8; per_batch * g], vec![0u8; per_batch * g]];
-    let [front, back] = &mut bufs;
-    let (mut cur_buf, mut next_buf) = (front, back);
+    let (mut cur_buf, mut next_buf) = (vec![0u8; per_batch * g], vec![0u8; per_batch * g]);
     let mut cur = take();
     let mut done = read_batch(ctx, src, grain, size, &cur, &mut cur_buf[..], &map)?;
     while !cur.is_empty() {
